@@ -1,0 +1,82 @@
+//! The one error type of `dam-core`.
+
+use std::path::PathBuf;
+
+/// Largest accepted image side, in pixels. Larger inputs are rejected before any allocation
+/// proportional to their size (a 16384² RGB image is already 768 MiB).
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+
+/// Everything that can go wrong in `dam-core`: bad user input, bad checkpoint files.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The mask has no foreground pixel, so there is no region to describe.
+    #[error("the mask is empty: it has no non-zero pixel, so there is no region to describe")]
+    EmptyMask,
+    /// Mask and image must have the same width and height.
+    #[error("mask is {mask_w}x{mask_h} but the image is {image_w}x{image_h}; they must be the same size")]
+    MaskSizeMismatch {
+        mask_w: u32,
+        mask_h: u32,
+        image_w: u32,
+        image_h: u32,
+    },
+    /// An image or mask with a zero side.
+    #[error("image is {width}x{height}: both sides must be at least 1 pixel")]
+    ZeroSizedImage { width: u32, height: u32 },
+    /// An image or mask larger than [`MAX_IMAGE_SIDE`] on a side.
+    #[error("image is {width}x{height}: the largest supported side is {max} pixels")]
+    ImageTooLarge { width: u32, height: u32, max: u32 },
+    /// A mask built from raw data whose length is not width × height.
+    #[error("mask data has {len} values but {width}x{height} needs {expected}")]
+    MaskDataLength {
+        len: usize,
+        width: u32,
+        height: u32,
+        expected: usize,
+    },
+    /// A box or point outside the image, or a box with no area.
+    #[error("bad region coordinates: {0}")]
+    BadCoordinates(String),
+    /// A query without `<image>`, or with a placeholder count that differs from the number of
+    /// images or frames given.
+    #[error("bad prompt: {0}")]
+    BadPrompt(String),
+    /// A config value this implementation does not support.
+    #[error("{file}: `{key}` is {found}, but dam-rs supports {supported}")]
+    UnsupportedConfig {
+        file: String,
+        key: String,
+        found: String,
+        supported: String,
+    },
+    /// A config file that could not be read or parsed.
+    #[error("cannot read config {path}: {reason}")]
+    ConfigFile { path: PathBuf, reason: String },
+    /// A checkpoint folder that lacks a file it must have.
+    #[error("checkpoint folder {dir} has no {file}")]
+    MissingCheckpointFile { dir: PathBuf, file: String },
+    /// An image or mask file that could not be read or decoded.
+    #[error("cannot read image {path}: {reason}")]
+    ImageFile { path: PathBuf, reason: String },
+    /// Errors from the weight files.
+    #[error(transparent)]
+    Weights(#[from] crate::weights::WeightError),
+}
+
+/// Result with [`CoreError`].
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+/// Checks the size limits every image and mask must meet.
+pub fn check_image_size(width: u32, height: u32) -> Result<()> {
+    if width == 0 || height == 0 {
+        return Err(CoreError::ZeroSizedImage { width, height });
+    }
+    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+        return Err(CoreError::ImageTooLarge {
+            width,
+            height,
+            max: MAX_IMAGE_SIDE,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! # dam-core
+//!
+//! The backend-independent part of [dam-rs](https://github.com/dam-rs/dam-rs), a Rust port of
+//! NVIDIA's Describe Anything Model (DAM-3B, DAM-3B-Video):
+//!
+//! * [`Region`]s (mask, box, points, scribble) and the [`Mask`] type;
+//! * the focal prompt: crop geometry ([`focal_crop`]), Pillow-exact resampling
+//!   ([`resample`], hand-written because no crate matches Pillow bit for bit) and the
+//!   8-channel view assembly ([`focal_prompt`]);
+//! * the `v1` conversation template and DAM's queries ([`prompt`]);
+//! * checkpoint configs with validation ([`config`]) and weight files ([`weights`]);
+//! * small layers shared by the model crates ([`nn`]);
+//! * one error type, [`CoreError`].
+
+pub mod config;
+pub mod error;
+pub mod focal_crop;
+pub mod mask;
+pub mod nn;
+pub mod preprocess;
+pub mod prompt;
+pub mod region;
+pub mod resample;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
+pub mod weights;
+
+pub use config::CheckpointConfig;
+pub use error::{CoreError, MAX_IMAGE_SIDE, Result};
+pub use focal_crop::{CropRect, focal_crop};
+pub use mask::{Mask, MaskBox};
+pub use preprocess::{FocalPrompt, ImageProcessor, crop_views, focal_prompt};
+pub use prompt::Granularity;
+pub use region::{BoxRegion, Point, Points, Region};
+pub use weights::{Init, Loader, WeightError, Weights};
+
+#[cfg(test)]
+mod fixture_tests;

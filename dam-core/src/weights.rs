@@ -1,0 +1,359 @@
+//! Reading checkpoint weights: safetensors files (single or sharded through
+//! `model.safetensors.index.json`), stored as f32, f16 or bf16; or random weights of the
+//! right shapes for benchmarks. Kept apart from the model code: modules ask a [`Loader`] for
+//! tensors by their checkpoint names and shapes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use burn::nn::Linear;
+use burn::module::Param;
+use burn::tensor::{Distribution, Tensor, TensorData};
+use burn::tensor::Device;
+use memmap2::Mmap;
+use safetensors::{Dtype, SafeTensors, tensor::Metadata};
+
+/// Errors from weight files, each naming the file or tensor concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightError {
+    #[error("cannot read weight file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("weight file {path} is not a valid safetensors file (truncated or corrupt?): {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("shard index {path}: {reason}")]
+    Index { path: PathBuf, reason: String },
+    #[error("no weights in {dir}: expected model.safetensors or model.safetensors.index.json")]
+    NoWeights { dir: PathBuf },
+    #[error("tensor `{name}` is missing from {location}")]
+    Missing { name: String, location: String },
+    #[error("tensor `{name}` has shape {found:?} in the checkpoint, but the model expects {expected:?}")]
+    Shape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("tensor `{name}` is stored as {dtype}; supported are F32, F16 and BF16")]
+    Dtype { name: String, dtype: String },
+}
+
+type WResult<T> = Result<T, WeightError>;
+
+struct SafetensorsFile {
+    path: PathBuf,
+    mmap: Mmap,
+    data_start: usize,
+    metadata: Metadata,
+}
+
+impl SafetensorsFile {
+    fn open(path: &Path) -> WResult<Self> {
+        let io = |source| WeightError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        // SAFETY: the file is opened read-only and only read through this map; like every
+        // safetensors reader we assume it is not truncated by another process meanwhile.
+        let mmap = unsafe { Mmap::map(&file) }.map_err(io)?;
+        let (header, metadata) = SafeTensors::read_metadata(&mmap).map_err(|e| WeightError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            mmap,
+            data_start: 8 + header,
+            metadata,
+        })
+    }
+}
+
+/// Safetensors weights of one model folder (or one file).
+pub struct SafetensorsWeights {
+    files: Vec<SafetensorsFile>,
+    index: HashMap<String, usize>,
+    location: String,
+}
+
+impl std::fmt::Debug for SafetensorsWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SafetensorsWeights")
+            .field("location", &self.location)
+            .field("tensors", &self.index.len())
+            .finish()
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ShardIndex {
+    weight_map: HashMap<String, String>,
+}
+
+impl SafetensorsWeights {
+    /// Opens a folder: `model.safetensors.index.json` (sharded) if present, else
+    /// `model.safetensors`.
+    pub fn open_dir(dir: &Path) -> WResult<Self> {
+        let index_path = dir.join("model.safetensors.index.json");
+        if index_path.is_file() {
+            let text = std::fs::read_to_string(&index_path).map_err(|source| WeightError::Io {
+                path: index_path.clone(),
+                source,
+            })?;
+            let index: ShardIndex = serde_json::from_str(&text).map_err(|e| WeightError::Index {
+                path: index_path.clone(),
+                reason: e.to_string(),
+            })?;
+            let shards: BTreeSet<&String> = index.weight_map.values().collect();
+            let paths: Vec<PathBuf> = shards.into_iter().map(|s| dir.join(s)).collect();
+            let weights = Self::open_files(&paths, dir.display().to_string())?;
+            // Every tensor the index names must be in the shard it names.
+            for (name, shard) in &index.weight_map {
+                let file = weights.index.get(name).map(|&i| &weights.files[i].path);
+                if file != Some(&dir.join(shard)) {
+                    return Err(WeightError::Index {
+                        path: index_path,
+                        reason: format!("tensor `{name}` is listed in {shard} but is not in that file"),
+                    });
+                }
+            }
+            return Ok(weights);
+        }
+        let single = dir.join("model.safetensors");
+        if single.is_file() {
+            return Self::open_files(&[single], dir.display().to_string());
+        }
+        Err(WeightError::NoWeights { dir: dir.to_path_buf() })
+    }
+
+    /// Opens one safetensors file.
+    pub fn open_file(path: &Path) -> WResult<Self> {
+        Self::open_files(&[path.to_path_buf()], path.display().to_string())
+    }
+
+    fn open_files(paths: &[PathBuf], location: String) -> WResult<Self> {
+        let mut files = Vec::with_capacity(paths.len());
+        let mut index = HashMap::new();
+        for (i, path) in paths.iter().enumerate() {
+            let file = SafetensorsFile::open(path)?;
+            for name in file.metadata.tensors().keys() {
+                index.insert(name.clone(), i);
+            }
+            files.push(file);
+        }
+        Ok(Self { files, index, location })
+    }
+
+    /// Names of all stored tensors.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.index.keys().map(String::as_str)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    /// Stored shape of a tensor.
+    pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        let &i = self.index.get(name)?;
+        self.files[i].metadata.info(name).map(|t| t.shape.clone())
+    }
+
+    /// Reads a tensor as f32 values after checking its shape.
+    pub fn read_f32(&self, name: &str, expected: &[usize]) -> WResult<Vec<f32>> {
+        let missing = || WeightError::Missing {
+            name: name.to_string(),
+            location: self.location.clone(),
+        };
+        let &i = self.index.get(name).ok_or_else(missing)?;
+        let file = &self.files[i];
+        let info = file.metadata.info(name).ok_or_else(missing)?;
+        if info.shape != expected {
+            return Err(WeightError::Shape {
+                name: name.to_string(),
+                expected: expected.to_vec(),
+                found: info.shape.clone(),
+            });
+        }
+        let (a, b) = info.data_offsets;
+        let bytes = &file.mmap[file.data_start + a..file.data_start + b];
+        let values = match info.dtype {
+            Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            Dtype::F16 => bytes
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => bytes
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(WeightError::Dtype {
+                    name: name.to_string(),
+                    dtype: format!("{other:?}"),
+                });
+            }
+        };
+        Ok(values)
+    }
+}
+
+/// How a random-weight source fills a tensor (ignored when reading a checkpoint).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    Ones,
+    Zeros,
+    /// Normal with mean 0.
+    Normal(f64),
+    Const(f64),
+}
+
+/// Where weights come from.
+#[derive(Debug)]
+pub enum Weights {
+    /// A checkpoint's safetensors files.
+    Safetensors(SafetensorsWeights),
+    /// Random weights of the right shapes (benchmarks): linear weights N(0, 0.02), norms 1,
+    /// biases 0. Seed the device for reproducible values.
+    Random,
+}
+
+impl Weights {
+    /// Opens a checkpoint sub-folder.
+    pub fn open_dir(dir: &Path) -> WResult<Self> {
+        SafetensorsWeights::open_dir(dir).map(Weights::Safetensors)
+    }
+}
+
+/// Hands out tensors under a name prefix, on one device.
+#[derive(Clone)]
+pub struct Loader<'a> {
+    weights: &'a Weights,
+    device: &'a Device,
+    prefix: String,
+}
+
+impl<'a> Loader<'a> {
+    pub fn new(weights: &'a Weights, device: &'a Device) -> Self {
+        Self {
+            weights,
+            device,
+            prefix: String::new(),
+        }
+    }
+
+    /// A loader for the names under `sub` (joined with `.`).
+    pub fn at(&self, sub: impl std::fmt::Display) -> Self {
+        Self {
+            weights: self.weights,
+            device: self.device,
+            prefix: self.name(&sub.to_string()),
+        }
+    }
+
+    pub fn device(&self) -> &'a Device {
+        self.device
+    }
+
+    /// The full checkpoint name of `leaf` under this loader's prefix.
+    pub fn name(&self, leaf: &str) -> String {
+        if self.prefix.is_empty() {
+            leaf.to_string()
+        } else {
+            format!("{}.{leaf}", self.prefix)
+        }
+    }
+
+    /// Whether the checkpoint stores `leaf` (always true for random weights).
+    pub fn contains(&self, leaf: &str) -> bool {
+        match self.weights {
+            Weights::Safetensors(s) => s.contains(&self.name(leaf)),
+            Weights::Random => true,
+        }
+    }
+
+    fn read(&self, leaf: &str, shape: &[usize], transpose: bool, init: Init) -> WResult<TensorData> {
+        let Weights::Safetensors(s) = self.weights else {
+            unreachable!("read() is only called for safetensors weights: {init:?}")
+        };
+        let values = s.read_f32(&self.name(leaf), shape)?;
+        if transpose {
+            let (rows, cols) = (shape[0], shape[1]);
+            let mut t = vec![0.0f32; values.len()];
+            for r in 0..rows {
+                for c in 0..cols {
+                    t[c * rows + r] = values[r * cols + c];
+                }
+            }
+            Ok(TensorData::new(t, [cols, rows]))
+        } else {
+            Ok(TensorData::new(values, shape.to_vec()))
+        }
+    }
+
+    fn random<const D: usize>(&self, shape: [usize; D], init: Init) -> Tensor<D> {
+        match init {
+            Init::Ones => Tensor::ones(shape, self.device),
+            Init::Zeros => Tensor::zeros(shape, self.device),
+            Init::Const(v) => Tensor::full(shape, v, self.device),
+            Init::Normal(std) => Tensor::random(shape, Distribution::Normal(0.0, std), self.device),
+        }
+    }
+
+    /// The tensor `leaf` with exactly `shape`, in the device's float type.
+    pub fn tensor<const D: usize>(&self, leaf: &str, shape: [usize; D], init: Init) -> WResult<Tensor<D>> {
+        match self.weights {
+            Weights::Random => Ok(self.random(shape, init)),
+            Weights::Safetensors(_) => Ok(Tensor::from_data(self.read(leaf, &shape, false, init)?, self.device)),
+        }
+    }
+
+    /// A PyTorch `[out, in]` matrix returned as `[in, out]` (burn's `Linear` layout).
+    pub fn matrix_transposed(&self, leaf: &str, d_out: usize, d_in: usize) -> WResult<Tensor<2>> {
+        let init = Init::Normal(0.02);
+        match self.weights {
+            Weights::Random => Ok(self.random([d_in, d_out], init)),
+            Weights::Safetensors(_) => Ok(Tensor::from_data(self.read(leaf, &[d_out, d_in], true, init)?, self.device)),
+        }
+    }
+
+    /// `nn.Linear(d_in, d_out)` stored as `{leaf}.weight` `[d_out, d_in]` (+ `{leaf}.bias`).
+    pub fn linear(&self, leaf: &str, d_in: usize, d_out: usize, bias: bool) -> WResult<Linear> {
+        let at = self.at(leaf);
+        let weight = at.matrix_transposed("weight", d_out, d_in)?;
+        let bias = if bias {
+            Some(Param::from_tensor(at.tensor("bias", [d_out], Init::Zeros)?))
+        } else {
+            None
+        };
+        Ok(Linear {
+            weight: Param::from_tensor(weight),
+            bias,
+        })
+    }
+
+    /// Several `[out_i, in]` linear layers concatenated along the output (e.g. q, k, v into
+    /// one projection): one bigger matmul instead of several small ones.
+    pub fn fused_linear(&self, leaves: &[&str], d_in: usize, d_outs: &[usize], bias: bool) -> WResult<Linear> {
+        let mut weights = Vec::with_capacity(leaves.len());
+        let mut biases = Vec::with_capacity(leaves.len());
+        for (leaf, &d_out) in leaves.iter().zip(d_outs) {
+            let l = self.linear(leaf, d_in, d_out, bias)?;
+            weights.push(l.weight.val());
+            if let Some(b) = l.bias {
+                biases.push(b.val());
+            }
+        }
+        Ok(Linear {
+            weight: Param::from_tensor(Tensor::cat(weights, 1)),
+            bias: bias.then(|| Param::from_tensor(Tensor::cat(biases, 0))),
+        })
+    }
+}

@@ -1,0 +1,1 @@
+//! SentencePiece `tokenizer.model` → `tokenizers` BPE, matching the slow `LlamaTokenizer`.

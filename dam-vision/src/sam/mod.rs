@@ -1,0 +1,1 @@
+//! Segment Anything v1 (transformers' `SamModel` / `SamProcessor`) on burn.
