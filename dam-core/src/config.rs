@@ -238,7 +238,10 @@ impl LlmConfig {
     }
 
     pub fn eos_ids(&self) -> Vec<u32> {
-        self.eos_token_id.as_ref().map(TokenIds::to_vec).unwrap_or_else(|| vec![2])
+        self.eos_token_id
+            .as_ref()
+            .map(TokenIds::to_vec)
+            .unwrap_or_else(|| vec![2])
     }
 
     pub fn bos_id(&self) -> u32 {
@@ -308,7 +311,7 @@ impl PreprocessorConfig {
                 return Err(unsupported(f, key, on, "true"));
             }
         }
-        if self.image_std.iter().any(|&s| s == 0.0) {
+        if self.image_std.contains(&0.0) {
             return Err(unsupported(f, "image_std", self.image_std, "non-zero values"));
         }
         Ok(())
@@ -328,7 +331,12 @@ impl VisionConfig {
             return Err(unsupported(f, "model_type", t, "\"siglip_vision_model\""));
         }
         if self.num_mask_channels != Some(1) {
-            return Err(unsupported(f, "num_mask_channels", self.num_mask_channels, "1 (DAM's mask patch embedding)"));
+            return Err(unsupported(
+                f,
+                "num_mask_channels",
+                self.num_mask_channels,
+                "1 (DAM's mask patch embedding)",
+            ));
         }
         if self.num_channels != 3 {
             return Err(unsupported(f, "num_channels", self.num_channels, "3"));
@@ -338,8 +346,13 @@ impl VisionConfig {
         if self.patch_size == 0 || self.image_size < self.patch_size {
             return Err(unsupported(f, "image_size", self.image_size, "at least patch_size"));
         }
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
-            return Err(unsupported(f, "num_attention_heads", self.num_attention_heads, "a divisor of hidden_size"));
+        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return Err(unsupported(
+                f,
+                "num_attention_heads",
+                self.num_attention_heads,
+                "a divisor of hidden_size",
+            ));
         }
         Ok(())
     }
@@ -348,7 +361,12 @@ impl VisionConfig {
 fn check_gelu(file: &str, act: &str) -> Result<()> {
     match act {
         "gelu_pytorch_tanh" | "gelu_new" | "gelu" => Ok(()),
-        other => Err(unsupported(file, "hidden_act", other, "\"gelu_pytorch_tanh\", \"gelu_new\" or \"gelu\"")),
+        other => Err(unsupported(
+            file,
+            "hidden_act",
+            other,
+            "\"gelu_pytorch_tanh\", \"gelu_new\" or \"gelu\"",
+        )),
     }
 }
 
@@ -368,17 +386,37 @@ impl ContextProviderConfig {
         if let Some(v) = &self.context_provider_layer_indices
             && !v.is_null()
         {
-            return Err(unsupported(f, "context_provider_layer_indices", v, "null (one adapter after every layer)"));
+            return Err(unsupported(
+                f,
+                "context_provider_layer_indices",
+                v,
+                "null (one adapter after every layer)",
+            ));
         }
         check_gelu(f, &self.hidden_act)?;
         if self.hidden_size != vision.hidden_size {
-            return Err(unsupported(f, "hidden_size", self.hidden_size, &format!("the vision tower's {}", vision.hidden_size)));
+            return Err(unsupported(
+                f,
+                "hidden_size",
+                self.hidden_size,
+                &format!("the vision tower's {}", vision.hidden_size),
+            ));
         }
         if self.num_hidden_layers < vision.num_hidden_layers {
-            return Err(unsupported(f, "num_hidden_layers", self.num_hidden_layers, &format!("at least the vision tower's {}", vision.num_hidden_layers)));
+            return Err(unsupported(
+                f,
+                "num_hidden_layers",
+                self.num_hidden_layers,
+                &format!("at least the vision tower's {}", vision.num_hidden_layers),
+            ));
         }
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
-            return Err(unsupported(f, "num_attention_heads", self.num_attention_heads, "a divisor of hidden_size"));
+        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return Err(unsupported(
+                f,
+                "num_attention_heads",
+                self.num_attention_heads,
+                "a divisor of hidden_size",
+            ));
         }
         Ok(())
     }
@@ -387,7 +425,12 @@ impl ContextProviderConfig {
 impl ProjectorConfig {
     pub fn validate(&self) -> Result<()> {
         if self.mm_projector_type != "mlp_downsample" {
-            return Err(unsupported(PROJECTOR_FILE, "mm_projector_type", &self.mm_projector_type, "\"mlp_downsample\""));
+            return Err(unsupported(
+                PROJECTOR_FILE,
+                "mm_projector_type",
+                &self.mm_projector_type,
+                "\"mlp_downsample\"",
+            ));
         }
         Ok(())
     }
@@ -418,12 +461,22 @@ impl LlmConfig {
         if self.pretraining_tp != 1 {
             return Err(unsupported(f, "pretraining_tp", self.pretraining_tp, "1"));
         }
-        if self.head_dim() % 2 != 0 {
-            return Err(unsupported(f, "head_dim", self.head_dim(), "an even number (rotary embedding)"));
+        if !self.head_dim().is_multiple_of(2) {
+            return Err(unsupported(
+                f,
+                "head_dim",
+                self.head_dim(),
+                "an even number (rotary embedding)",
+            ));
         }
         let kv = self.num_kv_heads();
-        if kv == 0 || self.num_attention_heads % kv != 0 {
-            return Err(unsupported(f, "num_key_value_heads", kv, "a divisor of num_attention_heads"));
+        if kv == 0 || !self.num_attention_heads.is_multiple_of(kv) {
+            return Err(unsupported(
+                f,
+                "num_key_value_heads",
+                kv,
+                "a divisor of num_attention_heads",
+            ));
         }
         Ok(())
     }
@@ -485,10 +538,20 @@ impl CheckpointConfig {
             return Err(unsupported(f, "mask_encoder_cfg", m, "null"));
         }
         if t.mm_vision_select_feature != "cls_patch" {
-            return Err(unsupported(f, "mm_vision_select_feature", &t.mm_vision_select_feature, "\"cls_patch\""));
+            return Err(unsupported(
+                f,
+                "mm_vision_select_feature",
+                &t.mm_vision_select_feature,
+                "\"cls_patch\"",
+            ));
         }
         if t.image_aspect_ratio != "resize" {
-            return Err(unsupported(f, "image_aspect_ratio", &t.image_aspect_ratio, "\"resize\""));
+            return Err(unsupported(
+                f,
+                "image_aspect_ratio",
+                &t.image_aspect_ratio,
+                "\"resize\"",
+            ));
         }
         for (key, on) in [
             ("mm_use_im_start_end", t.mm_use_im_start_end),
@@ -516,12 +579,22 @@ impl CheckpointConfig {
         if let Some(m) = t.mm_hidden_size
             && m != self.vision.hidden_size
         {
-            return Err(unsupported(f, "mm_hidden_size", m, &format!("the vision tower's hidden_size {}", self.vision.hidden_size)));
+            return Err(unsupported(
+                f,
+                "mm_hidden_size",
+                m,
+                &format!("the vision tower's hidden_size {}", self.vision.hidden_size),
+            ));
         }
         if let Some(h) = t.hidden_size
             && h != self.llm.hidden_size
         {
-            return Err(unsupported(f, "hidden_size", h, &format!("the LLM's hidden_size {}", self.llm.hidden_size)));
+            return Err(unsupported(
+                f,
+                "hidden_size",
+                h,
+                &format!("the LLM's hidden_size {}", self.llm.hidden_size),
+            ));
         }
         if let Some(n) = t.num_video_frames
             && n == 0

@@ -15,7 +15,12 @@ fn frame_files(case: &serde_json::Value, k: usize) -> (String, String, String, S
             format!("focal_crop_mask_{k}.png"),
         )
     } else {
-        ("image.png".into(), "mask.png".into(), "focal_crop.png".into(), "focal_crop_mask.png".into())
+        (
+            "image.png".into(),
+            "mask.png".into(),
+            "focal_crop.png".into(),
+            "focal_crop_mask.png".into(),
+        )
     }
 }
 
@@ -41,24 +46,58 @@ fn focal_prompt_matches_pixel_values_for_every_case_and_frame() {
             let mask = Mask::open(dir.join(msk)).unwrap();
             let fp = focal_prompt(&image, &mask, &processor).unwrap();
             let what = format!("{name} frame {k} pixel_values");
-            assert_close(&what, &fp.pixel_values, &pixels[k * per_frame..(k + 1) * per_frame], 1e-6);
+            assert_close(
+                &what,
+                &fp.pixel_values,
+                &pixels[k * per_frame..(k + 1) * per_frame],
+                1e-6,
+            );
 
             // The crop-equals-full flag is upstream's cimage_mask.
-            assert_eq!(fp.crop_differs, case["cimage_mask"][k].as_bool().unwrap(), "{name} frame {k} cimage_mask");
+            assert_eq!(
+                fp.crop_differs,
+                case["cimage_mask"][k].as_bool().unwrap(),
+                "{name} frame {k} cimage_mask"
+            );
 
             // Box and crop size as the original computed them.
             let frame = &case["frames"][k];
             let b = fp.mask_box;
-            let xywh: Vec<u64> = frame["mask_box_xywh"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
-            assert_eq!(vec![b.x0 as u64, b.y0 as u64, b.w as u64, b.h as u64], xywh, "{name} frame {k} box");
-            let wh: Vec<u64> = frame["focal_crop_size_wh"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
-            assert_eq!(vec![fp.crop.width() as u64, fp.crop.height() as u64], wh, "{name} frame {k} crop size");
+            let xywh: Vec<u64> = frame["mask_box_xywh"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            assert_eq!(
+                vec![b.x0 as u64, b.y0 as u64, b.w as u64, b.h as u64],
+                xywh,
+                "{name} frame {k} box"
+            );
+            let wh: Vec<u64> = frame["focal_crop_size_wh"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            assert_eq!(
+                vec![fp.crop.width() as u64, fp.crop.height() as u64],
+                wh,
+                "{name} frame {k} crop size"
+            );
 
             // The crop rectangle reproduces the original's focal crop pixel for pixel.
             let (_, crop_image, crop_mask) = crop_views(&image, &mask).unwrap();
             let expected: RgbImage = image::open(dir.join(crop_png)).unwrap().to_rgb8();
-            assert_eq!(crop_image.dimensions(), expected.dimensions(), "{name} frame {k} crop dims");
-            assert!(crop_image.as_raw() == expected.as_raw(), "{name} frame {k}: focal crop pixels differ");
+            assert_eq!(
+                crop_image.dimensions(),
+                expected.dimensions(),
+                "{name} frame {k} crop dims"
+            );
+            assert!(
+                crop_image.as_raw() == expected.as_raw(),
+                "{name} frame {k}: focal crop pixels differ"
+            );
             let expected_mask = Mask::open(dir.join(crop_mask_png)).unwrap();
             assert_eq!(crop_mask, expected_mask, "{name} frame {k}: focal crop mask differs");
         }

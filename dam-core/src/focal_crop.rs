@@ -74,15 +74,30 @@ mod tests {
     #[test]
     fn spec_worked_examples() {
         // 640x480, small box grown to 48x48.
-        let b = MaskBox { x0: 100, y0: 200, w: 20, h: 30 };
+        let b = MaskBox {
+            x0: 100,
+            y0: 200,
+            w: 20,
+            h: 30,
+        };
         assert_eq!(focal_crop(b, 640, 480), rect(38, 182, 143, 287));
         // 200x100 near the corner: x0' = -19, y0' = trunc(-17.5) = -17 (floor would be -18).
-        let b = MaskBox { x0: 0, y0: 5, w: 10, h: 3 };
+        let b = MaskBox {
+            x0: 0,
+            y0: 5,
+            w: 10,
+            h: 3,
+        };
         let r = focal_crop(b, 200, 100);
         assert_eq!(r, rect(0, 77, 0, 79));
         assert_eq!((r.width(), r.height()), (77, 79));
         // Large central box: the crop is the whole image.
-        let b = MaskBox { x0: 300, y0: 200, w: 400, h: 400 };
+        let b = MaskBox {
+            x0: 300,
+            y0: 200,
+            w: 400,
+            h: 400,
+        };
         let r = focal_crop(b, 1000, 800);
         assert!(r.is_whole(1000, 800));
     }
@@ -90,7 +105,12 @@ mod tests {
     #[test]
     fn truncation_toward_zero_differs_from_floor() {
         // y: centre 6.5, start 6.5 - 24 = -17.5 -> -17; rows end at -17 + 96 = 79 (floor: 78).
-        let b = MaskBox { x0: 50, y0: 5, w: 10, h: 3 };
+        let b = MaskBox {
+            x0: 50,
+            y0: 5,
+            w: 10,
+            h: 3,
+        };
         assert_eq!(focal_crop(b, 200, 100).y1, 79);
     }
 }

@@ -50,11 +50,7 @@ impl Mask {
                 expected,
             });
         }
-        Ok(Self {
-            width,
-            height,
-            data,
-        })
+        Ok(Self { width, height, data })
     }
 
     /// A mask from an `[height, width]` array; non-zero is foreground.
@@ -78,11 +74,7 @@ impl Mask {
         check_image_size(w, h)?;
         let data = match image {
             image::DynamicImage::ImageLuma8(g) => g.as_raw().iter().map(|&v| v != 0).collect(),
-            other => other
-                .to_rgba16()
-                .pixels()
-                .map(|p| p.0[0] != 0)
-                .collect(),
+            other => other.to_rgba16().pixels().map(|p| p.0[0] != 0).collect(),
         };
         Self::from_vec(w, h, data)
     }
@@ -204,7 +196,15 @@ mod tests {
     fn bbox_uses_exclusive_ends() {
         let m = Mask::from_rect(10, 8, 2, 3, 5, 7).unwrap();
         assert_eq!(m.area(), 12);
-        assert_eq!(m.bbox().unwrap(), MaskBox { x0: 2, y0: 3, w: 3, h: 4 });
+        assert_eq!(
+            m.bbox().unwrap(),
+            MaskBox {
+                x0: 2,
+                y0: 3,
+                w: 3,
+                h: 4
+            }
+        );
     }
 
     #[test]
@@ -218,9 +218,16 @@ mod tests {
     fn wrong_length_and_zero_size_are_errors() {
         assert!(matches!(
             Mask::from_vec(4, 4, vec![true; 15]),
-            Err(CoreError::MaskDataLength { len: 15, expected: 16, .. })
+            Err(CoreError::MaskDataLength {
+                len: 15,
+                expected: 16,
+                ..
+            })
         ));
-        assert!(matches!(Mask::from_vec(0, 4, vec![]), Err(CoreError::ZeroSizedImage { .. })));
+        assert!(matches!(
+            Mask::from_vec(0, 4, vec![]),
+            Err(CoreError::ZeroSizedImage { .. })
+        ));
         assert!(matches!(
             Mask::from_vec(MAX_IMAGE_SIDE + 1, 1, vec![true; MAX_IMAGE_SIDE as usize + 1]),
             Err(CoreError::ImageTooLarge { .. })

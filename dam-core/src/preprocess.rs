@@ -110,8 +110,7 @@ pub fn crop_views(image: &RgbImage, mask: &Mask) -> Result<(CropRect, RgbImage, 
     check_same_size(image, mask)?;
     let (w, h) = image.dimensions();
     let rect = focal_crop(mask.bbox()?, w, h);
-    let crop_image =
-        image::imageops::crop_imm(image, rect.x0, rect.y0, rect.width(), rect.height()).to_image();
+    let crop_image = image::imageops::crop_imm(image, rect.x0, rect.y0, rect.width(), rect.height()).to_image();
     let crop_mask = mask.crop(rect.x0, rect.y0, rect.x1, rect.y1);
     Ok((rect, crop_image, crop_mask))
 }

@@ -12,8 +12,7 @@ pub const SYSTEM_V1: &str = "A chat between a curious user and an artificial int
 pub const DEFAULT_IMAGE_QUERY: &str = "<image>\nDescribe the masked region in detail.";
 
 /// DAM-3B-Video's video question, after the `Video: <image>…` prefix.
-pub const VIDEO_QUESTION: &str =
-    "Given the video in the form of a sequence of frames above, describe the object in the masked region in the video in detail.";
+pub const VIDEO_QUESTION: &str = "Given the video in the form of a sequence of frames above, describe the object in the masked region in the video in detail.";
 
 /// DAM-3B-Video's single-image question used on DLC-Bench (`--query-key joint`).
 pub const JOINT_IMAGE_QUESTION: &str = "Given the image above, describe the object in the masked region.";
@@ -106,14 +105,23 @@ mod tests {
     #[test]
     fn video_and_joint_queries() {
         assert_eq!(video_query(2, "Q?"), "Video: <image><image>\nQ?");
-        assert_eq!(joint_image_query(JOINT_IMAGE_QUESTION), "Image: <image>\nGiven the image above, describe the object in the masked region.");
+        assert_eq!(
+            joint_image_query(JOINT_IMAGE_QUESTION),
+            "Image: <image>\nGiven the image above, describe the object in the masked region."
+        );
         assert_eq!(count_placeholders(&video_query(8, VIDEO_QUESTION)), 8);
     }
 
     #[test]
     fn placeholder_errors() {
         assert!(matches!(build_prompt("Describe it.", 1), Err(CoreError::BadPrompt(_))));
-        assert!(matches!(build_prompt("<image><image>\nx", 1), Err(CoreError::BadPrompt(_))));
-        assert!(matches!(build_prompt(DEFAULT_IMAGE_QUERY, 3), Err(CoreError::BadPrompt(_))));
+        assert!(matches!(
+            build_prompt("<image><image>\nx", 1),
+            Err(CoreError::BadPrompt(_))
+        ));
+        assert!(matches!(
+            build_prompt(DEFAULT_IMAGE_QUERY, 3),
+            Err(CoreError::BadPrompt(_))
+        ));
     }
 }

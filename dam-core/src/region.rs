@@ -87,11 +87,7 @@ impl BoxRegion {
 impl Points {
     /// All-positive clicks, as the original's `--points`.
     pub fn positive(xy: &[(f64, f64)]) -> Self {
-        Points(
-            xy.iter()
-                .map(|&(x, y)| Point { x, y, positive: true })
-                .collect(),
-        )
+        Points(xy.iter().map(|&(x, y)| Point { x, y, positive: true }).collect())
     }
 
     /// Checks that there is at least one click and every click lies inside the image.
@@ -123,7 +119,15 @@ mod tests {
     #[test]
     fn box_rasterises_to_covering_pixels() {
         let m = BoxRegion::new(1.5, 2.0, 4.0, 3.2).to_mask(6, 5).unwrap();
-        assert_eq!(m.bbox().unwrap(), crate::MaskBox { x0: 1, y0: 2, w: 3, h: 2 });
+        assert_eq!(
+            m.bbox().unwrap(),
+            crate::MaskBox {
+                x0: 1,
+                y0: 2,
+                w: 3,
+                h: 2
+            }
+        );
     }
 
     #[test]
@@ -137,7 +141,10 @@ mod tests {
         for b in bad {
             assert!(matches!(b.validate(8, 8), Err(CoreError::BadCoordinates(_))), "{b:?}");
         }
-        assert!(matches!(Points(vec![]).validate(8, 8), Err(CoreError::BadCoordinates(_))));
+        assert!(matches!(
+            Points(vec![]).validate(8, 8),
+            Err(CoreError::BadCoordinates(_))
+        ));
         assert!(matches!(
             Points::positive(&[(8.0, 1.0)]).validate(8, 8),
             Err(CoreError::BadCoordinates(_))

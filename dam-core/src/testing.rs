@@ -57,7 +57,9 @@ impl Reference {
     }
 
     pub fn shape(&self, name: &str) -> Vec<usize> {
-        self.weights.shape(name).unwrap_or_else(|| panic!("no reference tensor {name}"))
+        self.weights
+            .shape(name)
+            .unwrap_or_else(|| panic!("no reference tensor {name}"))
     }
 
     /// An f32 tensor's values and shape.

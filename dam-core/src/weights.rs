@@ -7,10 +7,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use burn::nn::Linear;
 use burn::module::Param;
-use burn::tensor::{Distribution, Tensor, TensorData};
+use burn::nn::Linear;
 use burn::tensor::Device;
+use burn::tensor::{Distribution, Tensor, TensorData};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors, tensor::Metadata};
 
@@ -320,7 +320,10 @@ impl<'a> Loader<'a> {
         let init = Init::Normal(0.02);
         match self.weights {
             Weights::Random => Ok(self.random([d_in, d_out], init)),
-            Weights::Safetensors(_) => Ok(Tensor::from_data(self.read(leaf, &[d_out, d_in], true, init)?, self.device)),
+            Weights::Safetensors(_) => Ok(Tensor::from_data(
+                self.read(leaf, &[d_out, d_in], true, init)?,
+                self.device,
+            )),
         }
     }
 

@@ -43,16 +43,41 @@ fn unsupported_values_name_key_value_and_support() {
         ("config.json", "mm_vision_select_layer", serde_json::json!(-9)),
         ("config.json", "mask_encoder_cfg", serde_json::json!({"x": 1})),
         ("vision_tower/config.json", "num_mask_channels", serde_json::json!(0)),
-        ("context_provider/config.json", "context_provider_layer_indices", serde_json::json!([0, 1])),
-        ("context_provider/config.json", "context_provider_type", serde_json::json!("cross_attn")),
-        ("mm_projector/config.json", "mm_projector_type", serde_json::json!("mlp2x_gelu")),
-        ("llm/config.json", "rope_scaling", serde_json::json!({"type": "linear", "factor": 2.0})),
+        (
+            "context_provider/config.json",
+            "context_provider_layer_indices",
+            serde_json::json!([0, 1]),
+        ),
+        (
+            "context_provider/config.json",
+            "context_provider_type",
+            serde_json::json!("cross_attn"),
+        ),
+        (
+            "mm_projector/config.json",
+            "mm_projector_type",
+            serde_json::json!("mlp2x_gelu"),
+        ),
+        (
+            "llm/config.json",
+            "rope_scaling",
+            serde_json::json!({"type": "linear", "factor": 2.0}),
+        ),
         ("llm/config.json", "hidden_act", serde_json::json!("gelu")),
-        ("vision_tower/preprocessor_config.json", "resample", serde_json::json!(1)),
+        (
+            "vision_tower/preprocessor_config.json",
+            "resample",
+            serde_json::json!(1),
+        ),
     ];
     for (file, key, value) in cases {
         match load_with(file, key, value.clone()) {
-            Err(CoreError::UnsupportedConfig { file: f, key: k, found, supported }) => {
+            Err(CoreError::UnsupportedConfig {
+                file: f,
+                key: k,
+                found,
+                supported,
+            }) => {
                 assert_eq!((f.as_str(), k.as_str()), (file, key));
                 assert!(!found.is_empty() && !supported.is_empty());
             }

@@ -6,5 +6,21 @@
 //! v1 ([`sam`]), which turns points and boxes into masks.
 //!
 //! Nothing here names a burn backend: every function takes a runtime [`burn::tensor::Device`].
+//!
+//! Data flow (one stage per module): [`embeddings`] → [`encoder_layer`] × n in [`tower`]
+//! (context pass), then the same tower with a [`context_provider`] adapter after each layer
+//! (focal pass), then [`projector`]; [`model::VisionModel`] ties them together.
 
+pub mod attention;
+pub mod context_provider;
+pub mod embeddings;
+pub mod encoder_layer;
+pub mod error;
+pub mod mlp;
+pub mod model;
+pub mod projector;
 pub mod sam;
+pub mod tower;
+
+pub use error::{Result, VisionError};
+pub use model::{VisionModel, VisionOutput};

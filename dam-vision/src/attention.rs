@@ -1,0 +1,92 @@
+//! Multi-head attention with `q_proj`, `k_proj`, `v_proj`, `out_proj` (all with bias), as
+//! SigLIP's self-attention and the context provider's cross-attention use it.
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Tensor};
+use dam_core::{Loader, WeightError};
+
+/// Attention whose queries come from one sequence and keys/values from another (the same
+/// one for self-attention). q, k and v are loaded from their own tensors and kept as one
+/// fused `[d, 3d]` projection for self-attention, or `q` + fused `[d, 2d]` k/v for
+/// cross-attention: fewer, bigger matmuls.
+#[derive(Module, Debug)]
+pub struct MultiHeadAttention {
+    /// `q_proj` alone (cross-attention) or `q_proj|k_proj|v_proj` fused (self-attention).
+    pub q_proj: Linear,
+    /// `k_proj|v_proj` fused; `None` for self-attention, where q_proj holds all three.
+    pub kv_proj: Option<Linear>,
+    pub out_proj: Linear,
+    pub num_heads: usize,
+    pub head_dim: usize,
+}
+
+impl MultiHeadAttention {
+    /// Loads a self-attention block (`q_proj`, `k_proj`, `v_proj` fused).
+    pub fn load_self(loader: &Loader, dim: usize, num_heads: usize) -> Result<Self, WeightError> {
+        Ok(Self {
+            q_proj: loader.fused_linear(&["q_proj", "k_proj", "v_proj"], dim, &[dim; 3], true)?,
+            kv_proj: None,
+            out_proj: loader.linear("out_proj", dim, dim, true)?,
+            num_heads,
+            head_dim: dim / num_heads,
+        })
+    }
+
+    /// Loads a cross-attention block (`q_proj` alone, `k_proj`/`v_proj` fused).
+    pub fn load_cross(loader: &Loader, dim: usize, num_heads: usize) -> Result<Self, WeightError> {
+        Ok(Self {
+            q_proj: loader.linear("q_proj", dim, dim, true)?,
+            kv_proj: Some(loader.fused_linear(&["k_proj", "v_proj"], dim, &[dim; 2], true)?),
+            out_proj: loader.linear("out_proj", dim, dim, true)?,
+            num_heads,
+            head_dim: dim / num_heads,
+        })
+    }
+
+    /// `[B, S, D]` → `[B, H, S, Dh]`.
+    fn heads(&self, x: Tensor<3>) -> Tensor<4> {
+        let [b, s, _] = x.dims();
+        x.reshape([b, s, self.num_heads, self.head_dim]).swap_dims(1, 2)
+    }
+
+    /// Self-attention over `x` (`[B, S, D]`).
+    pub fn forward_self(&self, x: Tensor<3>) -> Tensor<3> {
+        let d = self.num_heads * self.head_dim;
+        let qkv = self.q_proj.forward(x);
+        let q = self.heads(qkv.clone().narrow(2, 0, d));
+        let k = self.heads(qkv.clone().narrow(2, d, d));
+        let v = self.heads(qkv.narrow(2, 2 * d, d));
+        self.attend(q, k, v, None)
+    }
+
+    /// Cross-attention from `x` (`[B, Sq, D]`) to `context` (`[B, Skv, D]`); `key_mask`
+    /// (`[B, Skv]`, `true` = masked) hides context tokens.
+    pub fn forward_cross(&self, x: Tensor<3>, context: Tensor<3>, key_mask: Option<Tensor<2, Bool>>) -> Tensor<3> {
+        let d = self.num_heads * self.head_dim;
+        let q = self.heads(self.q_proj.forward(x));
+        let kv = self
+            .kv_proj
+            .as_ref()
+            .expect("cross-attention has kv_proj")
+            .forward(context);
+        let k = self.heads(kv.clone().narrow(2, 0, d));
+        let v = self.heads(kv.narrow(2, d, d));
+        let mask = key_mask.map(|m| {
+            let [b, s_kv] = m.dims();
+            let [_, h, s_q, _] = q.dims();
+            m.reshape([b, 1, 1, s_kv]).expand([b, h, s_q, s_kv])
+        });
+        self.attend(q, k, v, mask)
+    }
+
+    fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<3> {
+        let [b, _, s, _] = q.dims();
+        // Scale 1/sqrt(head_dim) (burn's default); softmax accumulates in f32.
+        let o = attention(q, k, v, mask, None, AttentionModuleOptions::default());
+        let o = o.swap_dims(1, 2).reshape([b, s, self.num_heads * self.head_dim]);
+        self.out_proj.forward(o)
+    }
+}

@@ -1,0 +1,31 @@
+//! The two-layer MLP of SigLIP layers and adapters: `fc1` → GELU → `fc2`.
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::Tensor;
+use dam_core::nn::{gelu_erf, gelu_tanh};
+use dam_core::{Loader, WeightError};
+
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub fc1: Linear,
+    pub fc2: Linear,
+    /// `gelu_pytorch_tanh` (SigLIP and the adapters) or exact erf GELU.
+    pub tanh_gelu: bool,
+}
+
+impl Mlp {
+    pub fn load(loader: &Loader, dim: usize, hidden: usize, act: &str) -> Result<Self, WeightError> {
+        Ok(Self {
+            fc1: loader.linear("fc1", dim, hidden, true)?,
+            fc2: loader.linear("fc2", hidden, dim, true)?,
+            tanh_gelu: dam_core::config::is_tanh_gelu(act),
+        })
+    }
+
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let h = self.fc1.forward(x);
+        let h = if self.tanh_gelu { gelu_tanh(h) } else { gelu_erf(h) };
+        self.fc2.forward(h)
+    }
+}
