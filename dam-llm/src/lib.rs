@@ -3,5 +3,25 @@
 //! DAM's language side on burn: the SentencePiece tokenizer (built on the `tokenizers` crate
 //! from `tokenizer.model`), the LLaMA decoder with a preallocated KV cache, image-embedding
 //! splicing, Hugging Face-compatible sampling and streaming generation.
+//!
+//! Data flow: [`tokenizer`] (prompt → ids with image sentinels) → [`splice`] (ids + image
+//! embeddings → input embeddings) → [`session`] (batched prefill, KV cache, decode steps,
+//! [`sampling`]) → [`generate`] (stop conditions, text, streaming).
 
+pub mod attention;
+pub mod decoder_layer;
+pub mod error;
+pub mod kv_cache;
+pub mod mlp;
+pub mod model;
+pub mod rms_norm;
+pub mod rope;
+pub mod sampling;
+pub mod session;
+pub mod splice;
 pub mod tokenizer;
+
+pub use error::{LlmError, Result};
+pub use model::LlamaModel;
+pub use sampling::{Sampling, SamplingParams};
+pub use session::{Session, SessionOptions, StopReason, Timings};

@@ -1,0 +1,56 @@
+//! One LLaMA decoder layer: `h += Attn(RMSNorm(h)); h += MLP(RMSNorm(h))`.
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+use dam_core::config::LlmConfig;
+use dam_core::{Loader, WeightError};
+
+use crate::attention::{AttnMask, LlamaAttention};
+use crate::kv_cache::LayerCache;
+use crate::mlp::LlamaMlp;
+use crate::rms_norm::RmsNorm;
+
+#[derive(Module, Debug)]
+pub struct DecoderLayer {
+    pub input_layernorm: RmsNorm,
+    pub self_attn: LlamaAttention,
+    pub post_attention_layernorm: RmsNorm,
+    pub mlp: LlamaMlp,
+}
+
+impl DecoderLayer {
+    /// Loads `model.layers.{i}`.
+    pub fn load(loader: &Loader, c: &LlmConfig) -> Result<Self, WeightError> {
+        let d = c.hidden_size;
+        Ok(Self {
+            input_layernorm: RmsNorm::load(loader, "input_layernorm", d, c.rms_norm_eps)?,
+            self_attn: LlamaAttention::load(&loader.at("self_attn"), c)?,
+            post_attention_layernorm: RmsNorm::load(loader, "post_attention_layernorm", d, c.rms_norm_eps)?,
+            mlp: LlamaMlp::load(&loader.at("mlp"), d, c.intermediate_size)?,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        h: Tensor<3>,
+        cos: &Tensor<4>,
+        sin: &Tensor<4>,
+        cache: &mut LayerCache,
+        start: usize,
+        key_len: usize,
+        mask: &AttnMask,
+    ) -> Tensor<3> {
+        let a = self.self_attn.forward(
+            self.input_layernorm.forward(h.clone()),
+            cos,
+            sin,
+            cache,
+            start,
+            key_len,
+            mask,
+        );
+        let h = h + a;
+        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+    }
+}

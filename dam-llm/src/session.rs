@@ -1,0 +1,314 @@
+//! A batched generation session: prefill of B left-padded prompts, then one decode step at a
+//! time over a preallocated KV cache with static shapes.
+//!
+//! Sequences of different lengths are left-padded so that they all end at the same cache
+//! position; padded keys are masked and RoPE positions start at 0 at each sequence's first
+//! real token, so a padded sequence computes what it would alone. Padded query rows attend to
+//! themselves only (never to nothing), which keeps every value finite.
+
+use std::time::{Duration, Instant};
+
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+use crate::attention::AttnMask;
+use crate::error::{LlmError, Result};
+use crate::kv_cache::KvCache;
+use crate::model::LlamaModel;
+use crate::sampling::{Sampler, Sampling, top_k};
+
+/// Why a sequence stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The end-of-sequence token was generated (it is not part of the text).
+    Eos,
+    /// A stop string appeared in the text (the text is cut before it).
+    StopString(String),
+    /// `max_new_tokens` were generated.
+    MaxTokens,
+}
+
+/// Wall-clock time per phase.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Timings {
+    /// Prompt processing up to the first next-token logits.
+    pub prefill: Duration,
+    /// All decode steps.
+    pub decode: Duration,
+    /// Tokens produced by the decode phase (all sequences).
+    pub decode_tokens: usize,
+}
+
+impl Timings {
+    /// Decode throughput in tokens per second (all sequences together).
+    pub fn decode_tokens_per_second(&self) -> f64 {
+        let s = self.decode.as_secs_f64();
+        if s > 0.0 { self.decode_tokens as f64 / s } else { 0.0 }
+    }
+}
+
+/// Options of the token loop.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    pub max_new_tokens: usize,
+    pub sampling: Sampling,
+    /// End-of-sequence ids.
+    pub eos: Vec<u32>,
+    /// Never pick an EOS id (benchmarks force a fixed number of tokens).
+    pub suppress_eos: bool,
+    /// Keep every step's logits on the host (parity tests, `--dump`).
+    pub record_logits: bool,
+}
+
+/// State of one generation over a batch.
+pub struct Session<'a> {
+    model: &'a LlamaModel,
+    device: Device,
+    cache: KvCache,
+    pads: Vec<usize>,
+    /// Cache position of the next token to write.
+    pos: usize,
+    logits: Option<Tensor<2>>,
+    samplers: Vec<Option<Sampler>>,
+    options: SessionOptions,
+    finished: Vec<Option<StopReason>>,
+    tokens: Vec<Vec<u32>>,
+    step_logits: Vec<Vec<Vec<f32>>>,
+    timings: Timings,
+}
+
+impl<'a> Session<'a> {
+    /// Prefills `prompts` (each `[P_i, D]`, already spliced) and computes the first logits.
+    pub fn new(model: &'a LlamaModel, prompts: Vec<Tensor<2>>, options: SessionOptions) -> Result<Self> {
+        if prompts.is_empty() {
+            return Err(LlmError::EmptyInput);
+        }
+        options.sampling.validate().map_err(LlmError::BadOptions)?;
+        let start = Instant::now();
+        let device = model.device();
+        let b = prompts.len();
+        let lens: Vec<usize> = prompts.iter().map(|p| p.dims()[0]).collect();
+        if lens.contains(&0) {
+            return Err(LlmError::EmptyInput);
+        }
+        let p = *lens.iter().max().expect("non-empty");
+        let max_len = p + options.max_new_tokens;
+        let max_pos = model.config.max_position_embeddings;
+        if max_len > max_pos {
+            return Err(LlmError::TooLong {
+                prompt: p,
+                new_tokens: options.max_new_tokens,
+                max: max_pos,
+            });
+        }
+        let pads: Vec<usize> = lens.iter().map(|&l| p - l).collect();
+        let d = model.hidden_size();
+        let embeds: Vec<Tensor<2>> = prompts
+            .into_iter()
+            .zip(&pads)
+            .map(|(e, &pad)| {
+                if pad == 0 {
+                    e
+                } else {
+                    let zeros = Tensor::zeros([pad, d], (&device, e.dtype()));
+                    Tensor::cat(vec![zeros, e], 0)
+                }
+            })
+            .collect();
+        let embeds: Tensor<3> = Tensor::stack(embeds, 0);
+
+        let positions: Vec<i64> = pads
+            .iter()
+            .flat_map(|&pad| (0..p).map(move |i| i.saturating_sub(pad) as i64))
+            .collect();
+        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [b, p]), &device);
+        let mask = if pads.iter().all(|&x| x == 0) {
+            AttnMask::Causal
+        } else {
+            let mut m = Vec::with_capacity(b * p * p);
+            for &pad in &pads {
+                for i in 0..p {
+                    // Hidden: future keys and padding, except a query's own key.
+                    m.extend((0..p).map(|j| j != i && (j > i || j < pad)));
+                }
+            }
+            AttnMask::Explicit(Tensor::<4, Bool>::from_data(TensorData::new(m, [b, 1, p, p]), &device))
+        };
+        let mut cache = model.new_cache(b, max_len);
+        let hidden = model.forward(embeds, positions, &mut cache, 0, p, &mask);
+        let last = hidden.narrow(1, p - 1, 1).reshape([b, d]);
+        let logits = model.logits(last);
+
+        let samplers = match options.sampling {
+            Sampling::Greedy => vec![None; b],
+            Sampling::Sample(params) => vec![Some(Sampler::new(params)); b],
+        };
+        let mut session = Self {
+            model,
+            device,
+            cache,
+            pads,
+            pos: p,
+            logits: Some(logits),
+            samplers,
+            options,
+            finished: vec![None; b],
+            tokens: vec![Vec::new(); b],
+            step_logits: vec![Vec::new(); b],
+            timings: Timings::default(),
+        };
+        // Prefill ends when its logits exist; reading them (or their argmax) waits for it.
+        session.timings.prefill = start.elapsed();
+        Ok(session)
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Generated ids so far, per sequence.
+    pub fn tokens(&self) -> &[Vec<u32>] {
+        &self.tokens
+    }
+
+    /// Why each sequence stopped (`None` while running).
+    pub fn finished(&self) -> &[Option<StopReason>] {
+        &self.finished
+    }
+
+    /// Marks a running sequence stopped (e.g. a stop string found by the caller).
+    pub fn stop(&mut self, seq: usize, reason: StopReason) {
+        if self.finished[seq].is_none() {
+            self.finished[seq] = Some(reason);
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.finished.iter().all(Option::is_some)
+    }
+
+    /// Per-step logits per sequence (with `record_logits`).
+    pub fn step_logits(&self) -> &[Vec<Vec<f32>>] {
+        &self.step_logits
+    }
+
+    pub fn timings(&self) -> Timings {
+        self.timings
+    }
+
+    /// Chooses the next token of every running sequence and advances the model. Returns the
+    /// new token per sequence (`None` for sequences already stopped), or `None` when all are.
+    pub fn step(&mut self) -> Option<Vec<Option<u32>>> {
+        if self.is_done() {
+            return None;
+        }
+        let start = Instant::now();
+        let logits = self.logits.take().expect("logits present while running");
+        let chosen = self.choose(logits);
+        let b = self.batch_size();
+        let mut out = vec![None; b];
+        for (i, &tok) in chosen.iter().enumerate() {
+            if self.finished[i].is_some() {
+                continue;
+            }
+            out[i] = Some(tok);
+            if self.options.eos.contains(&tok) && !self.options.suppress_eos {
+                self.finished[i] = Some(StopReason::Eos);
+            } else {
+                self.tokens[i].push(tok);
+                self.timings.decode_tokens += 1;
+                if self.tokens[i].len() >= self.options.max_new_tokens {
+                    self.finished[i] = Some(StopReason::MaxTokens);
+                }
+            }
+        }
+        if !self.is_done() {
+            self.advance(&chosen);
+        }
+        self.timings.decode += start.elapsed();
+        Some(out)
+    }
+
+    fn choose(&mut self, mut logits: Tensor<2>) -> Vec<u32> {
+        if self.options.suppress_eos {
+            let [b, v] = logits.dims();
+            for &e in &self.options.eos {
+                let e = e as usize;
+                if e < v {
+                    logits = logits.slice_fill([0..b, e..e + 1], f32::NEG_INFINITY);
+                }
+            }
+        }
+        let record = self.options.record_logits;
+        let [b, v] = logits.dims();
+        let host: Option<Vec<f32>> = (record
+            || self
+                .samplers
+                .iter()
+                .any(|s| s.as_ref().is_some_and(|s| s.params().top_k == 0)))
+        .then(|| logits.clone().try_into_vec_as::<f32>().expect("logits readback"));
+        if record && let Some(h) = &host {
+            for (i, row) in h.chunks_exact(v).enumerate() {
+                if self.finished[i].is_none() {
+                    self.step_logits[i].push(row.to_vec());
+                }
+            }
+        }
+        match self.options.sampling {
+            Sampling::Greedy => {
+                // Argmax on the device; only the ids come back.
+                let ids = logits.argmax(1).reshape([b]);
+                ids.try_into_vec_as::<i64>()
+                    .expect("argmax readback")
+                    .into_iter()
+                    .map(|i| i as u32)
+                    .collect()
+            }
+            Sampling::Sample(params) => {
+                let candidates: Vec<Vec<(u32, f32)>> = match &host {
+                    Some(h) => h.chunks_exact(v).map(|row| top_k(row, params.top_k)).collect(),
+                    None => {
+                        let k = params.top_k.min(v);
+                        let (vals, idx) = logits.topk_with_indices(k, 1);
+                        let vals = vals.try_into_vec_as::<f32>().expect("top-k readback");
+                        let idx = idx.try_into_vec_as::<i64>().expect("top-k readback");
+                        (0..b)
+                            .map(|i| (0..k).map(|j| (idx[i * k + j] as u32, vals[i * k + j])).collect())
+                            .collect()
+                    }
+                };
+                candidates
+                    .iter()
+                    .zip(self.samplers.iter_mut())
+                    .map(|(c, s)| s.as_mut().expect("sampler per sequence").sample(c))
+                    .collect()
+            }
+        }
+    }
+
+    /// Feeds the chosen tokens and computes the next logits, attending over the whole cache
+    /// buffer with a mask so the shapes are the same at every step.
+    fn advance(&mut self, chosen: &[u32]) {
+        let b = self.batch_size();
+        let vocab = self.model.config.vocab_size as u32;
+        let ids: Vec<u32> = chosen.iter().map(|&t| t.min(vocab - 1)).collect();
+        let embeds = self.model.embed(&ids).expect("ids clamped to the vocabulary");
+        let d = self.model.hidden_size();
+        let embeds = embeds.reshape([b, 1, d]);
+        let pos = self.pos;
+        let positions: Vec<i64> = self.pads.iter().map(|&pad| (pos - pad) as i64).collect();
+        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [b, 1]), &self.device);
+        let l = self.cache.max_len;
+        let mask: Vec<bool> = self
+            .pads
+            .iter()
+            .flat_map(|&pad| (0..l).map(move |j| j > pos || j < pad))
+            .collect();
+        let mask = AttnMask::Explicit(Tensor::<4, Bool>::from_data(
+            TensorData::new(mask, [b, 1, 1, l]),
+            &self.device,
+        ));
+        let hidden = self.model.forward(embeds, positions, &mut self.cache, pos, l, &mask);
+        self.logits = Some(self.model.logits(hidden.reshape([b, d])));
+        self.pos += 1;
+    }
+}

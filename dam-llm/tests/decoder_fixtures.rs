@@ -1,0 +1,159 @@
+//! The LLM side against the original implementation (`tests/fixtures/dam-tiny`), CPU backend,
+//! f32: spliced inputs, every step's logits and the greedy ids; and batched decoding.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use dam_core::CheckpointConfig;
+use dam_core::testing::{Reference, assert_close, dam_case_json, dam_cases, dam_tiny_checkpoint};
+use dam_llm::session::{Session, SessionOptions};
+use dam_llm::splice::splice;
+use dam_llm::{LlamaModel, Sampling};
+
+fn model(device: &Device) -> LlamaModel {
+    let config = CheckpointConfig::load(&dam_tiny_checkpoint()).unwrap();
+    LlamaModel::load(&dam_tiny_checkpoint().join("llm"), &config.llm, device).unwrap()
+}
+
+/// The case's spliced prompt, built from its ids and the reference projector output.
+fn prompt(model: &LlamaModel, name: &str, device: &Device) -> Tensor<2> {
+    let case = dam_case_json(name);
+    let ids: Vec<i64> = case["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    let (proj, shape) = Reference::open(name).f32("projector_output");
+    let per = shape[1] * shape[2];
+    let images: Vec<Tensor<2>> = (0..shape[0])
+        .map(|k| {
+            Tensor::from_data(
+                TensorData::new(proj[k * per..(k + 1) * per].to_vec(), [shape[1], shape[2]]),
+                device,
+            )
+        })
+        .collect();
+    splice(model, &ids, &images).unwrap()
+}
+
+fn greedy(max_new_tokens: usize, record: bool) -> SessionOptions {
+    SessionOptions {
+        max_new_tokens,
+        sampling: Sampling::Greedy,
+        eos: vec![2],
+        suppress_eos: false,
+        record_logits: record,
+    }
+}
+
+fn expected_ids(name: &str) -> Vec<u32> {
+    dam_case_json(name)["generated_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect()
+}
+
+#[test]
+fn inputs_embeds_step_logits_and_greedy_ids_match() {
+    let device = Device::flex();
+    let model = model(&device);
+    for name in dam_cases() {
+        let reference = Reference::open(&name);
+        let embeds = prompt(&model, &name, &device);
+        let (expected, shape) = reference.f32("llm_inputs_embeds");
+        assert_eq!(
+            vec![1, embeds.dims()[0], embeds.dims()[1]],
+            shape,
+            "{name} llm_inputs_embeds shape"
+        );
+        assert_close(
+            &format!("{name} llm_inputs_embeds"),
+            &embeds.clone().try_into_vec_as::<f32>().unwrap(),
+            &expected,
+            1e-4,
+        );
+
+        let expected_ids = expected_ids(&name);
+        let mut session = Session::new(&model, vec![embeds], greedy(expected_ids.len(), true)).unwrap();
+        while session.step().is_some() {}
+        assert_eq!(session.tokens()[0], expected_ids, "{name} greedy ids");
+        let (logits, shape) = reference.f32("step_logits");
+        let v = shape[1];
+        let steps = &session.step_logits()[0];
+        assert_eq!(steps.len(), shape[0], "{name}: one logits row per step");
+        for (i, row) in steps.iter().enumerate() {
+            assert_close(
+                &format!("{name} step_logits[{i}]"),
+                row,
+                &logits[i * v..(i + 1) * v],
+                1e-3,
+            );
+        }
+    }
+}
+
+#[test]
+fn a_batch_of_different_lengths_gives_the_same_ids_as_one_by_one() {
+    let device = Device::flex();
+    let model = model(&device);
+    let names = dam_cases();
+    // The video case is longer than the image cases: the others are left-padded.
+    let prompts: Vec<Tensor<2>> = names.iter().map(|n| prompt(&model, n, &device)).collect();
+    let lens: Vec<usize> = prompts.iter().map(|p| p.dims()[0]).collect();
+    assert!(lens.iter().any(|&l| l != lens[0]), "cases of different lengths");
+    let mut batch = Session::new(&model, prompts.clone(), greedy(24, false)).unwrap();
+    while batch.step().is_some() {}
+    for (i, (name, p)) in names.iter().zip(prompts).enumerate() {
+        let mut single = Session::new(&model, vec![p], greedy(24, false)).unwrap();
+        while single.step().is_some() {}
+        assert_eq!(batch.tokens()[i], single.tokens()[0], "{name}: batched vs alone");
+        assert_eq!(single.tokens()[0], expected_ids(name), "{name}: alone vs fixture");
+    }
+}
+
+#[test]
+fn seeded_sampling_is_reproducible() {
+    let device = Device::flex();
+    let model = model(&device);
+    let p = prompt(&model, "center", &device);
+    let run = |seed: u64, top_k: usize| {
+        let options = SessionOptions {
+            sampling: Sampling::from_temperature(1.0, top_k, 0.9, seed),
+            ..greedy(16, false)
+        };
+        let mut s = Session::new(&model, vec![p.clone()], options).unwrap();
+        while s.step().is_some() {}
+        s.tokens()[0].clone()
+    };
+    assert_eq!(run(5, 50), run(5, 50));
+    assert_eq!(run(5, 0), run(5, 0));
+    assert_ne!(run(5, 50), run(6, 50));
+}
+
+#[test]
+fn splice_errors() {
+    let device = Device::flex();
+    let model = model(&device);
+    let img = Tensor::<2>::zeros([16, 64], &device);
+    let r = splice(&model, &[1, 5, -200, 7], &[]);
+    assert!(matches!(
+        r,
+        Err(dam_llm::LlmError::ImageCountMismatch {
+            placeholders: 1,
+            images: 0
+        })
+    ));
+    let r = splice(&model, &[1, 5, 7], &[img.clone()]);
+    assert!(matches!(
+        r,
+        Err(dam_llm::LlmError::ImageCountMismatch {
+            placeholders: 0,
+            images: 1
+        })
+    ));
+    let r = splice(&model, &[1, -200], &[Tensor::zeros([16, 32], &device)]);
+    assert!(matches!(r, Err(dam_llm::LlmError::ImageEmbeddingShape { .. })));
+    let r = splice(&model, &[1, 9999, -200], &[img]);
+    assert!(matches!(r, Err(dam_llm::LlmError::BadTokenId { id: 9999, .. })));
+}
