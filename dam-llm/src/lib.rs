@@ -11,6 +11,7 @@
 pub mod attention;
 pub mod decoder_layer;
 pub mod error;
+pub mod generate;
 pub mod kv_cache;
 pub mod mlp;
 pub mod model;
@@ -22,6 +23,8 @@ pub mod splice;
 pub mod tokenizer;
 
 pub use error::{LlmError, Result};
+pub use generate::{Generation, GenerationOptions, TextStream, generate};
 pub use model::LlamaModel;
 pub use sampling::{Sampling, SamplingParams};
 pub use session::{Session, SessionOptions, StopReason, Timings};
+pub use tokenizer::DamTokenizer;

@@ -1,0 +1,263 @@
+//! Text generation on top of a [`Session`]: stop strings, the final text as upstream builds it
+//! (`decode(skip_special_tokens=True)` then Python's `strip()`), and streaming as text deltas.
+
+use burn::tensor::Tensor;
+
+use crate::error::Result;
+use crate::model::LlamaModel;
+use crate::sampling::Sampling;
+use crate::session::{Session, SessionOptions, StopReason, Timings};
+use crate::tokenizer::{DamTokenizer, StreamDecoder, python_strip};
+
+/// Generation settings. Defaults are the original's: sampling with temperature 0.2, top-k 50,
+/// top-p 0.5, up to 512 new tokens, stop at EOS.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerationOptions {
+    pub max_new_tokens: usize,
+    pub sampling: Sampling,
+    /// Extra stop strings; generation stops when one appears and the text is cut before it.
+    pub stop_strings: Vec<String>,
+    /// Never stop at EOS (benchmarks).
+    pub suppress_eos: bool,
+    /// Keep every step's logits (parity tests, `--dump`).
+    pub record_logits: bool,
+}
+
+impl Default for GenerationOptions {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 512,
+            sampling: Sampling::default(),
+            stop_strings: Vec::new(),
+            suppress_eos: false,
+            record_logits: false,
+        }
+    }
+}
+
+impl GenerationOptions {
+    pub fn greedy(max_new_tokens: usize) -> Self {
+        Self {
+            max_new_tokens,
+            sampling: Sampling::Greedy,
+            ..Self::default()
+        }
+    }
+
+    fn session_options(&self, tokenizer: &DamTokenizer) -> SessionOptions {
+        SessionOptions {
+            max_new_tokens: self.max_new_tokens,
+            sampling: self.sampling,
+            eos: vec![tokenizer.eos_id()],
+            suppress_eos: self.suppress_eos,
+            record_logits: self.record_logits,
+        }
+    }
+}
+
+/// One sequence's result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Generation {
+    /// Generated ids (EOS not included).
+    pub token_ids: Vec<u32>,
+    /// The description: decoded without special tokens, cut at a stop string, stripped.
+    pub text: String,
+    pub stop_reason: StopReason,
+    /// Timings of the whole batch this sequence was part of.
+    pub timings: Timings,
+    /// Logits `[V]` of every step (with `record_logits`).
+    pub step_logits: Vec<Vec<f32>>,
+}
+
+/// The final text of generated ids: upstream's `batch_decode(skip_special_tokens=True)`, cut at
+/// the first stop string, then `strip()`.
+pub fn final_text(tokenizer: &DamTokenizer, ids: &[u32], stop_strings: &[String]) -> (String, Option<String>) {
+    let text = tokenizer.decode(ids, true);
+    match first_stop(&text, stop_strings) {
+        Some((at, s)) => (python_strip(&text[..at]).to_string(), Some(s)),
+        None => (python_strip(&text).to_string(), None),
+    }
+}
+
+fn first_stop(text: &str, stop_strings: &[String]) -> Option<(usize, String)> {
+    stop_strings
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()).map(|at| (at, s.clone())))
+        .min_by_key(|(at, _)| *at)
+}
+
+/// Generates for a batch of spliced prompts (`[P_i, D]` each) in one batched decode.
+pub fn generate(
+    model: &LlamaModel,
+    tokenizer: &DamTokenizer,
+    prompts: Vec<Tensor<2>>,
+    options: &GenerationOptions,
+) -> Result<Vec<Generation>> {
+    let mut session = Session::new(model, prompts, options.session_options(tokenizer))?;
+    while session.step().is_some() {
+        if options.stop_strings.is_empty() {
+            continue;
+        }
+        for i in 0..session.batch_size() {
+            if session.finished()[i].is_none() {
+                let text = tokenizer.decode(&session.tokens()[i], true);
+                if let Some((_, s)) = first_stop(&text, &options.stop_strings) {
+                    session.stop(i, StopReason::StopString(s));
+                }
+            }
+        }
+    }
+    let timings = session.timings();
+    Ok((0..session.batch_size())
+        .map(|i| {
+            let ids = session.tokens()[i].clone();
+            let (text, _) = final_text(tokenizer, &ids, &options.stop_strings);
+            Generation {
+                token_ids: ids,
+                text,
+                stop_reason: session.finished()[i].clone().unwrap_or(StopReason::MaxTokens),
+                timings,
+                step_logits: session.step_logits()[i].clone(),
+            }
+        })
+        .collect())
+}
+
+/// Streaming generation of one sequence: an iterator of text deltas.
+///
+/// The deltas concatenate to exactly [`Generation::text`] of [`TextStream::finish`]: leading
+/// whitespace is dropped and trailing whitespace held back (the final text is stripped), text
+/// that could start a stop string is held until it is known not to, and byte-fallback tokens
+/// are held until they complete a UTF-8 character.
+pub struct TextStream<'a> {
+    session: Session<'a>,
+    decoder: StreamDecoder<'a>,
+    tokenizer: &'a DamTokenizer,
+    stop_strings: Vec<String>,
+    /// Decoded text so far (before stripping).
+    text: String,
+    /// Bytes of `text` already emitted (after the leading whitespace).
+    emitted: usize,
+    /// Start of the text proper (leading whitespace skipped).
+    start: Option<usize>,
+    done: bool,
+}
+
+impl<'a> TextStream<'a> {
+    /// Prefills `prompt` (`[P, D]`) and returns the stream.
+    pub fn new(
+        model: &'a LlamaModel,
+        tokenizer: &'a DamTokenizer,
+        prompt: Tensor<2>,
+        options: &GenerationOptions,
+    ) -> Result<Self> {
+        Ok(Self {
+            session: Session::new(model, vec![prompt], options.session_options(tokenizer))?,
+            decoder: tokenizer.stream_decoder(),
+            tokenizer,
+            stop_strings: options.stop_strings.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            text: String::new(),
+            emitted: 0,
+            start: None,
+            done: false,
+        })
+    }
+
+    /// Longest suffix of `text` that is a proper prefix of a stop string.
+    fn held_for_stop(&self, text: &str) -> usize {
+        self.stop_strings
+            .iter()
+            .map(|s| {
+                (1..s.len())
+                    .rev()
+                    .find(|&n| s.is_char_boundary(n) && text.ends_with(&s[..n]))
+                    .unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Emits what is safe to emit of `self.text`.
+    fn release(&mut self, finished: bool) -> Option<String> {
+        let start = *self.start.get_or_insert(0);
+        let body = &self.text[start..];
+        let lead = body.len() - body.trim_start_matches(is_space).len();
+        if self.emitted == 0 && lead > 0 {
+            self.start = Some(start + lead);
+        }
+        let start = self.start.unwrap_or(0);
+        let mut end = self.text.len();
+        if let Some((at, _)) = first_stop(&self.text[start..], &self.stop_strings) {
+            end = start + at;
+        } else if !finished {
+            end -= self.held_for_stop(&self.text[start..]);
+        }
+        // Trailing whitespace waits: it is dropped if nothing follows it.
+        let candidate = &self.text[start..end];
+        end = start + candidate.trim_end_matches(is_space).len();
+        let from = start + self.emitted;
+        if end > from {
+            let delta = self.text[from..end].to_string();
+            self.emitted = end - start;
+            Some(delta)
+        } else {
+            None
+        }
+    }
+
+    /// Runs the stream to the end and returns the result; its `text` equals the concatenated
+    /// deltas (those already taken and the rest).
+    pub fn finish(mut self) -> Generation {
+        for _ in self.by_ref() {}
+        let ids = self.session.tokens()[0].clone();
+        let (text, _) = final_text(self.tokenizer, &ids, &self.stop_strings);
+        Generation {
+            token_ids: ids,
+            text,
+            stop_reason: self.session.finished()[0].clone().unwrap_or(StopReason::MaxTokens),
+            timings: self.session.timings(),
+            step_logits: self.session.step_logits()[0].clone(),
+        }
+    }
+}
+
+fn is_space(c: char) -> bool {
+    python_strip(c.encode_utf8(&mut [0; 4])).is_empty()
+}
+
+impl Iterator for TextStream<'_> {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        while !self.done {
+            match self.session.step() {
+                Some(tokens) => {
+                    if let Some(id) = tokens[0]
+                        && self.session.finished()[0] != Some(StopReason::Eos)
+                        && let Some(piece) = self.decoder.push(id)
+                    {
+                        self.text.push_str(&piece);
+                        let start = self.start.unwrap_or(0);
+                        if let Some((_, s)) = first_stop(&self.text[start..], &self.stop_strings) {
+                            self.session.stop(0, StopReason::StopString(s));
+                        }
+                    }
+                    if self.session.is_done() {
+                        continue;
+                    }
+                    if let Some(delta) = self.release(false) {
+                        return Some(delta);
+                    }
+                }
+                None => {
+                    self.done = true;
+                    let rest = std::mem::replace(&mut self.decoder, self.tokenizer.stream_decoder()).finish();
+                    self.text.push_str(&rest);
+                    return self.release(true);
+                }
+            }
+        }
+        None
+    }
+}

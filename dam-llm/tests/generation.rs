@@ -1,0 +1,89 @@
+//! Text-level generation on the fixtures: the final text equals the original's, and the
+//! streamed deltas concatenate to it; stop strings cut the text.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use dam_core::CheckpointConfig;
+use dam_core::testing::{Reference, dam_case_json, dam_cases, dam_tiny_checkpoint};
+use dam_llm::session::StopReason;
+use dam_llm::splice::splice;
+use dam_llm::{DamTokenizer, GenerationOptions, LlamaModel, TextStream, generate};
+
+fn setup(device: &Device) -> (LlamaModel, DamTokenizer) {
+    let config = CheckpointConfig::load(&dam_tiny_checkpoint()).unwrap();
+    let llm = dam_tiny_checkpoint().join("llm");
+    (
+        LlamaModel::load(&llm, &config.llm, device).unwrap(),
+        DamTokenizer::from_dir(&llm).unwrap(),
+    )
+}
+
+/// The case's prompt from its text, through our tokenizer, and the reference projector output.
+fn prompt(model: &LlamaModel, tokenizer: &DamTokenizer, name: &str, device: &Device) -> Tensor<2> {
+    let case = dam_case_json(name);
+    let ids = tokenizer.tokenize_prompt(case["prompt"].as_str().unwrap()).unwrap();
+    let (proj, shape) = Reference::open(name).f32("projector_output");
+    let per = shape[1] * shape[2];
+    let images: Vec<Tensor<2>> = (0..shape[0])
+        .map(|k| {
+            Tensor::from_data(
+                TensorData::new(proj[k * per..(k + 1) * per].to_vec(), [shape[1], shape[2]]),
+                device,
+            )
+        })
+        .collect();
+    splice(model, &ids, &images).unwrap()
+}
+
+#[test]
+fn text_and_stream_match_the_original() {
+    let device = Device::flex();
+    let (model, tokenizer) = setup(&device);
+    let options = GenerationOptions::greedy(24);
+    for name in dam_cases() {
+        let case = dam_case_json(&name);
+        let expected = case["text"].as_str().unwrap();
+        let p = prompt(&model, &tokenizer, &name, &device);
+        let generation = generate(&model, &tokenizer, vec![p.clone()], &options)
+            .unwrap()
+            .remove(0);
+        assert_eq!(generation.text, expected, "{name}: text");
+        assert_eq!(generation.stop_reason, StopReason::MaxTokens);
+
+        let mut stream = TextStream::new(&model, &tokenizer, p, &options).unwrap();
+        let deltas: Vec<String> = stream.by_ref().collect();
+        assert!(deltas.len() > 1, "{name}: streamed in pieces");
+        assert!(deltas.iter().all(|d| !d.is_empty()));
+        let finished = stream.finish();
+        assert_eq!(deltas.concat(), expected, "{name}: streamed text");
+        assert_eq!(finished.text, expected);
+        assert_eq!(finished.token_ids, generation.token_ids);
+        assert!(finished.timings.decode_tokens > 0);
+    }
+}
+
+#[test]
+fn stop_strings_cut_generation_and_text() {
+    let device = Device::flex();
+    let (model, tokenizer) = setup(&device);
+    let name = "center";
+    let expected = dam_case_json(name)["text"].as_str().unwrap().to_string();
+    // A stop string taken from the middle of the known output.
+    let chars: Vec<char> = expected.chars().collect();
+    let stop: String = chars[6..9].iter().collect();
+    let cut = expected.find(&stop).unwrap();
+    let options = GenerationOptions {
+        stop_strings: vec![stop.clone()],
+        ..GenerationOptions::greedy(24)
+    };
+    let p = prompt(&model, &tokenizer, name, &device);
+    let generation = generate(&model, &tokenizer, vec![p.clone()], &options)
+        .unwrap()
+        .remove(0);
+    assert_eq!(generation.stop_reason, StopReason::StopString(stop.clone()));
+    assert_eq!(generation.text, dam_llm::tokenizer::python_strip(&expected[..cut]));
+    assert!(generation.token_ids.len() < 24);
+    let mut stream = TextStream::new(&model, &tokenizer, p, &options).unwrap();
+    let streamed: String = stream.by_ref().collect();
+    assert_eq!(streamed, generation.text);
+    assert_eq!(stream.finish().stop_reason, StopReason::StopString(stop));
+}
