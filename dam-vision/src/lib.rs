@@ -23,4 +23,4 @@ pub mod sam;
 pub mod tower;
 
 pub use error::{Result, VisionError};
-pub use model::{VisionModel, VisionOutput};
+pub use model::{VisionModel, VisionOutput, split_views, stack_focal_prompts};

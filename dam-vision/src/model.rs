@@ -222,3 +222,34 @@ impl VisionModel {
         Ok(masked)
     }
 }
+
+/// Stacks focal prompts into the model input `[N, 8, S, S]` and their crop flags.
+pub fn stack_focal_prompts(prompts: &[&dam_core::FocalPrompt], device: &Device) -> Result<(Tensor<4>, Vec<bool>)> {
+    let Some(first) = prompts.first() else {
+        return Err(VisionError::Shape {
+            what: "focal prompts",
+            found: vec![0],
+            expected: "at least one view".into(),
+        });
+    };
+    let s = first.size as usize;
+    if let Some(p) = prompts.iter().find(|p| p.size != first.size) {
+        return Err(VisionError::Shape {
+            what: "focal prompt views",
+            found: vec![p.size as usize],
+            expected: format!("all views of side {s}"),
+        });
+    }
+    let mut values = Vec::with_capacity(prompts.len() * 8 * s * s);
+    for p in prompts {
+        values.extend_from_slice(&p.pixel_values);
+    }
+    let pixels = Tensor::from_data(TensorData::new(values, [prompts.len(), 8, s, s]), device);
+    Ok((pixels, prompts.iter().map(|p| p.crop_differs).collect()))
+}
+
+/// Splits `[N, T', H]` visual tokens into one `[T', H]` block per view.
+pub fn split_views(tokens: Tensor<3>) -> Vec<Tensor<2>> {
+    let [n, t, h] = tokens.dims();
+    (0..n).map(|i| tokens.clone().narrow(0, i, 1).reshape([t, h])).collect()
+}
