@@ -1,0 +1,156 @@
+//! Backends and float types, chosen at run time among those compiled in (cargo features
+//! `cpu`, `wgpu`, `cuda`; several may be on at once). The model code is the same for all.
+
+use burn::tensor::{Device, FloatDType};
+
+use crate::error::{DamError, Result};
+
+/// A compute backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// burn's pure-Rust `flex` CPU backend (feature `cpu`, on by default).
+    Cpu,
+    /// wgpu (Vulkan, Metal, DX12, WebGPU) on the default adapter (feature `wgpu`).
+    Wgpu,
+    /// CUDA device `n` (feature `cuda`).
+    Cuda(usize),
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    /// `cpu`, `wgpu`, `cuda` or `cuda:N`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cpu" | "flex" => Ok(Backend::Cpu),
+            "wgpu" => Ok(Backend::Wgpu),
+            "cuda" => Ok(Backend::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Backend::Cuda)
+                .ok_or_else(|| format!("unknown backend {other:?}: use cpu, wgpu, cuda or cuda:N")),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Cpu => write!(f, "cpu"),
+            Backend::Wgpu => write!(f, "wgpu"),
+            Backend::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// Float type of weights and activations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FloatType {
+    /// The default on the CPU; what the parity tests use.
+    #[default]
+    F32,
+    /// Half precision (GPU backends; wgpu only with shader-f16 support).
+    F16,
+    /// bfloat16 (CUDA; the checkpoint's own storage type).
+    BF16,
+}
+
+impl std::str::FromStr for FloatType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(FloatType::F32),
+            "f16" => Ok(FloatType::F16),
+            "bf16" => Ok(FloatType::BF16),
+            other => Err(format!("unknown float type {other:?}: use f32, f16 or bf16")),
+        }
+    }
+}
+
+impl std::fmt::Display for FloatType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FloatType::F32 => "f32",
+            FloatType::F16 => "f16",
+            FloatType::BF16 => "bf16",
+        })
+    }
+}
+
+impl From<FloatType> for FloatDType {
+    fn from(t: FloatType) -> Self {
+        match t {
+            FloatType::F32 => FloatDType::F32,
+            FloatType::F16 => FloatDType::F16,
+            FloatType::BF16 => FloatDType::BF16,
+        }
+    }
+}
+
+impl Backend {
+    /// The backends compiled into this build, best first.
+    pub fn available() -> Vec<Backend> {
+        let mut v = Vec::new();
+        if cfg!(feature = "cuda") {
+            v.push(Backend::Cuda(0));
+        }
+        if cfg!(feature = "wgpu") {
+            v.push(Backend::Wgpu);
+        }
+        if cfg!(feature = "cpu") {
+            v.push(Backend::Cpu);
+        }
+        v
+    }
+
+    /// The burn device, without configuring its float type.
+    pub fn device(self) -> Result<Device> {
+        match self {
+            #[cfg(feature = "cpu")]
+            Backend::Cpu => Ok(Device::flex()),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda(n) => Ok(Device::cuda(n)),
+            #[allow(unreachable_patterns)]
+            other => Err(DamError::BackendNotCompiled(match other {
+                Backend::Cpu => "cpu",
+                Backend::Wgpu => "wgpu",
+                Backend::Cuda(_) => "cuda",
+            })),
+        }
+    }
+
+    /// The device with `dtype` as its default float type.
+    pub fn configured_device(self, dtype: FloatType) -> Result<Device> {
+        let mut device = self.device()?;
+        configure(&mut device, dtype, &self.to_string())?;
+        Ok(device)
+    }
+}
+
+/// Sets a device's default float type (once, before any tensor exists on it). A device already
+/// set to the same type is fine.
+pub fn configure(device: &mut Device, dtype: FloatType, name: &str) -> Result<()> {
+    let want: FloatDType = dtype.into();
+    if !device.supports_dtype(want) {
+        return Err(DamError::UnsupportedDType {
+            backend: name.to_string(),
+            dtype: dtype.to_string(),
+        });
+    }
+    match device.configure(want) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            if FloatDType::from(device.settings().float_dtype) == want {
+                Ok(())
+            } else {
+                Err(DamError::Device(format!(
+                    "{name} is already set up with another float type than {dtype}: {e}"
+                )))
+            }
+        }
+    }
+}
