@@ -154,3 +154,39 @@ pub fn focal_prompt(image: &RgbImage, mask: &Mask, processor: &ImageProcessor) -
         crop_differs,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mismatched_or_empty_masks_are_errors() {
+        let image = RgbImage::new(20, 10);
+        let processor = ImageProcessor::dam_3b();
+        let small = Mask::from_rect(10, 10, 1, 1, 4, 4).unwrap();
+        assert!(matches!(
+            focal_prompt(&image, &small, &processor),
+            Err(CoreError::MaskSizeMismatch { mask_w: 10, mask_h: 10, image_w: 20, image_h: 10 })
+        ));
+        let empty = Mask::from_vec(20, 10, vec![false; 200]).unwrap();
+        assert!(matches!(focal_prompt(&image, &empty, &processor), Err(CoreError::EmptyMask)));
+        let zero = RgbImage::new(0, 0);
+        assert!(matches!(crop_views(&zero, &small), Err(CoreError::ZeroSizedImage { .. })));
+    }
+
+    #[test]
+    fn whole_image_crop_gives_identical_halves() {
+        // A large central region: the focal crop is the whole image, so both views match.
+        let image = RgbImage::from_fn(60, 40, |x, y| image::Rgb([(x * 4) as u8, (y * 6) as u8, 7]));
+        let mask = Mask::from_rect(60, 40, 15, 10, 45, 30).unwrap();
+        let fp = focal_prompt(&image, &mask, &ImageProcessor::dam_3b()).unwrap();
+        assert!(fp.crop.is_whole(60, 40));
+        assert!(!fp.crop_differs);
+        // A small region of a larger image: a 144 x 144 crop, different from the full view.
+        let image = RgbImage::from_fn(300, 200, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let small = Mask::from_rect(300, 200, 100, 100, 104, 104).unwrap();
+        let fp = focal_prompt(&image, &small, &ImageProcessor::dam_3b()).unwrap();
+        assert_eq!((fp.crop.width(), fp.crop.height()), (144, 144));
+        assert!(fp.crop_differs);
+    }
+}

@@ -85,3 +85,95 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], tol: f32) {
     assert!(d <= tol, "{what}: max |Δ| = {d:e} > {tol:e}");
     assert!(actual.iter().all(|v| v.is_finite()), "{what}: non-finite values");
 }
+
+/// A stored tensor: dtype, shape, little-endian bytes.
+#[derive(Clone, Debug)]
+pub struct RawTensor {
+    pub dtype: safetensors::Dtype,
+    pub shape: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+impl RawTensor {
+    /// The same values stored as `dtype` (F32, F16 or BF16; rounding to nearest even).
+    pub fn to_dtype(&self, dtype: safetensors::Dtype) -> RawTensor {
+        use safetensors::Dtype;
+        let values: Vec<f32> = match self.dtype {
+            Dtype::F32 => self.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            Dtype::F16 => self.data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            Dtype::BF16 => self.data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            other => panic!("unsupported dtype {other:?}"),
+        };
+        let data = match dtype {
+            Dtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            Dtype::F16 => values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
+            Dtype::BF16 => values.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect(),
+            other => panic!("unsupported dtype {other:?}"),
+        };
+        RawTensor {
+            dtype,
+            shape: self.shape.clone(),
+            data,
+        }
+    }
+}
+
+impl safetensors::View for &RawTensor {
+    fn dtype(&self) -> safetensors::Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// Every tensor of a safetensors file, by name (sorted).
+pub fn read_raw(path: &std::path::Path) -> std::collections::BTreeMap<String, RawTensor> {
+    let bytes = std::fs::read(path).expect("weights file");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    st.tensors()
+        .into_iter()
+        .map(|(name, v)| {
+            let raw = RawTensor {
+                dtype: v.dtype(),
+                shape: v.shape().to_vec(),
+                data: v.data().to_vec(),
+            };
+            (name, raw)
+        })
+        .collect()
+}
+
+/// Writes tensors to a safetensors file (metadata `format: pt`, as transformers writes).
+pub fn write_raw<'a>(path: &std::path::Path, tensors: impl IntoIterator<Item = (&'a String, &'a RawTensor)>) {
+    let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::serialize_to_file(tensors, Some(meta), path).expect("write safetensors");
+}
+
+/// Copies a folder tree (a scratch copy of a checkpoint).
+pub fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
+    std::fs::create_dir_all(dst).expect("create dir");
+    for entry in std::fs::read_dir(src).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let to = dst.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).expect("copy file");
+        }
+    }
+}
+
+/// A fresh scratch folder under the temp dir, unique to this process and `tag`.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dam-test-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}

@@ -82,8 +82,14 @@ impl Clip {
             let mut frames: Vec<Option<RgbImage>> = frames.into_iter().map(Some).collect();
             let mut masks: Vec<Option<Mask>> = masks.into_iter().map(Some).collect();
             return Ok(Self {
-                frames: indices.iter().map(|&i| frames[i].take().expect("unique indices")).collect(),
-                masks: indices.iter().map(|&i| masks[i].take().expect("unique indices")).collect(),
+                frames: indices
+                    .iter()
+                    .map(|&i| frames[i].take().expect("unique indices"))
+                    .collect(),
+                masks: indices
+                    .iter()
+                    .map(|&i| masks[i].take().expect("unique indices"))
+                    .collect(),
                 indices,
             });
         }
@@ -93,7 +99,10 @@ impl Clip {
             }
             let mut frames: Vec<Option<RgbImage>> = frames.into_iter().map(Some).collect();
             return Ok(Self {
-                frames: selected.iter().map(|&i| frames[i].take().expect("unique indices")).collect(),
+                frames: selected
+                    .iter()
+                    .map(|&i| frames[i].take().expect("unique indices"))
+                    .collect(),
                 masks,
                 indices: selected,
             });

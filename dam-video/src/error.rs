@@ -21,7 +21,9 @@ pub enum VideoError {
         h: u32,
     },
     /// A selected frame whose mask has no foreground (pass `skip_empty` to drop such frames).
-    #[error("the mask of frame {index} is empty (the object is not visible there); drop the frame or enable skipping empty frames")]
+    #[error(
+        "the mask of frame {index} is empty (the object is not visible there); drop the frame or enable skipping empty frames"
+    )]
     EmptyFrameMask { index: usize },
     /// After skipping empty frames, nothing is left.
     #[error("no frame has a non-empty mask")]

@@ -83,7 +83,9 @@ pub mod video_file {
             .output()
             .map_err(|e| VideoError::Decode(format!("cannot run ffprobe (is FFmpeg installed?): {e}")))?;
         if !out.status.success() {
-            return Err(VideoError::Decode(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+            return Err(VideoError::Decode(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
@@ -107,7 +109,9 @@ pub mod video_file {
         let mut child = Command::new("ffmpeg")
             .args(["-v", "error", "-i"])
             .arg(path)
-            .args(["-map", "0:v:0", "-vsync", "0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+            .args([
+                "-map", "0:v:0", "-vsync", "0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -31,33 +31,7 @@ fn scratch(name: &str) -> PathBuf {
 
 /// f32 → IEEE half bits, round to nearest even.
 fn f16_bits(x: f32) -> u16 {
-    let b = x.to_bits();
-    let sign = ((b >> 16) & 0x8000) as u16;
-    let exp = ((b >> 23) & 0xff) as i32;
-    let man = b & 0x7f_ffff;
-    if exp == 0xff {
-        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
-    }
-    let e = exp - 127 + 15;
-    if e >= 0x1f {
-        return sign | 0x7c00;
-    }
-    let round = |r: u32, rem: u32, half: u32| {
-        if rem > half || (rem == half && r & 1 == 1) {
-            r + 1
-        } else {
-            r
-        }
-    };
-    if e <= 0 {
-        if e < -10 {
-            return sign;
-        }
-        let m = man | 0x80_0000;
-        let shift = (14 - e) as u32;
-        return sign | round(m >> shift, m & ((1 << shift) - 1), 1 << (shift - 1)) as u16;
-    }
-    sign | round(((e as u32) << 10) | (man >> 13), man & 0x1fff, 0x1000) as u16
+    half::f16::from_f32(x).to_bits()
 }
 
 /// Rewrites the fixture's weights into `dir/model.safetensors` through `edit`, which gets

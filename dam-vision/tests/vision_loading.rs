@@ -1,95 +1,25 @@
 //! Loading the vision folders: f32 / f16 / bf16 files agree; a removed tensor, a wrong shape
 //! and a truncated file each give their error.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
-use dam_core::testing::{Reference, dam_tiny_checkpoint, max_abs_diff};
+use dam_core::testing::{
+    RawTensor as Raw, Reference, copy_dir, dam_tiny_checkpoint, max_abs_diff, read_raw, scratch_dir, write_raw,
+};
 use dam_core::{CheckpointConfig, WeightError};
 use dam_vision::{VisionError, VisionModel};
-use safetensors::{Dtype, SafeTensors, View};
-
-struct Raw {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-impl View for &Raw {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        std::borrow::Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
-}
-
-fn read_file(path: &Path) -> HashMap<String, Raw> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let raw = Raw {
-                dtype: view.dtype(),
-                shape: view.shape().to_vec(),
-                data: view.data().to_vec(),
-            };
-            (name, raw)
-        })
-        .collect()
-}
-
-fn to_half(raw: &Raw, dtype: Dtype) -> Raw {
-    let data = raw
-        .data
-        .chunks_exact(4)
-        .flat_map(|c| {
-            let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            match dtype {
-                Dtype::F16 => half::f16::from_f32(v).to_le_bytes(),
-                Dtype::BF16 => half::bf16::from_f32(v).to_le_bytes(),
-                _ => unreachable!(),
-            }
-        })
-        .collect();
-    Raw {
-        dtype,
-        shape: raw.shape.clone(),
-        data,
-    }
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-}
+use safetensors::Dtype;
 
 /// A scratch copy of the fixture checkpoint; `edit` rewrites each vision-side weight file.
-fn scratch(tag: &str, edit: impl Fn(&str, HashMap<String, Raw>) -> HashMap<String, Raw>) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dam-vision-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn scratch(tag: &str, edit: impl Fn(&str, BTreeMap<String, Raw>) -> BTreeMap<String, Raw>) -> PathBuf {
+    let dir = scratch_dir(&format!("vision-{tag}"));
     copy_dir(&dam_tiny_checkpoint(), &dir);
     for folder in ["vision_tower", "context_provider", "mm_projector"] {
         let path = dir.join(folder).join("model.safetensors");
-        let tensors = edit(folder, read_file(&path));
-        let views: Vec<(String, &Raw)> = tensors.iter().map(|(k, v)| (k.clone(), v)).collect();
-        safetensors::serialize_to_file(views, None, &path).unwrap();
+        let tensors = edit(folder, read_raw(&path));
+        write_raw(&path, &tensors);
     }
     dir
 }
@@ -110,7 +40,7 @@ fn f16_and_bf16_files_agree_with_f32() {
     let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     for (dtype, tag, rel_tol) in [(Dtype::F16, "f16", 1e-5), (Dtype::BF16, "bf16", 5e-2)] {
         let dir = scratch(tag, |_, t| {
-            t.into_iter().map(|(k, v)| (k, to_half(&v, dtype))).collect()
+            t.into_iter().map(|(k, v)| (k, v.to_dtype(dtype))).collect()
         });
         let out = projector_output(&dir, &device).unwrap();
         let d = max_abs_diff(&out, &reference);
@@ -187,7 +117,7 @@ fn unused_head_and_post_layernorm_are_not_needed() {
             return t;
         }
         let before = t.len();
-        let kept: HashMap<_, _> = t
+        let kept: BTreeMap<_, _> = t
             .into_iter()
             .filter(|(k, _)| !k.contains(".head.") && !k.contains("post_layernorm"))
             .collect();

@@ -4,7 +4,8 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use burn::tensor::Device;
 use dam_core::{BoxRegion, Mask, Points};
@@ -28,6 +29,13 @@ pub trait Segmenter: Send + Sync {
     fn segment(&self, image: &RgbImage, prompt: SegmentPrompt<'_>) -> Result<Mask>;
 }
 
+/// A shared segmenter (keep a handle to it while a `Describer` uses it).
+impl<T: Segmenter + ?Sized> Segmenter for Arc<T> {
+    fn segment(&self, image: &RgbImage, prompt: SegmentPrompt<'_>) -> Result<Mask> {
+        (**self).segment(image, prompt)
+    }
+}
+
 /// How scribbles become masks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ScribbleMode {
@@ -43,6 +51,7 @@ pub enum ScribbleMode {
 pub struct SamSegmenter {
     sam: Sam,
     cache: Mutex<Option<(u64, SamImageEmbedding)>>,
+    embedded: AtomicUsize,
     /// numpy seed for scribble sampling (0 in the original demo).
     pub scribble_seed: u32,
 }
@@ -71,8 +80,14 @@ impl SamSegmenter {
         Self {
             sam,
             cache: Mutex::new(None),
+            embedded: AtomicUsize::new(0),
             scribble_seed: 0,
         }
+    }
+
+    /// How many image embeddings were computed so far (one per distinct image in a row).
+    pub fn images_embedded(&self) -> usize {
+        self.embedded.load(Ordering::Relaxed)
     }
 
     /// The embedding of `image`, computed once per distinct image.
@@ -81,6 +96,7 @@ impl SamSegmenter {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.as_ref().is_none_or(|(k, _)| *k != key) {
             *cache = Some((key, self.sam.embed_image(image)?));
+            self.embedded.fetch_add(1, Ordering::Relaxed);
         }
         let (_, emb) = cache.as_ref().expect("filled above");
         f(&self.sam, emb)

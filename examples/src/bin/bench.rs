@@ -11,7 +11,9 @@
 //! * vision — stacking the views, both SigLIP passes, the context provider and the projector;
 //! * prefill — splicing the DAM-3B prompt (51 text ids + the visual tokens) and the LLM forward
 //!   up to the first logits;
-//! * decode — greedy steps with EOS suppressed, exactly `--new-tokens` tokens per region;
+//! * decode — greedy steps with EOS suppressed, exactly `--new-tokens` tokens per region
+//!   (tok/s = generated tokens / decode time; the first token comes from the prefill's logits,
+//!   so N tokens take N − 1 decode forwards);
 //! * peak memory — the device allocator's peak where the backend reports one, else the
 //!   process's peak resident set (`VmHWM`).
 //!
@@ -168,6 +170,12 @@ fn bench(args: &Args) -> Result<()> {
     }
     if args.new_tokens == 0 {
         bail!("--new-tokens must be at least 1");
+    }
+    if let Some(dir) = args.json.as_deref().and_then(Path::parent)
+        && !dir.as_os_str().is_empty()
+        && !dir.is_dir()
+    {
+        bail!("--json: folder {} does not exist", dir.display());
     }
     eprintln!(
         "building model: config {}, backend {}, dtype {}, random weights",
@@ -384,6 +392,12 @@ fn summarise(values: &[f64]) -> Stat {
     }
 }
 
+/// LLM forwards of the decode phase for `tokens` new tokens per region: the first token comes
+/// from the prefill's logits, so `tokens - 1` (each step also picks a token on the device).
+fn decode_forwards(tokens: usize) -> usize {
+    tokens.saturating_sub(1).max(1)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -507,9 +521,9 @@ impl Report {
                 stat(&|r| per_second(r.tokens, r.decode)),
             ),
             (
-                "decode_ms_per_step",
-                "decode (ms per step)",
-                stat(&|r| ms(r.decode) / (r.tokens / batch) as f64),
+                "decode_ms_per_forward",
+                "decode (ms per forward)",
+                stat(&|r| ms(r.decode) / decode_forwards(r.tokens / batch) as f64),
             ),
             ("total_ms", "total (ms)", stat(&|r| ms(r.total()))),
             ("regions_per_s", "regions/s", stat(&|r| per_second(batch, r.total()))),
