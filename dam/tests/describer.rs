@@ -1,8 +1,7 @@
 //! The Describer API on the bundled tiny checkpoint (CPU, f32, greedy).
 
 use dam::{
-    BoxRegion, ClipOptions, DamError, DescribeOptions, Describer, Mask, Points, Region, ScribbleMode,
-    StopReason,
+    BoxRegion, ClipOptions, DamError, DescribeOptions, Describer, Mask, Points, Region, ScribbleMode, StopReason,
 };
 use dam_core::testing::{Reference, assert_close, dam_case_dir, dam_case_json, dam_tiny_checkpoint};
 use image::RgbImage;
@@ -18,7 +17,10 @@ fn describer() -> Describer {
 
 fn center() -> (RgbImage, Mask) {
     let dir = dam_case_dir("center");
-    (image::open(dir.join("image.png")).unwrap().to_rgb8(), Mask::open(dir.join("mask.png")).unwrap())
+    (
+        image::open(dir.join("image.png")).unwrap().to_rgb8(),
+        Mask::open(dir.join("mask.png")).unwrap(),
+    )
 }
 
 #[test]
@@ -32,8 +34,12 @@ fn describe_matches_the_original_greedy_output() {
     let (image, mask) = center();
     let out = d.describe(&image, &Region::Mask(mask.clone())).unwrap();
     let case = dam_case_json("center");
-    let expected: Vec<u32> =
-        case["generated_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let expected: Vec<u32> = case["generated_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
     assert_eq!(out.token_ids, expected);
     assert_eq!(out.text, case["text"].as_str().unwrap());
     assert_eq!(out.stop_reason, StopReason::MaxTokens);
@@ -90,9 +96,14 @@ fn region_kinds_without_a_segmenter() {
     assert_eq!(out.masks[0], b.to_mask(w, h).unwrap());
     // A scribble is its own mask.
     let stroke = Mask::from_rect(w, h, 100, 100, 150, 104).unwrap();
-    assert_eq!(d.region_mask(&image, &Region::Scribble(stroke.clone())).unwrap(), stroke);
+    assert_eq!(
+        d.region_mask(&image, &Region::Scribble(stroke.clone())).unwrap(),
+        stroke
+    );
     // Points need a segmenter.
-    let err = d.describe(&image, &Region::Points(Points::positive(&[(50.0, 50.0)]))).unwrap_err();
+    let err = d
+        .describe(&image, &Region::Points(Points::positive(&[(50.0, 50.0)])))
+        .unwrap_err();
     assert!(matches!(err, DamError::SegmenterRequired(_)), "{err}");
     assert!(err.to_string().contains("segmenter"));
     // Sampled scribbles too.
@@ -101,7 +112,10 @@ fn region_kinds_without_a_segmenter() {
         .scribble_mode(ScribbleMode::SamplePoints)
         .build()
         .unwrap();
-    assert!(matches!(d2.describe(&image, &Region::Scribble(stroke)), Err(DamError::SegmenterRequired(_))));
+    assert!(matches!(
+        d2.describe(&image, &Region::Scribble(stroke)),
+        Err(DamError::SegmenterRequired(_))
+    ));
 }
 
 #[test]
@@ -110,7 +124,10 @@ fn bad_inputs_are_typed_errors() {
     let (image, _) = center();
     let (w, h) = image.dimensions();
     let empty = Mask::from_vec(w, h, vec![false; (w * h) as usize]).unwrap();
-    assert!(matches!(d.describe(&image, &Region::Mask(empty)), Err(DamError::Core(dam::core::CoreError::EmptyMask))));
+    assert!(matches!(
+        d.describe(&image, &Region::Mask(empty)),
+        Err(DamError::Core(dam::core::CoreError::EmptyMask))
+    ));
     let small = Mask::from_rect(10, 10, 1, 1, 5, 5).unwrap();
     assert!(matches!(
         d.describe(&image, &Region::Mask(small)),
@@ -141,8 +158,12 @@ fn video_frames() -> (Vec<RgbImage>, Vec<Mask>) {
     let dir = dam_case_dir("video");
     let case = dam_case_json("video");
     let n = case["num_frames"].as_u64().unwrap() as usize;
-    let frames = (0..n).map(|k| image::open(dir.join(format!("image_{k}.png"))).unwrap().to_rgb8()).collect();
-    let masks = (0..n).map(|k| Mask::open(dir.join(format!("mask_{k}.png"))).unwrap()).collect();
+    let frames = (0..n)
+        .map(|k| image::open(dir.join(format!("image_{k}.png"))).unwrap().to_rgb8())
+        .collect();
+    let masks = (0..n)
+        .map(|k| Mask::open(dir.join(format!("mask_{k}.png"))).unwrap())
+        .collect();
     (frames, masks)
 }
 
@@ -163,8 +184,12 @@ fn describe_video_matches_the_original() {
     // The default video query for 3 frames is the case's query.
     assert_eq!(dam::video::encode::video_query(3), case["query"].as_str().unwrap());
     let out = d.describe_video_with(&frames, &masks, &options).unwrap();
-    let expected: Vec<u32> =
-        case["generated_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let expected: Vec<u32> = case["generated_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
     assert_eq!(out.token_ids, expected);
     assert_eq!(out.text, case["text"].as_str().unwrap());
     let trace = out.trace.unwrap();
@@ -186,12 +211,21 @@ fn video_errors_and_empty_frames() {
     let d = describer();
     let (frames, masks) = video_frames();
     let err = d.describe_video(&frames, &masks[..2]).unwrap_err();
-    assert!(matches!(err, DamError::Video(dam::video::VideoError::CountMismatch { frames: 3, masks: 2 })), "{err}");
+    assert!(
+        matches!(
+            err,
+            DamError::Video(dam::video::VideoError::CountMismatch { frames: 3, masks: 2 })
+        ),
+        "{err}"
+    );
     let mut odd = frames.clone();
     odd[1] = RgbImage::new(64, 48);
     assert!(matches!(
         d.describe_video(&odd, &masks),
-        Err(DamError::Video(dam::video::VideoError::FrameSizeMismatch { index: 1, .. }))
+        Err(DamError::Video(dam::video::VideoError::FrameSizeMismatch {
+            index: 1,
+            ..
+        }))
     ));
     let mut with_empty = masks.clone();
     let (w, h) = (masks[1].width(), masks[1].height());

@@ -33,7 +33,11 @@ fn points_become_sams_best_mask_and_the_embedding_is_computed_once_per_image() {
     assert_eq!(again.token_ids, many[0].token_ids);
     assert_eq!(sam.images_embedded(), 1);
     // A new image needs a new embedding.
-    let other = image::open(fixtures_dir().join("sam-tiny/cases/box/image.png")).unwrap().to_rgb8();
-    describer.describe(&other, &Region::Points(Points::positive(&[(50.0, 40.0)]))).unwrap();
+    let other = image::open(fixtures_dir().join("sam-tiny/cases/box/image.png"))
+        .unwrap()
+        .to_rgb8();
+    describer
+        .describe(&other, &Region::Points(Points::positive(&[(50.0, 40.0)])))
+        .unwrap();
     assert_eq!(sam.images_embedded(), 2);
 }

@@ -87,7 +87,10 @@ fn without_json_the_text_streams_to_stdout() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8(out.stdout).unwrap().trim_end_matches('\n'), case["text"].as_str().unwrap());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim_end_matches('\n'),
+        case["text"].as_str().unwrap()
+    );
 }
 
 #[test]
@@ -99,12 +102,20 @@ fn bad_inputs_exit_non_zero_with_a_message_and_no_panic() {
     image::GrayImage::new(200, 150).save(&empty).unwrap();
     let no_placeholder = ["--query", "Describe it."];
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["--mask".into(), other_size.display().to_string()], "mask is 230x170 but the image is 200x150"),
+        (
+            vec!["--mask".into(), other_size.display().to_string()],
+            "mask is 230x170 but the image is 200x150",
+        ),
         (vec!["--mask".into(), empty.display().to_string()], "mask is empty"),
         (vec!["--box".into(), "10,10,5,5".into()], "x0 < x1"),
         (vec!["--points".into(), "10,10".into()], "--sam"),
         (
-            vec!["--mask".into(), dir.join("mask.png").display().to_string(), no_placeholder[0].into(), no_placeholder[1].into()],
+            vec![
+                "--mask".into(),
+                dir.join("mask.png").display().to_string(),
+                no_placeholder[0].into(),
+                no_placeholder[1].into(),
+            ],
             "<image>",
         ),
         (vec!["--mask".into(), "/nonexistent.png".into()], "cannot read mask"),
@@ -120,7 +131,10 @@ fn bad_inputs_exit_non_zero_with_a_message_and_no_panic() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} should fail");
-        assert!(stderr.contains(expected), "{args:?}: stderr {stderr:?} lacks {expected:?}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: stderr {stderr:?} lacks {expected:?}"
+        );
         assert!(!stderr.contains("panicked"), "{args:?}: panicked: {stderr}");
     }
     let out = describe()
@@ -132,4 +146,34 @@ fn bad_inputs_exit_non_zero_with_a_message_and_no_panic() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a folder"));
+}
+
+#[test]
+fn video_from_frame_and_mask_folders() {
+    let name = "video";
+    let case = dam_case_json(name);
+    let dir = dam_case_dir(name);
+    let root = scratch("folders");
+    let (frames, masks) = (root.join("frames"), root.join("masks"));
+    std::fs::create_dir_all(&frames).unwrap();
+    std::fs::create_dir_all(&masks).unwrap();
+    for k in 0..case["num_frames"].as_u64().unwrap() {
+        std::fs::copy(dir.join(format!("image_{k}.png")), frames.join(format!("{k:04}.png"))).unwrap();
+        std::fs::copy(dir.join(format!("mask_{k}.png")), masks.join(format!("{k:04}.png"))).unwrap();
+    }
+    let out = describe()
+        .arg("--model")
+        .arg(dam_tiny_checkpoint())
+        .arg("--frames-dir")
+        .arg(&frames)
+        .arg("--masks-dir")
+        .arg(&masks)
+        .args(["--greedy", "--max-new-tokens", "24", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The default query for 3 frames is the case's `Video: <image><image><image>\n…`.
+    let json = last_json_line(&out.stdout);
+    assert_eq!(json["token_ids"], case["generated_ids"]);
+    assert_eq!(json["frames"], 3);
 }

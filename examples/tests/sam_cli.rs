@@ -29,7 +29,8 @@ fn scratch(name: &str) -> PathBuf {
 /// Region arguments of a case: `--points/--labels`, `--box`, or `--scribble`.
 fn prompt_args(case: &str) -> Vec<String> {
     let dir = sam_dir().join("cases").join(case);
-    let p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("prompt.json")).unwrap()).unwrap();
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("prompt.json")).unwrap()).unwrap();
     let mut args = Vec::new();
     if let Some(s) = p["scribble"].as_str() {
         args.extend(["--scribble".to_string(), dir.join(s).display().to_string()]);
@@ -53,15 +54,26 @@ fn assert_best_mask(case: &str, mask: &Mask) -> usize {
     let dir = sam_dir().join("cases").join(case);
     let expected = Mask::open(dir.join("best_mask.png")).unwrap();
     let (logits, _) = Reference::open_path(&dir.join("tensors.safetensors")).f32("best_mask_logits");
-    assert_eq!((mask.width(), mask.height()), (expected.width(), expected.height()), "{case}: size");
+    assert_eq!(
+        (mask.width(), mask.height()),
+        (expected.width(), expected.height()),
+        "{case}: size"
+    );
     let mut differing = 0;
     for (i, (a, b)) in mask.as_slice().iter().zip(expected.as_slice()).enumerate() {
         if a != b {
-            assert!(logits[i].abs() < 1e-3, "{case}: pixel {i} differs with logit {}", logits[i]);
+            assert!(
+                logits[i].abs() < 1e-3,
+                "{case}: pixel {i} differs with logit {}",
+                logits[i]
+            );
             differing += 1;
         }
     }
-    assert!(differing * 1000 <= mask.as_slice().len(), "{case}: {differing} differing pixels");
+    assert!(
+        differing * 1000 <= mask.as_slice().len(),
+        "{case}: {differing} differing pixels"
+    );
     eprintln!("{case}: {differing} differing pixels");
     differing
 }
@@ -103,7 +115,12 @@ fn segment_matches_every_sam_case() {
         let expected: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
         assert_eq!(json["best_index"], expected["best_index"], "{case}: best index");
-        let ours: Vec<f64> = json["iou_scores"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let ours: Vec<f64> = json["iou_scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
         let theirs = flatten(&expected["iou_scores"]);
         assert_eq!(ours.len(), theirs.len());
         for (a, b) in ours.iter().zip(&theirs) {

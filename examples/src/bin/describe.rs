@@ -6,7 +6,8 @@
 //!          [--query 'TEXT WITH <image>'] [--greedy | --temperature T --top-p P --top-k K --seed S]
 //!          [--max-new-tokens N] [--json] [--dump FILE.safetensors]
 //! ```
-//! Repeated `--image/--mask` pairs (or `--frames-dir/--masks-dir`) are video frames in order.
+//! Repeated `--image/--mask` pairs (or `--frames-dir/--masks-dir`, or `--video FILE --masks-dir`
+//! with the `video-file` feature) are video frames in order.
 //! Without `--json` the text streams to stdout; with `--json` the last stdout line is one JSON
 //! object (`text`, `token_ids`, `stop_reason`, timings).
 
@@ -67,8 +68,11 @@ struct Args {
     #[arg(long, requires = "masks_dir")]
     frames_dir: Option<PathBuf>,
     /// Folder of masks, one per frame or one per selected frame.
-    #[arg(long, requires = "frames_dir")]
+    #[arg(long)]
     masks_dir: Option<PathBuf>,
+    /// Video file (needs the `video-file` feature and FFmpeg); use with --masks-dir.
+    #[arg(long, requires = "masks_dir", conflicts_with = "frames_dir")]
+    video: Option<PathBuf>,
     /// Frames the model sees from a longer video (default: the checkpoint's, 8).
     #[arg(long)]
     num_frames: Option<usize>,
@@ -120,7 +124,37 @@ enum Work {
     Video(Vec<image::RgbImage>, Vec<dam::Mask>),
 }
 
+/// Frames of a video file at the indices the clip will use, and the masks for them.
+#[cfg(feature = "video-file")]
+fn video_work(video: &std::path::Path, masks_dir: &std::path::Path, num_frames: usize) -> Result<Work> {
+    use dam::video::source::video_file;
+    let (_, _, n) = video_file::info(video)?;
+    let masks = dam::video::source::read_mask_folder(masks_dir)?;
+    let selected = dam::video::select_frames(n, num_frames)?;
+    let frames = video_file::read_frames(video, &selected)?;
+    // Masks for every frame: keep the selected ones; else they are one per selected frame.
+    let masks = if masks.len() == n && n != selected.len() {
+        selected.iter().map(|&i| masks[i].clone()).collect()
+    } else {
+        masks
+    };
+    Ok(Work::Video(frames, masks))
+}
+
+#[cfg(not(feature = "video-file"))]
+fn video_work(_: &std::path::Path, _: &std::path::Path, _: usize) -> Result<Work> {
+    bail!(
+        "--video needs the `video-file` feature: cargo run --release -p dam-examples --features video-file --bin describe ..."
+    )
+}
+
 fn work(args: &Args) -> Result<Work> {
+    if let (Some(video), Some(masks)) = (&args.video, &args.masks_dir) {
+        return video_work(video, masks, args.num_frames.unwrap_or(8));
+    }
+    if args.frames_dir.is_some() != args.masks_dir.is_some() {
+        bail!("--frames-dir and --masks-dir go together (or --video with --masks-dir)");
+    }
     if let (Some(frames), Some(masks)) = (&args.frames_dir, &args.masks_dir) {
         if !args.images.is_empty() || !args.masks.is_empty() {
             bail!("use either --frames-dir/--masks-dir or --image/--mask, not both");
