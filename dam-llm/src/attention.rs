@@ -22,14 +22,20 @@ pub struct LlamaAttention {
     pub head_dim: usize,
 }
 
-/// How the new queries see the keys.
+/// Where a forward pass writes and what it reads, shared by every layer of one step.
 #[derive(Clone, Debug)]
-pub enum AttnMask {
-    /// Plain causal attention over the cache prefix `0..start + S` (batch without padding).
-    Causal,
-    /// Explicit mask over the key range given to [`LlamaAttention::forward`], `[B, 1, S, L]`,
-    /// `true` = hidden.
-    Explicit(Tensor<4, Bool>),
+pub struct StepContext {
+    /// RoPE tables for the new positions, `[B, 1, S, Dh]`.
+    pub cos: Tensor<4>,
+    pub sin: Tensor<4>,
+    /// Cache position of the first new token.
+    pub start: usize,
+    /// Keys `0..key_len` of the cache are attended to (`start + S` for a prefill; the whole
+    /// buffer for static-shape decode steps).
+    pub key_len: usize,
+    /// `[B, 1, S, key_len]`, `true` = hidden; `None` = plain causal attention (a batch
+    /// without padding).
+    pub mask: Option<Tensor<4, Bool>>,
 }
 
 impl LlamaAttention {
@@ -44,19 +50,9 @@ impl LlamaAttention {
         })
     }
 
-    /// `x` `[B, S, D]` at cache positions `start..start + S`. Keys `0..key_len` of the cache
-    /// are attended to (`key_len = start + S` for prefill; the whole buffer for static-shape
-    /// decode steps, with a mask hiding what is not written yet).
-    pub fn forward(
-        &self,
-        x: Tensor<3>,
-        cos: &Tensor<4>,
-        sin: &Tensor<4>,
-        cache: &mut LayerCache,
-        start: usize,
-        key_len: usize,
-        mask: &AttnMask,
-    ) -> Tensor<3> {
+    /// `x` `[B, S, D]` at cache positions `ctx.start..ctx.start + S`.
+    pub fn forward(&self, x: Tensor<3>, cache: &mut LayerCache, ctx: &StepContext) -> Tensor<3> {
+        let key_len = ctx.key_len;
         let [b, s, _] = x.dims();
         let (h, kv, dh) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let qkv = self.qkv_proj.forward(x);
@@ -66,10 +62,10 @@ impl LlamaAttention {
                 .reshape([b, s, heads, dh])
                 .swap_dims(1, 2)
         };
-        let q = Rope::apply(split(0, h), cos, sin);
-        let k = Rope::apply(split(h, kv), cos, sin);
+        let q = Rope::apply(split(0, h), &ctx.cos, &ctx.sin);
+        let k = Rope::apply(split(h, kv), &ctx.cos, &ctx.sin);
         let v = split(h + kv, kv);
-        cache.write(start, k, v);
+        cache.write(ctx.start, k, v);
 
         let mut keys = cache.keys.clone();
         let mut values = cache.values.clone();
@@ -88,9 +84,9 @@ impl LlamaAttention {
             keys = expand(keys);
             values = expand(values);
         }
-        let (mask, is_causal) = match mask {
-            AttnMask::Causal => (None, true),
-            AttnMask::Explicit(m) => (Some(m.clone().expand([b, h, s, key_len])), false),
+        let (mask, is_causal) = match &ctx.mask {
+            None => (None, true),
+            Some(m) => (Some(m.clone().expand([b, h, s, key_len])), false),
         };
         let options = AttentionModuleOptions {
             is_causal,

@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 use dam_core::config::LlmConfig;
 use dam_core::{Loader, WeightError};
 
-use crate::attention::{AttnMask, LlamaAttention};
+use crate::attention::{LlamaAttention, StepContext};
 use crate::kv_cache::LayerCache;
 use crate::mlp::LlamaMlp;
 use crate::rms_norm::RmsNorm;
@@ -30,26 +30,10 @@ impl DecoderLayer {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward(
-        &self,
-        h: Tensor<3>,
-        cos: &Tensor<4>,
-        sin: &Tensor<4>,
-        cache: &mut LayerCache,
-        start: usize,
-        key_len: usize,
-        mask: &AttnMask,
-    ) -> Tensor<3> {
-        let a = self.self_attn.forward(
-            self.input_layernorm.forward(h.clone()),
-            cos,
-            sin,
-            cache,
-            start,
-            key_len,
-            mask,
-        );
+    pub fn forward(&self, h: Tensor<3>, cache: &mut LayerCache, ctx: &StepContext) -> Tensor<3> {
+        let a = self
+            .self_attn
+            .forward(self.input_layernorm.forward(h.clone()), cache, ctx);
         let h = h + a;
         h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
     }

@@ -8,7 +8,9 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use dam_core::config::LlmConfig;
 use dam_core::{Init, Loader, Weights};
 
-use crate::attention::AttnMask;
+use burn::tensor::Bool;
+
+use crate::attention::StepContext;
 use crate::decoder_layer::DecoderLayer;
 use crate::error::{LlmError, Result};
 use crate::kv_cache::KvCache;
@@ -105,8 +107,9 @@ impl LlamaModel {
     }
 
     /// Runs `embeds` `[B, S, D]` at cache positions `start..start + S` (RoPE positions
-    /// `positions` `[B, S]`), attending to cache keys `0..key_len`; returns the final-norm
-    /// hidden states `[B, S, D]`.
+    /// `positions` `[B, S]`), attending to cache keys `0..key_len` through `mask`
+    /// (`[B, 1, S, key_len]`, `true` = hidden; `None` = causal); returns the final-norm hidden
+    /// states `[B, S, D]`.
     pub fn forward(
         &self,
         embeds: Tensor<3>,
@@ -114,12 +117,19 @@ impl LlamaModel {
         cache: &mut KvCache,
         start: usize,
         key_len: usize,
-        mask: &AttnMask,
+        mask: Option<Tensor<4, Bool>>,
     ) -> Tensor<3> {
         let (cos, sin) = self.rope.tables(positions);
+        let ctx = StepContext {
+            cos,
+            sin,
+            start,
+            key_len,
+            mask,
+        };
         let mut h = embeds;
         for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            h = layer.forward(h, &cos, &sin, layer_cache, start, key_len, mask);
+            h = layer.forward(h, layer_cache, &ctx);
         }
         self.norm.forward(h)
     }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use crate::attention::AttnMask;
 use crate::error::{LlmError, Result};
 use crate::kv_cache::KvCache;
 use crate::model::LlamaModel;
@@ -122,7 +121,7 @@ impl<'a> Session<'a> {
             .collect();
         let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [b, p]), &device);
         let mask = if pads.iter().all(|&x| x == 0) {
-            AttnMask::Causal
+            None
         } else {
             let mut m = Vec::with_capacity(b * p * p);
             for &pad in &pads {
@@ -131,10 +130,10 @@ impl<'a> Session<'a> {
                     m.extend((0..p).map(|j| j != i && (j > i || j < pad)));
                 }
             }
-            AttnMask::Explicit(Tensor::<4, Bool>::from_data(TensorData::new(m, [b, 1, p, p]), &device))
+            Some(Tensor::<4, Bool>::from_data(TensorData::new(m, [b, 1, p, p]), &device))
         };
         let mut cache = model.new_cache(b, max_len);
-        let hidden = model.forward(embeds, positions, &mut cache, 0, p, &mask);
+        let hidden = model.forward(embeds, positions, &mut cache, 0, p, mask);
         let last = hidden.narrow(1, p - 1, 1).reshape([b, d]);
         let logits = model.logits(last);
 
@@ -303,11 +302,10 @@ impl<'a> Session<'a> {
             .iter()
             .flat_map(|&pad| (0..l).map(move |j| j > pos || j < pad))
             .collect();
-        let mask = AttnMask::Explicit(Tensor::<4, Bool>::from_data(
-            TensorData::new(mask, [b, 1, 1, l]),
-            &self.device,
-        ));
-        let hidden = self.model.forward(embeds, positions, &mut self.cache, pos, l, &mask);
+        let mask = Tensor::<4, Bool>::from_data(TensorData::new(mask, [b, 1, 1, l]), &self.device);
+        let hidden = self
+            .model
+            .forward(embeds, positions, &mut self.cache, pos, l, Some(mask));
         self.logits = Some(self.model.logits(hidden.reshape([b, d])));
         self.pos += 1;
     }

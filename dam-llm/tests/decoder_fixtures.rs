@@ -144,7 +144,7 @@ fn splice_errors() {
             images: 0
         })
     ));
-    let r = splice(&model, &[1, 5, 7], &[img.clone()]);
+    let r = splice(&model, &[1, 5, 7], std::slice::from_ref(&img));
     assert!(matches!(
         r,
         Err(dam_llm::LlmError::ImageCountMismatch {

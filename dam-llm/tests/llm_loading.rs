@@ -59,9 +59,16 @@ fn sharded_and_half_precision_files_agree() {
     let config = llm_config();
     let reference = first_logits(&LlamaModel::load(&dam_tiny_checkpoint().join("llm"), &config, &device).unwrap());
     let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
-    for (dtype, tag, rel_tol) in [(Dtype::F32, "f32", 0.0), (Dtype::F16, "f16", 2e-3), (Dtype::BF16, "bf16", 5e-2)] {
+    for (dtype, tag, rel_tol) in [
+        (Dtype::F32, "f32", 0.0),
+        (Dtype::F16, "f16", 2e-3),
+        (Dtype::BF16, "bf16", 5e-2),
+    ] {
         let dir = scratch_dir(&format!("llm-shards-{tag}"));
-        let tensors: BTreeMap<String, RawTensor> = fixture_tensors().into_iter().map(|(k, v)| (k, v.to_dtype(dtype))).collect();
+        let tensors: BTreeMap<String, RawTensor> = fixture_tensors()
+            .into_iter()
+            .map(|(k, v)| (k, v.to_dtype(dtype)))
+            .collect();
         write_sharded(&dir, &tensors, 2);
         assert!(!dir.join("model.safetensors").exists());
         let model = LlamaModel::load(&dir, &config, &device).unwrap();
@@ -93,7 +100,11 @@ fn missing_wrong_shape_and_bad_index_are_errors() {
     raw.data.truncate(32 * 172 * 4);
     write_raw(&dir.join("model.safetensors"), &tensors);
     match LlamaModel::load(&dir, &config, &device) {
-        Err(LlmError::Weights(WeightError::Shape { name: n, expected, found })) => {
+        Err(LlmError::Weights(WeightError::Shape {
+            name: n,
+            expected,
+            found,
+        })) => {
             assert_eq!(n, name);
             assert_eq!(expected, vec![64, 172]);
             assert_eq!(found, vec![32, 172]);

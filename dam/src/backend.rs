@@ -144,7 +144,7 @@ pub fn configure(device: &mut Device, dtype: FloatType, name: &str) -> Result<()
     match device.configure(want) {
         Ok(()) => Ok(()),
         Err(e) => {
-            if FloatDType::from(device.settings().float_dtype) == want {
+            if device.settings().float_dtype == want {
                 Ok(())
             } else {
                 Err(DamError::Device(format!(
