@@ -166,12 +166,23 @@ mod tests {
         let small = Mask::from_rect(10, 10, 1, 1, 4, 4).unwrap();
         assert!(matches!(
             focal_prompt(&image, &small, &processor),
-            Err(CoreError::MaskSizeMismatch { mask_w: 10, mask_h: 10, image_w: 20, image_h: 10 })
+            Err(CoreError::MaskSizeMismatch {
+                mask_w: 10,
+                mask_h: 10,
+                image_w: 20,
+                image_h: 10
+            })
         ));
         let empty = Mask::from_vec(20, 10, vec![false; 200]).unwrap();
-        assert!(matches!(focal_prompt(&image, &empty, &processor), Err(CoreError::EmptyMask)));
+        assert!(matches!(
+            focal_prompt(&image, &empty, &processor),
+            Err(CoreError::EmptyMask)
+        ));
         let zero = RgbImage::new(0, 0);
-        assert!(matches!(crop_views(&zero, &small), Err(CoreError::ZeroSizedImage { .. })));
+        assert!(matches!(
+            crop_views(&zero, &small),
+            Err(CoreError::ZeroSizedImage { .. })
+        ));
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! 11.3, which always runs the horizontal pass first.
 
 use image::{GrayImage, RgbImage};
+use rayon::prelude::*;
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
@@ -144,9 +145,9 @@ fn clip8(v: i32) -> u8 {
 
 fn horizontal(src: &[u8], w: usize, h: usize, ch: usize, out_w: usize, taps: &Taps) -> Vec<u8> {
     let mut out = vec![0u8; out_w * h * ch];
-    for y in 0..h {
+    // Rows are independent: split them across threads.
+    out.par_chunks_mut(out_w * ch).enumerate().for_each(|(y, out_row)| {
         let src_row = &src[y * w * ch..(y + 1) * w * ch];
-        let out_row = &mut out[y * out_w * ch..(y + 1) * out_w * ch];
         for xx in 0..out_w {
             let k = &taps.weights[xx * taps.ksize..xx * taps.ksize + taps.counts[xx]];
             let start = taps.starts[xx];
@@ -158,28 +159,27 @@ fn horizontal(src: &[u8], w: usize, h: usize, ch: usize, out_w: usize, taps: &Ta
                 out_row[xx * ch + c] = clip8(acc);
             }
         }
-    }
+    });
     out
 }
 
 fn vertical(src: &[u8], w: usize, ch: usize, out_h: usize, taps: &Taps) -> Vec<u8> {
     let stride = w * ch;
     let mut out = vec![0u8; out_h * stride];
-    let mut acc = vec![0i32; stride];
-    for yy in 0..out_h {
+    out.par_chunks_mut(stride).enumerate().for_each(|(yy, out_row)| {
         let k = &taps.weights[yy * taps.ksize..yy * taps.ksize + taps.counts[yy]];
         let start = taps.starts[yy];
-        acc.fill(1 << (PRECISION_BITS - 1));
+        let mut acc = vec![1i32 << (PRECISION_BITS - 1); stride];
         for (i, &kw) in k.iter().enumerate() {
             let src_row = &src[(start + i) * stride..(start + i + 1) * stride];
             for (a, &s) in acc.iter_mut().zip(src_row) {
                 *a += s as i32 * kw;
             }
         }
-        for (o, &a) in out[yy * stride..(yy + 1) * stride].iter_mut().zip(&acc) {
+        for (o, &a) in out_row.iter_mut().zip(&acc) {
             *o = clip8(a);
         }
-    }
+    });
     out
 }
 
