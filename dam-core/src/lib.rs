@@ -30,7 +30,7 @@ pub use config::CheckpointConfig;
 pub use error::{CoreError, MAX_IMAGE_SIDE, Result};
 pub use focal_crop::{CropRect, focal_crop};
 pub use mask::{Mask, MaskBox};
-pub use preprocess::{FocalPrompt, ImageProcessor, crop_views, focal_prompt};
+pub use preprocess::{FocalPrompt, ImageProcessor, crop_views, focal_prompt, focal_prompts};
 pub use prompt::Granularity;
 pub use region::{BoxRegion, Point, Points, Region};
 pub use weights::{Init, Loader, WeightError, Weights};

@@ -155,6 +155,12 @@ pub fn focal_prompt(image: &RgbImage, mask: &Mask, processor: &ImageProcessor) -
     })
 }
 
+/// The focal prompts of several regions of one image, computed in parallel.
+pub fn focal_prompts(image: &RgbImage, masks: &[Mask], processor: &ImageProcessor) -> Result<Vec<FocalPrompt>> {
+    use rayon::prelude::*;
+    masks.par_iter().map(|m| focal_prompt(image, m, processor)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

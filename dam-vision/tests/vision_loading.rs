@@ -39,9 +39,7 @@ fn f16_and_bf16_files_agree_with_f32() {
     let reference = projector_output(&dam_tiny_checkpoint(), &device).unwrap();
     let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     for (dtype, tag, rel_tol) in [(Dtype::F16, "f16", 1e-5), (Dtype::BF16, "bf16", 5e-2)] {
-        let dir = scratch(tag, |_, t| {
-            t.into_iter().map(|(k, v)| (k, v.to_dtype(dtype))).collect()
-        });
+        let dir = scratch(tag, |_, t| t.into_iter().map(|(k, v)| (k, v.to_dtype(dtype))).collect());
         let out = projector_output(&dir, &device).unwrap();
         let d = max_abs_diff(&out, &reference);
         // The fixture weights are exactly representable in f16; bf16 rounds them (8-bit mantissa).

@@ -320,10 +320,22 @@ impl Describer {
             return Err(DamError::Empty("no regions given"));
         }
         let start = Instant::now();
-        let jobs = regions
+        let query = self.image_query(options.query.as_deref())?;
+        // Masks one by one (a segmenter reuses the image's embedding), focal prompts in parallel.
+        let masks = regions
             .iter()
-            .map(|r| self.image_job(image, r, options.query.as_deref()))
+            .map(|r| self.region_mask(image, r))
             .collect::<Result<Vec<_>>>()?;
+        let prompts = dam_core::focal_prompts(image, &masks, &self.processor)?;
+        let jobs = prompts
+            .into_iter()
+            .zip(masks)
+            .map(|(prompt, mask)| Job {
+                prompts: vec![prompt],
+                masks: vec![mask],
+                query: query.clone(),
+            })
+            .collect();
         self.run(jobs, options, start.elapsed())
     }
 
@@ -431,14 +443,20 @@ impl Describer {
         }
     }
 
-    fn image_job(&self, image: &RgbImage, region: &Region, query: Option<&str>) -> Result<Job> {
-        let mask = self.region_mask(image, region)?;
-        let prompt = focal_prompt(image, &mask, &self.processor)?;
+    /// The query for one image: the call's, else the describer's, else the checkpoint's default.
+    fn image_query(&self, query: Option<&str>) -> Result<String> {
         let query = query
             .map(String::from)
             .or_else(|| self.query.clone())
             .unwrap_or_else(|| self.default_image_query());
         prompt::check_query(&query, 1)?;
+        Ok(query)
+    }
+
+    fn image_job(&self, image: &RgbImage, region: &Region, query: Option<&str>) -> Result<Job> {
+        let query = self.image_query(query)?;
+        let mask = self.region_mask(image, region)?;
+        let prompt = focal_prompt(image, &mask, &self.processor)?;
         Ok(Job {
             prompts: vec![prompt],
             masks: vec![mask],

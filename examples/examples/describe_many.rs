@@ -9,7 +9,11 @@ use dam::{BoxRegion, Describer, Mask, Region};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/dam-tiny");
     let checkpoint = std::env::args().nth(1).unwrap_or(format!("{root}/checkpoint"));
-    let describer = Describer::builder().checkpoint(checkpoint).greedy().max_new_tokens(32).build()?;
+    let describer = Describer::builder()
+        .checkpoint(checkpoint)
+        .greedy()
+        .max_new_tokens(32)
+        .build()?;
 
     let image = image::open(format!("{root}/cases/center/image.png"))?.to_rgb8();
     let (w, h) = image.dimensions();

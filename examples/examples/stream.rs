@@ -23,6 +23,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let description = stream.finish();
     writeln!(out)?;
-    eprintln!("stopped: {:?} after {} tokens", description.stop_reason, description.token_ids.len());
+    eprintln!(
+        "stopped: {:?} after {} tokens",
+        description.stop_reason,
+        description.token_ids.len()
+    );
     Ok(())
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, ValueEnum};
-use dam::core::{CheckpointConfig, FocalPrompt, ImageProcessor, Mask, focal_prompt};
+use dam::core::{CheckpointConfig, FocalPrompt, ImageProcessor, Mask, focal_prompts};
 use dam::llm::LlamaModel;
 use dam::llm::session::{Session, SessionOptions};
 use dam::llm::splice::splice;
@@ -53,7 +53,7 @@ const EOS: u32 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum ConfigArg {
-    /// DAM-3B sizes (SigLIP 384/14 ×27 + context provider, LLaMA 3B ×32).
+    /// DAM-3B sizes (SigLIP-so400m at 384/14 with the context provider, 32-layer 2.7B LLaMA).
     Full,
     /// The test fixture `tests/fixtures/dam-tiny` (seconds on a CPU).
     Tiny,
@@ -321,10 +321,7 @@ fn time_run(bench: &Bench, image: &RgbImage, masks: &[Mask], new_tokens: usize) 
     let device = &bench.device;
 
     let t = Instant::now();
-    let prompts: Vec<FocalPrompt> = masks
-        .iter()
-        .map(|mask| focal_prompt(image, mask, &bench.processor))
-        .collect::<Result<_, _>>()?;
+    let prompts: Vec<FocalPrompt> = focal_prompts(image, masks, &bench.processor)?;
     let preprocess = t.elapsed();
 
     let t = Instant::now();
