@@ -28,11 +28,19 @@ impl LayerNorm {
 
     /// Normalises over the last dimension.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.forward_dim(x, D - 1)
+    }
+
+    /// Normalises over dimension `dim` (1 for channels-first `[B, C, H, W]` maps), with the
+    /// biased variance.
+    pub fn forward_dim<const D: usize>(&self, x: Tensor<D>, dim: usize) -> Tensor<D> {
         let dtype = x.dtype();
         let x = x.cast(FloatDType::F32);
-        let (var, mean) = x.clone().var_mean_bias(D - 1);
+        let (var, mean) = x.clone().var_mean_bias(dim);
         let normed = (x - mean).div(var.add_scalar(self.eps).sqrt()).cast(dtype);
-        normed * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
+        let mut shape = [1; D];
+        shape[dim] = self.weight.dims()[0];
+        normed * self.weight.val().reshape(shape) + self.bias.val().reshape(shape)
     }
 }
 

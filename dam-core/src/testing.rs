@@ -195,3 +195,25 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
 }
+
+/// The reference projector output of a case as one `[T', H]` block per frame, on `device`.
+pub fn reference_image_tokens(case: &str, device: &burn::tensor::Device) -> Vec<burn::tensor::Tensor<2>> {
+    let (proj, shape) = Reference::open(case).f32("projector_output");
+    let per = shape[1] * shape[2];
+    (0..shape[0])
+        .map(|k| {
+            let data = burn::tensor::TensorData::new(proj[k * per..(k + 1) * per].to_vec(), [shape[1], shape[2]]);
+            burn::tensor::Tensor::from_data(data, device)
+        })
+        .collect()
+}
+
+/// A case's `generated_ids`.
+pub fn dam_expected_ids(case: &str) -> Vec<u32> {
+    dam_case_json(case)["generated_ids"]
+        .as_array()
+        .expect("generated_ids")
+        .iter()
+        .map(|v| v.as_u64().expect("id") as u32)
+        .collect()
+}

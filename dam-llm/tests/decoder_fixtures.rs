@@ -1,9 +1,11 @@
 //! The LLM side against the original implementation (`tests/fixtures/dam-tiny`), CPU backend,
 //! f32: spliced inputs, every step's logits and the greedy ids; and batched decoding.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use dam_core::CheckpointConfig;
-use dam_core::testing::{Reference, assert_close, dam_case_json, dam_cases, dam_tiny_checkpoint};
+use dam_core::testing::{
+    Reference, assert_close, dam_case_json, dam_cases, dam_expected_ids, dam_tiny_checkpoint, reference_image_tokens,
+};
 use dam_llm::session::{Session, SessionOptions};
 use dam_llm::splice::splice;
 use dam_llm::{LlamaModel, Sampling};
@@ -22,16 +24,7 @@ fn prompt(model: &LlamaModel, name: &str, device: &Device) -> Tensor<2> {
         .iter()
         .map(|v| v.as_i64().unwrap())
         .collect();
-    let (proj, shape) = Reference::open(name).f32("projector_output");
-    let per = shape[1] * shape[2];
-    let images: Vec<Tensor<2>> = (0..shape[0])
-        .map(|k| {
-            Tensor::from_data(
-                TensorData::new(proj[k * per..(k + 1) * per].to_vec(), [shape[1], shape[2]]),
-                device,
-            )
-        })
-        .collect();
+    let images = reference_image_tokens(name, device);
     splice(model, &ids, &images).unwrap()
 }
 
@@ -43,15 +36,6 @@ fn greedy(max_new_tokens: usize, record: bool) -> SessionOptions {
         suppress_eos: false,
         record_logits: record,
     }
-}
-
-fn expected_ids(name: &str) -> Vec<u32> {
-    dam_case_json(name)["generated_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect()
 }
 
 #[test]
@@ -74,7 +58,7 @@ fn inputs_embeds_step_logits_and_greedy_ids_match() {
             1e-4,
         );
 
-        let expected_ids = expected_ids(&name);
+        let expected_ids = dam_expected_ids(&name);
         let mut session = Session::new(&model, vec![embeds], greedy(expected_ids.len(), true)).unwrap();
         while session.step().is_some() {}
         assert_eq!(session.tokens()[0], expected_ids, "{name} greedy ids");
@@ -108,7 +92,7 @@ fn a_batch_of_different_lengths_gives_the_same_ids_as_one_by_one() {
         let mut single = Session::new(&model, vec![p], greedy(24, false)).unwrap();
         while single.step().is_some() {}
         assert_eq!(batch.tokens()[i], single.tokens()[0], "{name}: batched vs alone");
-        assert_eq!(single.tokens()[0], expected_ids(name), "{name}: alone vs fixture");
+        assert_eq!(single.tokens()[0], dam_expected_ids(name), "{name}: alone vs fixture");
     }
 }
 

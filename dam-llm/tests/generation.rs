@@ -1,9 +1,9 @@
 //! Text-level generation on the fixtures: the final text equals the original's, and the
 //! streamed deltas concatenate to it; stop strings cut the text.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use dam_core::CheckpointConfig;
-use dam_core::testing::{Reference, dam_case_json, dam_cases, dam_tiny_checkpoint};
+use dam_core::testing::{dam_case_json, dam_cases, dam_tiny_checkpoint, reference_image_tokens};
 use dam_llm::session::StopReason;
 use dam_llm::splice::splice;
 use dam_llm::{DamTokenizer, GenerationOptions, LlamaModel, TextStream, generate};
@@ -21,16 +21,7 @@ fn setup(device: &Device) -> (LlamaModel, DamTokenizer) {
 fn prompt(model: &LlamaModel, tokenizer: &DamTokenizer, name: &str, device: &Device) -> Tensor<2> {
     let case = dam_case_json(name);
     let ids = tokenizer.tokenize_prompt(case["prompt"].as_str().unwrap()).unwrap();
-    let (proj, shape) = Reference::open(name).f32("projector_output");
-    let per = shape[1] * shape[2];
-    let images: Vec<Tensor<2>> = (0..shape[0])
-        .map(|k| {
-            Tensor::from_data(
-                TensorData::new(proj[k * per..(k + 1) * per].to_vec(), [shape[1], shape[2]]),
-                device,
-            )
-        })
-        .collect();
+    let images = reference_image_tokens(name, device);
     splice(model, &ids, &images).unwrap()
 }
 

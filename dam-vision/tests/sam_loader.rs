@@ -332,33 +332,3 @@ fn bad_prompts_and_inputs_are_typed_errors() {
     let zero = image::RgbImage::new(0, 5);
     assert!(matches!(sam.embed_image(&zero), Err(SamError::Core(_))));
 }
-
-/// Full-size `sam-vit-base` shapes with random weights: timing only (slow on CPU; run with
-/// `--ignored --nocapture`).
-#[test]
-#[ignore]
-fn sam_vit_base_random_timing() {
-    let device = Device::flex();
-    let config = SamConfig::default();
-    let t = std::time::Instant::now();
-    let model = SamModel::random(&config, &device).expect("random");
-    let sam = Sam::new(
-        model,
-        SamProcessor::new(SamProcessorConfig::default()).unwrap(),
-        &device,
-    )
-    .unwrap();
-    println!("build {:.2?}", t.elapsed());
-    let image = image::RgbImage::from_fn(640, 480, |x, y| image::Rgb([x as u8, y as u8, (x ^ y) as u8]));
-    let t = std::time::Instant::now();
-    let emb = sam.embed_image(&image).expect("embed");
-    let _ = values(emb.image_embeddings.clone());
-    println!("embed_image {:.2?}", t.elapsed());
-    let t = std::time::Instant::now();
-    let out = sam
-        .segment(&emb, &SamPrompt::points(&[(320.0, 240.0)]))
-        .expect("segment");
-    println!("segment {:.2?}", t.elapsed());
-    assert_eq!(out.low_res_size, 256);
-    assert_eq!((out.mask.width(), out.mask.height()), (640, 480));
-}

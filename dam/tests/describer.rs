@@ -3,16 +3,20 @@
 use dam::{
     BoxRegion, ClipOptions, DamError, DescribeOptions, Describer, Mask, Points, Region, ScribbleMode, StopReason,
 };
-use dam_core::testing::{Reference, assert_close, dam_case_dir, dam_case_json, dam_tiny_checkpoint};
+use dam_core::testing::{Reference, assert_close, dam_case_dir, dam_case_json, dam_expected_ids, dam_tiny_checkpoint};
 use image::RgbImage;
 
-fn describer() -> Describer {
+fn describer_with(max_new_tokens: usize) -> Describer {
     Describer::builder()
         .checkpoint(dam_tiny_checkpoint().display().to_string())
         .greedy()
-        .max_new_tokens(12)
+        .max_new_tokens(max_new_tokens)
         .build()
         .unwrap()
+}
+
+fn describer() -> Describer {
+    describer_with(12)
 }
 
 fn center() -> (RgbImage, Mask) {
@@ -25,21 +29,11 @@ fn center() -> (RgbImage, Mask) {
 
 #[test]
 fn describe_matches_the_original_greedy_output() {
-    let d = Describer::builder()
-        .checkpoint(dam_tiny_checkpoint().display().to_string())
-        .greedy()
-        .max_new_tokens(24)
-        .build()
-        .unwrap();
+    let d = describer_with(24);
     let (image, mask) = center();
     let out = d.describe(&image, &Region::Mask(mask.clone())).unwrap();
     let case = dam_case_json("center");
-    let expected: Vec<u32> = case["generated_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let expected = dam_expected_ids("center");
     assert_eq!(out.token_ids, expected);
     assert_eq!(out.text, case["text"].as_str().unwrap());
     assert_eq!(out.stop_reason, StopReason::MaxTokens);
@@ -169,12 +163,7 @@ fn video_frames() -> (Vec<RgbImage>, Vec<Mask>) {
 
 #[test]
 fn describe_video_matches_the_original() {
-    let d = Describer::builder()
-        .checkpoint(dam_tiny_checkpoint().display().to_string())
-        .greedy()
-        .max_new_tokens(24)
-        .build()
-        .unwrap();
+    let d = describer_with(24);
     let case = dam_case_json("video");
     let (frames, masks) = video_frames();
     let options = DescribeOptions {
@@ -184,12 +173,7 @@ fn describe_video_matches_the_original() {
     // The default video query for 3 frames is the case's query.
     assert_eq!(dam::video::encode::video_query(3), case["query"].as_str().unwrap());
     let out = d.describe_video_with(&frames, &masks, &options).unwrap();
-    let expected: Vec<u32> = case["generated_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let expected = dam_expected_ids("video");
     assert_eq!(out.token_ids, expected);
     assert_eq!(out.text, case["text"].as_str().unwrap());
     let trace = out.trace.unwrap();

@@ -5,7 +5,7 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
-use burn::tensor::{FloatDType, Tensor, activation};
+use burn::tensor::{Tensor, activation};
 use dam_core::nn::{gelu_erf, gelu_tanh};
 use dam_core::{Init, Loader, WeightError};
 
@@ -130,33 +130,22 @@ impl ConvTranspose2d {
 }
 
 /// transformers' `SamLayerNorm(data_format="channels_first")`: normalises `[B, C, H, W]`
-/// over C: `(x - mean) / sqrt(var + eps) * weight + bias`, biased variance.
+/// over C (statistics in f32, biased variance), parameters `weight` / `bias`.
 #[derive(Module, Debug)]
 pub struct LayerNorm2d {
-    pub weight: Param<Tensor<1>>,
-    pub bias: Param<Tensor<1>>,
-    pub eps: f64,
+    pub norm: dam_core::nn::LayerNorm,
 }
 
 impl LayerNorm2d {
     /// Loads `{leaf}.weight` and `{leaf}.bias`, both `[dim]`.
     pub fn load(loader: &Loader, leaf: &str, dim: usize, eps: f64) -> Result<Self, WeightError> {
-        let at = loader.at(leaf);
         Ok(Self {
-            weight: Param::from_tensor(at.tensor("weight", [dim], Init::Ones)?),
-            bias: Param::from_tensor(at.tensor("bias", [dim], Init::Zeros)?),
-            eps,
+            norm: dam_core::nn::LayerNorm::load(loader, leaf, dim, eps)?,
         })
     }
 
-    /// Statistics in f32 whatever the activation dtype, like [`dam_core::nn::LayerNorm`].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let dtype = x.dtype();
-        let x = x.cast(FloatDType::F32);
-        let (var, mean) = x.clone().var_mean_bias(1);
-        let normed = (x - mean).div(var.add_scalar(self.eps).sqrt()).cast(dtype);
-        let c = self.weight.dims()[0];
-        normed * self.weight.val().reshape([1, c, 1, 1]) + self.bias.val().reshape([1, c, 1, 1])
+        self.norm.forward_dim(x, 1)
     }
 }
 
