@@ -3,8 +3,8 @@
 #
 # Build here first (the cuda feature fetches an LLVM bundle at build time; offline use
 # `eval "$(../shared/tools/cuda-build-env.sh)"`), then pack the binaries:
-#   cargo build --release -p dam-examples --features cuda --bin describe --bin bench
-#   mkdir -p gpu-bundle && for b in describe bench; do xz -6 -c target/release/$b > gpu-bundle/$b.xz; done
+#   cargo build --release -p dam-examples --features cuda --bin describe --bin bench   # ~21 min cold on 2 cores (measured 2026-11-26)
+#   mkdir -p gpu-bundle && for b in describe bench; do strip -o /tmp/$b target/release/$b && xz -6 -c /tmp/$b > gpu-bundle/$b.xz; done
 # and run this script through the device tool with `carry: ["gpu-bundle"]`.
 #
 # It runs every public fixture case through `describe` on CUDA in f32 (ids must equal the

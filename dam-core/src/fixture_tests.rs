@@ -24,6 +24,15 @@ fn frame_files(case: &serde_json::Value, k: usize) -> (String, String, String, S
     }
 }
 
+/// A JSON array of small unsigned integers.
+fn u32s(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
 fn processor() -> ImageProcessor {
     let config = CheckpointConfig::load(&dam_tiny_checkpoint()).unwrap();
     ImageProcessor::from_config(&config.preprocessor).unwrap()
@@ -63,25 +72,14 @@ fn focal_prompt_matches_pixel_values_for_every_case_and_frame() {
             // Box and crop size as the original computed them.
             let frame = &case["frames"][k];
             let b = fp.mask_box;
-            let xywh: Vec<u64> = frame["mask_box_xywh"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap())
-                .collect();
             assert_eq!(
-                vec![b.x0 as u64, b.y0 as u64, b.w as u64, b.h as u64],
-                xywh,
+                vec![b.x0, b.y0, b.w, b.h],
+                u32s(&frame["mask_box_xywh"]),
                 "{name} frame {k} box"
             );
-            let wh: Vec<u64> = frame["focal_crop_size_wh"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap())
-                .collect();
+            let wh = u32s(&frame["focal_crop_size_wh"]);
             assert_eq!(
-                vec![fp.crop.width() as u64, fp.crop.height() as u64],
+                vec![fp.crop.width(), fp.crop.height()],
                 wh,
                 "{name} frame {k} crop size"
             );

@@ -17,7 +17,7 @@
 //! The pass order changed in Pillow 13 ([`PassOrder`]); DAM's fixtures were made with Pillow
 //! 11.3, which always runs the horizontal pass first.
 
-use image::{GrayImage, RgbImage};
+use image::{GrayImage, ImageBuffer, Pixel, RgbImage};
 use rayon::prelude::*;
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
@@ -219,6 +219,11 @@ fn vertical(src: &[u8], w: usize, ch: usize, out_h: usize, taps: &Taps) -> Vec<u
 
 /// Resizes an interleaved 8-bit image with `ch` channels from `w`×`h` to `out_w`×`out_h`,
 /// exactly as Pillow's `Image.resize(size, filter)` (no `box`, no `reducing_gap`).
+///
+/// # Panics
+///
+/// If `src.len() != w * h * ch` or a size is zero (a malformed buffer, not image content);
+/// [`resize_image`] takes an `image` buffer and cannot fail.
 #[allow(clippy::too_many_arguments)]
 pub fn resize_u8(
     src: &[u8],
@@ -255,36 +260,39 @@ pub fn resize_u8(
     }
 }
 
-/// [`resize_u8`] for an RGB image.
-pub fn resize_rgb(image: &RgbImage, out_w: u32, out_h: u32, filter: Filter, order: PassOrder) -> RgbImage {
+/// [`resize_u8`] for any 8-bit `image` buffer (RGB, grey, RGBA, …).
+pub fn resize_image<P>(
+    image: &ImageBuffer<P, Vec<u8>>,
+    out_w: u32,
+    out_h: u32,
+    filter: Filter,
+    order: PassOrder,
+) -> ImageBuffer<P, Vec<u8>>
+where
+    P: Pixel<Subpixel = u8>,
+{
     let (w, h) = image.dimensions();
     let data = resize_u8(
         image.as_raw(),
         w as usize,
         h as usize,
-        3,
+        P::CHANNEL_COUNT as usize,
         out_w as usize,
         out_h as usize,
         filter,
         order,
     );
-    RgbImage::from_raw(out_w, out_h, data).expect("resize output length")
+    ImageBuffer::from_raw(out_w, out_h, data).expect("resize output length")
+}
+
+/// [`resize_u8`] for an RGB image.
+pub fn resize_rgb(image: &RgbImage, out_w: u32, out_h: u32, filter: Filter, order: PassOrder) -> RgbImage {
+    resize_image(image, out_w, out_h, filter, order)
 }
 
 /// [`resize_u8`] for a grey image.
 pub fn resize_gray(image: &GrayImage, out_w: u32, out_h: u32, filter: Filter, order: PassOrder) -> GrayImage {
-    let (w, h) = image.dimensions();
-    let data = resize_u8(
-        image.as_raw(),
-        w as usize,
-        h as usize,
-        1,
-        out_w as usize,
-        out_h as usize,
-        filter,
-        order,
-    );
-    GrayImage::from_raw(out_w, out_h, data).expect("resize output length")
+    resize_image(image, out_w, out_h, filter, order)
 }
 
 #[cfg(test)]

@@ -31,6 +31,9 @@ pub enum LlmError {
     /// Nothing to generate from.
     #[error("empty batch or empty prompt")]
     EmptyInput,
+    /// The device failed to run the queued work.
+    #[error("device error: {0}")]
+    Device(String),
 }
 
 pub type Result<T, E = LlmError> = std::result::Result<T, E>;

@@ -155,7 +155,9 @@ impl<'a> Session<'a> {
             step_logits: vec![Vec::new(); b],
             timings: Timings::default(),
         };
-        // Prefill ends when its logits exist; reading them (or their argmax) waits for it.
+        // GPU backends queue work lazily: wait for the prefill so its time is not counted as
+        // the first decode step's.
+        session.device.sync().map_err(|e| LlmError::Device(format!("{e:?}")))?;
         session.timings.prefill = start.elapsed();
         Ok(session)
     }

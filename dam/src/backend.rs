@@ -1,7 +1,7 @@
 //! Backends and float types, chosen at run time among those compiled in (cargo features
 //! `cpu`, `wgpu`, `cuda`; several may be on at once). The model code is the same for all.
 
-use burn::tensor::{Device, FloatDType};
+use burn::tensor::{Device, FloatDType, Tensor};
 
 use crate::error::{DamError, Result};
 
@@ -123,11 +123,58 @@ impl Backend {
         }
     }
 
-    /// The device with `dtype` as its default float type.
+    /// The device with `dtype` as its default float type. GPU devices are tried once (a tiny
+    /// tensor round trip), so a missing driver or GPU is an error here rather than a panic in
+    /// a device thread later.
     pub fn configured_device(self, dtype: FloatType) -> Result<Device> {
         let mut device = self.device()?;
-        configure(&mut device, dtype, &self.to_string())?;
+        let name = self.to_string();
+        if self == Backend::Cpu {
+            configure(&mut device, dtype, &name)?;
+            return Ok(device);
+        }
+        guarded(&name, || {
+            configure(&mut device, dtype, &name)?;
+            Tensor::<1>::zeros([1], &device)
+                .try_into_data()
+                .map_err(|e| DamError::Device(format!("{name}: {e:?}")))?;
+            Ok(())
+        })?;
         Ok(device)
+    }
+}
+
+/// Runs `f`, turning a panic (burn's GPU runtimes panic when the driver library or the device
+/// is missing, in their device thread and then in the caller) into [`DamError::Device`] with
+/// the first panic message.
+fn guarded(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    use std::sync::{Arc, Mutex};
+    let first: Arc<Mutex<Option<String>>> = Arc::default();
+    let seen = first.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let mut slot = seen.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            let msg = info
+                .payload()
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| info.to_string());
+            *slot = Some(msg);
+        }
+    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    match result {
+        Ok(r) => r,
+        Err(_) => {
+            let msg = first.lock().unwrap_or_else(|p| p.into_inner()).take();
+            Err(DamError::Device(format!(
+                "the {name} backend is not usable on this machine: {}",
+                msg.unwrap_or_else(|| "it failed to start".into())
+            )))
+        }
     }
 }
 
