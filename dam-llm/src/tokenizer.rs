@@ -210,20 +210,12 @@ impl DamTokenizer {
         )?;
         let mut split_tokens: Vec<(String, u32)> = specials.all.clone();
         split_tokens.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
-        Ok(Self {
-            backend: Backend::SentencePiece {
-                model: Box::new(model),
-                split_tokens,
-                add_prefix_space: config.add_prefix_space,
-            },
-            bos: specials.bos,
-            eos: specials.eos,
-            unk: specials.unk,
-            pad: specials.pad,
-            special_ids: specials.all.iter().map(|(_, id)| *id).collect(),
-            add_bos: config.add_bos_token,
-            add_eos: config.add_eos_token,
-        })
+        let backend = Backend::SentencePiece {
+            model: Box::new(model),
+            split_tokens,
+            add_prefix_space: config.add_prefix_space,
+        };
+        Ok(Self::assemble(backend, &config, specials))
     }
 
     fn from_tokenizer_json(path: &Path) -> Result<Self, TokenizerError> {
@@ -237,8 +229,12 @@ impl DamTokenizer {
             |token| tokenizer.token_to_id(token),
             |id| tokenizer.id_to_token(id),
         )?;
-        Ok(Self {
-            backend: Backend::Json(Box::new(tokenizer)),
+        Ok(Self::assemble(Backend::Json(Box::new(tokenizer)), &config, specials))
+    }
+
+    fn assemble(backend: Backend, config: &HfConfig, specials: Specials) -> Self {
+        Self {
+            backend,
             bos: specials.bos,
             eos: specials.eos,
             unk: specials.unk,
@@ -246,7 +242,7 @@ impl DamTokenizer {
             special_ids: specials.all.iter().map(|(_, id)| *id).collect(),
             add_bos: config.add_bos_token,
             add_eos: config.add_eos_token,
-        })
+        }
     }
 
     /// Token ids of `text`, like `tokenizer(text).input_ids` with

@@ -36,7 +36,7 @@ pub struct DescribeOptions {
     pub query: Option<String>,
     /// Generation settings; `None` uses the describer's.
     pub generation: Option<GenerationOptions>,
-    /// Keep intermediate tensors in [`Description::trace`].
+    /// Keep intermediate tensors in [`Description::trace`] (not recorded by the streaming calls).
     pub trace: bool,
 }
 
