@@ -108,11 +108,16 @@ pub struct FocalPrompt {
 /// The focal crop of `image` and `mask`: the rectangle, the cropped image and cropped mask.
 pub fn crop_views(image: &RgbImage, mask: &Mask) -> Result<(CropRect, RgbImage, Mask)> {
     check_same_size(image, mask)?;
+    Ok(crop_at(image, mask, mask.bbox()?))
+}
+
+/// The focal crop for an already computed mask box (sizes already checked).
+fn crop_at(image: &RgbImage, mask: &Mask, mask_box: MaskBox) -> (CropRect, RgbImage, Mask) {
     let (w, h) = image.dimensions();
-    let rect = focal_crop(mask.bbox()?, w, h);
+    let rect = focal_crop(mask_box, w, h);
     let crop_image = image::imageops::crop_imm(image, rect.x0, rect.y0, rect.width(), rect.height()).to_image();
     let crop_mask = mask.crop(rect.x0, rect.y0, rect.x1, rect.y1);
-    Ok((rect, crop_image, crop_mask))
+    (rect, crop_image, crop_mask)
 }
 
 fn check_same_size(image: &RgbImage, mask: &Mask) -> Result<()> {
@@ -131,8 +136,10 @@ fn check_same_size(image: &RgbImage, mask: &Mask) -> Result<()> {
 
 /// Builds the focal prompt (`full+focal_crop`) of one image and its mask.
 pub fn focal_prompt(image: &RgbImage, mask: &Mask, processor: &ImageProcessor) -> Result<FocalPrompt> {
-    let (crop, crop_image, crop_mask) = crop_views(image, mask)?;
+    check_same_size(image, mask)?;
+    // One pass over the mask for its box, shared by the crop and the result.
     let mask_box = mask.bbox()?;
+    let (crop, crop_image, crop_mask) = crop_at(image, mask, mask_box);
     let s = processor.size as usize;
     let plane = s * s;
     let mut pixel_values = vec![0.0f32; 8 * plane];

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::model::LlamaModel;
 use crate::sampling::Sampling;
 use crate::session::{Session, SessionOptions, StopReason, Timings};
-use crate::tokenizer::{DamTokenizer, StreamDecoder, python_strip};
+use crate::tokenizer::{DamTokenizer, StreamDecoder, is_python_whitespace, python_strip};
 
 /// Generation settings. Defaults are the original's: sampling with temperature 0.2, top-k 50,
 /// top-p 0.5, up to 512 new tokens, stop at EOS.
@@ -182,7 +182,7 @@ impl<'a> TextStream<'a> {
     fn release(&mut self, finished: bool) -> Option<String> {
         let start = *self.start.get_or_insert(0);
         let body = &self.text[start..];
-        let lead = body.len() - body.trim_start_matches(is_space).len();
+        let lead = body.len() - body.trim_start_matches(is_python_whitespace).len();
         if self.emitted == 0 && lead > 0 {
             self.start = Some(start + lead);
         }
@@ -195,7 +195,7 @@ impl<'a> TextStream<'a> {
         }
         // Trailing whitespace waits: it is dropped if nothing follows it.
         let candidate = &self.text[start..end];
-        end = start + candidate.trim_end_matches(is_space).len();
+        end = start + candidate.trim_end_matches(is_python_whitespace).len();
         let from = start + self.emitted;
         if end > from {
             let delta = self.text[from..end].to_string();
@@ -220,10 +220,6 @@ impl<'a> TextStream<'a> {
             step_logits: self.session.step_logits()[0].clone(),
         }
     }
-}
-
-fn is_space(c: char) -> bool {
-    python_strip(c.encode_utf8(&mut [0; 4])).is_empty()
 }
 
 impl Iterator for TextStream<'_> {

@@ -440,7 +440,8 @@ pub fn python_strip(s: &str) -> &str {
     s.trim_matches(is_python_whitespace)
 }
 
-fn is_python_whitespace(c: char) -> bool {
+/// Whether Python's `str.isspace()` holds for `c` (what [`python_strip`] strips).
+pub fn is_python_whitespace(c: char) -> bool {
     matches!(
         c,
         '\u{9}'..='\u{d}'
