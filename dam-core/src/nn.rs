@@ -44,6 +44,63 @@ impl LayerNorm {
     }
 }
 
+/// `nn.Linear` kept in PyTorch's memory layout: `y = x·Wᵀ + bias` with `W` `[out, in]`
+/// row-major, as the checkpoint stores it.
+///
+/// Why not burn's `Linear` (`[in, out]` row-major): on the cubecl backends a one-row product (a
+/// decode step) against a row-major `[in, out]` matrix has no good matrix-vector kernel, while
+/// a transposed `[out, in]` view is the layout burn's matrix-vector routines are built for
+/// (burn-cubecl's matmul tuner says as much). It also loads without a transpose, and fused
+/// projections (q|k|v, gate|up) are plain row concatenations.
+#[derive(Module, Debug)]
+pub struct TorchLinear {
+    /// `W` held through its transposed view: `dims()` reads `[in, out]`, the memory is
+    /// `[out, in]` row-major. Taking the view once at load keeps the per-call graph to one
+    /// matmul (every op counts in a decode step).
+    pub weight: Param<Tensor<2>>,
+    /// `[out]`.
+    pub bias: Option<Param<Tensor<1>>>,
+}
+
+impl TorchLinear {
+    /// From `W` `[out, in]` (row-major) and an optional bias `[out]`.
+    pub fn new(weight_out_in: Tensor<2>, bias: Option<Tensor<1>>) -> Self {
+        Self {
+            weight: Param::from_tensor(weight_out_in.transpose()),
+            bias: bias.map(Param::from_tensor),
+        }
+    }
+
+    /// `x` `[rows, in]` → `[rows, out]`: one matmul.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let y = x.matmul(self.weight.val());
+        match &self.bias {
+            Some(b) => y + b.val().unsqueeze::<2>(),
+            None => y,
+        }
+    }
+
+    /// `x` `[..., in]` → `[..., out]`. Leading dimensions are folded into rows first, so the
+    /// product is always one 2-D matmul over the transposed view (reshaping a strided view
+    /// instead could make a backend copy the weight).
+    pub fn forward_nd<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let dims = x.dims();
+        let rows = dims[..D - 1].iter().product::<usize>();
+        let y = self.forward(x.reshape([rows, dims[D - 1]]));
+        let mut out = dims;
+        out[D - 1] = self.d_out();
+        y.reshape(out)
+    }
+
+    pub fn d_in(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    pub fn d_out(&self) -> usize {
+        self.weight.dims()[1]
+    }
+}
+
 /// GELU with the tanh approximation (`gelu_pytorch_tanh`), used by SigLIP and the adapters.
 pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     burn::tensor::activation::gelu_approximate(x)

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Param;
 use burn::nn::Linear;
+
+use crate::nn::TorchLinear;
 use burn::tensor::Device;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use memmap2::Mmap;
@@ -340,6 +342,52 @@ impl<'a> Loader<'a> {
             weight: Param::from_tensor(weight),
             bias,
         })
+    }
+
+    /// `nn.Linear(d_in, d_out)` in PyTorch's `[d_out, d_in]` layout (no transpose on load).
+    pub fn torch_linear(&self, leaf: &str, d_in: usize, d_out: usize, bias: bool) -> WResult<TorchLinear> {
+        self.fused_torch_linear(&[leaf], d_in, &[d_out], bias)
+    }
+
+    /// Several `nn.Linear(d_in, d_out_i)` stacked into one `[Σ d_out_i, d_in]` layer (q|k|v,
+    /// gate|up): one bigger matmul instead of several. The rows are joined on the host and
+    /// uploaded once, so loading never holds the parts and the whole on the device together.
+    pub fn fused_torch_linear(
+        &self,
+        leaves: &[&str],
+        d_in: usize,
+        d_outs: &[usize],
+        bias: bool,
+    ) -> WResult<TorchLinear> {
+        let total: usize = d_outs.iter().sum();
+        let (weight, bias) = match self.weights {
+            Weights::Random => (
+                self.random([total, d_in], Init::Normal(0.02)),
+                bias.then(|| self.random([total], Init::Zeros)),
+            ),
+            Weights::Safetensors(_) => {
+                let join = |param: &str, shape_of: &dyn Fn(usize) -> Vec<usize>| -> WResult<Vec<f32>> {
+                    let mut all = Vec::new();
+                    let Weights::Safetensors(s) = self.weights else {
+                        unreachable!("matched above")
+                    };
+                    for (leaf, &d_out) in leaves.iter().zip(d_outs) {
+                        all.extend(s.read_f32(&self.at(leaf).name(param), &shape_of(d_out))?);
+                    }
+                    Ok(all)
+                };
+                let w = join("weight", &|d_out| vec![d_out, d_in])?;
+                let weight = Tensor::from_data(TensorData::new(w, [total, d_in]), self.device);
+                let bias = if bias {
+                    let b = join("bias", &|d_out| vec![d_out])?;
+                    Some(Tensor::from_data(TensorData::new(b, [total]), self.device))
+                } else {
+                    None
+                };
+                (weight, bias)
+            }
+        };
+        Ok(TorchLinear::new(weight, bias))
     }
 
     /// Several `[out_i, in]` linear layers concatenated along the output (e.g. q, k, v into

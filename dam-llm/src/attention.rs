@@ -2,11 +2,11 @@
 //! MHA or GQA, output projection.
 
 use burn::module::Module;
-use burn::nn::Linear;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 use dam_core::config::LlmConfig;
+use dam_core::nn::TorchLinear;
 use dam_core::{Loader, WeightError};
 
 use crate::kv_cache::LayerCache;
@@ -14,9 +14,9 @@ use crate::rope::Rope;
 
 #[derive(Module, Debug)]
 pub struct LlamaAttention {
-    /// `q_proj|k_proj|v_proj` fused, `[D, (H + 2·KVH)·Dh]`.
-    pub qkv_proj: Linear,
-    pub o_proj: Linear,
+    /// `q_proj|k_proj|v_proj` fused, `[(H + 2·KVH)·Dh, D]`.
+    pub qkv_proj: TorchLinear,
+    pub o_proj: TorchLinear,
     pub num_heads: usize,
     pub num_kv_heads: usize,
     pub head_dim: usize,
@@ -25,16 +25,21 @@ pub struct LlamaAttention {
 /// Where a forward pass writes and what it reads, shared by every layer of one step.
 #[derive(Clone, Debug)]
 pub struct StepContext {
-    /// RoPE tables for the new positions, `[B, 1, S, Dh]`.
+    /// Sequences and new positions per sequence: the layers see hidden states as `[B·S, D]`
+    /// rows (one 2-D matmul per projection, no reshapes around it).
+    pub batch: usize,
+    pub seq: usize,
+    /// RoPE tables for the new positions, `[B, S, H + 2·KVH, Dh]`: q and k heads rotate,
+    /// v heads pass through (see [`Rope::tables`]).
     pub cos: Tensor<4>,
-    pub sin: Tensor<4>,
+    pub sin_signed: Tensor<4>,
     /// Cache position of the first new token.
     pub start: usize,
     /// Keys `0..key_len` of the cache are attended to (`start + S` for a prefill; the whole
     /// buffer for static-shape decode steps).
     pub key_len: usize,
-    /// `[B, 1, S, key_len]`, `true` = hidden; `None` = plain causal attention (a batch
-    /// without padding).
+    /// `[B, H, S, key_len]` (already expanded over the heads, once per forward), `true` =
+    /// hidden; `None` = plain causal attention (a batch without padding).
     pub mask: Option<Tensor<4, Bool>>,
 }
 
@@ -42,29 +47,33 @@ impl LlamaAttention {
     pub fn load(loader: &Loader, c: &LlmConfig) -> Result<Self, WeightError> {
         let (d, h, kv, dh) = (c.hidden_size, c.num_attention_heads, c.num_kv_heads(), c.head_dim());
         Ok(Self {
-            qkv_proj: loader.fused_linear(&["q_proj", "k_proj", "v_proj"], d, &[h * dh, kv * dh, kv * dh], false)?,
-            o_proj: loader.linear("o_proj", h * dh, d, false)?,
+            qkv_proj: loader.fused_torch_linear(
+                &["q_proj", "k_proj", "v_proj"],
+                d,
+                &[h * dh, kv * dh, kv * dh],
+                false,
+            )?,
+            o_proj: loader.torch_linear("o_proj", h * dh, d, false)?,
             num_heads: h,
             num_kv_heads: kv,
             head_dim: dh,
         })
     }
 
-    /// `x` `[B, S, D]` at cache positions `ctx.start..ctx.start + S`.
-    pub fn forward(&self, x: Tensor<3>, cache: &mut LayerCache, ctx: &StepContext) -> Tensor<3> {
+    /// `x` `[B·S, D]` (rows of `ctx.batch` sequences × `ctx.seq` new positions) at cache
+    /// positions `ctx.start..ctx.start + S`; returns `[B·S, D]`.
+    pub fn forward(&self, x: Tensor<2>, cache: &mut LayerCache, ctx: &StepContext) -> Tensor<2> {
         let key_len = ctx.key_len;
-        let [b, s, _] = x.dims();
+        let (b, s) = (ctx.batch, ctx.seq);
         let (h, kv, dh) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let qkv = self.qkv_proj.forward(x);
-        let split = |offset: usize, heads: usize| {
-            qkv.clone()
-                .narrow(2, offset * dh, heads * dh)
-                .reshape([b, s, heads, dh])
-                .swap_dims(1, 2)
-        };
-        let q = Rope::apply(split(0, h), &ctx.cos, &ctx.sin);
-        let k = Rope::apply(split(h, kv), &ctx.cos, &ctx.sin);
-        let v = split(h + kv, kv);
+        // [B·S, (H + 2·KVH)·Dh] → [B, S, H + 2·KVH, Dh], RoPE on all heads at once (the
+        // tables leave v as it is: in a decode step the time goes to per-operation overhead,
+        // so every op counts), then heads first: [B, H + 2·KVH, S, Dh].
+        let qkv = self.qkv_proj.forward(x).reshape([b, s, h + 2 * kv, dh]);
+        let qkv = Rope::apply(qkv, &ctx.cos, &ctx.sin_signed).swap_dims(1, 2);
+        let q = qkv.clone().narrow(1, 0, h);
+        let k = qkv.clone().narrow(1, h, kv);
+        let v = qkv.narrow(1, h + kv, kv);
         cache.write(ctx.start, k, v);
 
         let mut keys = cache.keys.clone();
@@ -84,15 +93,11 @@ impl LlamaAttention {
             keys = expand(keys);
             values = expand(values);
         }
-        let (mask, is_causal) = match &ctx.mask {
-            None => (None, true),
-            Some(m) => (Some(m.clone().expand([b, h, s, key_len])), false),
-        };
         let options = AttentionModuleOptions {
-            is_causal,
+            is_causal: ctx.mask.is_none(),
             ..Default::default()
         };
-        let o = attention(q, keys, values, mask, None, options);
-        self.o_proj.forward(o.swap_dims(1, 2).reshape([b, s, h * dh]))
+        let o = attention(q, keys, values, ctx.mask.clone(), None, options);
+        self.o_proj.forward(o.swap_dims(1, 2).reshape([b * s, h * dh]))
     }
 }

@@ -30,7 +30,8 @@ impl DecoderLayer {
         })
     }
 
-    pub fn forward(&self, h: Tensor<3>, cache: &mut LayerCache, ctx: &StepContext) -> Tensor<3> {
+    /// `h` `[B·S, D]` (see [`StepContext`]).
+    pub fn forward(&self, h: Tensor<2>, cache: &mut LayerCache, ctx: &StepContext) -> Tensor<2> {
         let a = self
             .self_attn
             .forward(self.input_layernorm.forward(h.clone()), cache, ctx);

@@ -51,6 +51,7 @@ impl GenerationOptions {
             eos: vec![tokenizer.eos_id()],
             suppress_eos: self.suppress_eos,
             record_logits: self.record_logits,
+            lookahead: crate::session::DEFAULT_LOOKAHEAD,
         }
     }
 }
@@ -153,7 +154,15 @@ impl<'a> TextStream<'a> {
         options: &GenerationOptions,
     ) -> Result<Self> {
         Ok(Self {
-            session: Session::new(model, vec![prompt], options.session_options(tokenizer))?,
+            // One token at a time: a stream hands each token out as soon as it exists.
+            session: Session::new(
+                model,
+                vec![prompt],
+                SessionOptions {
+                    lookahead: 1,
+                    ..options.session_options(tokenizer)
+                },
+            )?,
             decoder: tokenizer.stream_decoder(),
             tokenizer,
             stop_strings: options.stop_strings.iter().filter(|s| !s.is_empty()).cloned().collect(),

@@ -3,9 +3,9 @@
 use std::path::Path;
 
 use burn::module::Param;
-use burn::nn::Linear;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use dam_core::config::LlmConfig;
+use dam_core::nn::TorchLinear;
 use dam_core::{Init, Loader, Weights};
 
 use burn::tensor::Bool;
@@ -24,8 +24,9 @@ pub struct LlamaModel {
     pub embed_tokens: Param<Tensor<2>>,
     pub layers: Vec<DecoderLayer>,
     pub norm: RmsNorm,
-    /// `lm_head.weight` (or the embeddings when `tie_word_embeddings`), as `[D, V]`.
-    pub lm_head: Linear,
+    /// `lm_head.weight` `[V, D]`, or the embedding matrix itself when `tie_word_embeddings`
+    /// (same buffer, no copy).
+    pub lm_head: TorchLinear,
     pub rope: Rope,
     pub config: LlmConfig,
 }
@@ -51,12 +52,9 @@ impl LlamaModel {
             .map(|i| DecoderLayer::load(&m.at(format!("layers.{i}")), config))
             .collect::<Result<Vec<_>, _>>()?;
         let lm_head = if config.tie_word_embeddings {
-            Linear {
-                weight: Param::from_tensor(embed.clone().transpose()),
-                bias: None,
-            }
+            TorchLinear::new(embed.clone(), None)
         } else {
-            root.linear("lm_head", d, v, false)?
+            root.torch_linear("lm_head", d, v, false)?
         };
         Ok(Self {
             embed_tokens: Param::from_tensor(embed),
@@ -119,19 +117,24 @@ impl LlamaModel {
         key_len: usize,
         mask: Option<Tensor<4, Bool>>,
     ) -> Tensor<3> {
-        let (cos, sin) = self.rope.tables(positions);
+        let [b, s, d] = embeds.dims();
+        let heads = self.config.num_attention_heads;
+        let kv = self.config.num_kv_heads();
+        let (cos, sin_signed) = self.rope.tables(positions, heads + kv, kv);
         let ctx = StepContext {
+            batch: b,
+            seq: s,
             cos,
-            sin,
+            sin_signed,
             start,
             key_len,
-            mask,
+            mask: mask.map(|m| m.expand([b, heads, s, key_len])),
         };
-        let mut h = embeds;
+        let mut h = embeds.reshape([b * s, d]);
         for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
             h = layer.forward(h, layer_cache, &ctx);
         }
-        self.norm.forward(h)
+        self.norm.forward(h).reshape([b, s, d])
     }
 
     /// Logits `[B, V]` of hidden states `[B, D]`.

@@ -1,14 +1,20 @@
 //! Rotary position embedding in Hugging Face's rotate-half layout (spec pitfall 14): the
 //! first and second halves of each head are rotated together, which is what the checkpoint's
 //! permuted q/k projections expect. (burn's `RotaryEncoding` rotates interleaved pairs.)
+//!
+//! `rotate_half(x) = cat(−x₂, x₁)` is computed as `swap_halves(x) · sign`, with the sign folded
+//! into the sine table (`sin_signed = cat(−sin, sin)`): the same products, one op fewer per
+//! call. And the tables can cover the value heads with `cos = 1, sin = 0`, so q, k and v go
+//! through one call on the fused projection (`v·1 + swap(v)·0 = v` exactly).
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-/// `cos` and `sin` tables `[max_positions, head_dim]` in the `cat(freqs, freqs)` layout.
+/// `cos` and `sin_signed` tables `[max_positions, head_dim]` in the `cat(freqs, freqs)` layout.
 #[derive(Clone, Debug)]
 pub struct Rope {
     pub cos: Tensor<2>,
-    pub sin: Tensor<2>,
+    /// `cat(−sin(freqs), sin(freqs))`.
+    pub sin_signed: Tensor<2>,
     pub head_dim: usize,
 }
 
@@ -22,37 +28,53 @@ impl Rope {
         let mut cos = Vec::with_capacity(max_positions * head_dim);
         let mut sin = Vec::with_capacity(max_positions * head_dim);
         for p in 0..max_positions {
-            // cat(freqs, freqs): both halves use the same frequencies.
-            for _half in 0..2 {
+            // cat(freqs, freqs): both halves use the same frequencies; the first half's sine
+            // carries rotate_half's minus sign.
+            for sign in [-1.0f32, 1.0] {
                 for f in &inv_freq {
                     let angle = p as f32 * f;
                     cos.push(angle.cos());
-                    sin.push(angle.sin());
+                    sin.push(sign * angle.sin());
                 }
             }
         }
         let shape = [max_positions, head_dim];
         Self {
             cos: Tensor::from_data(TensorData::new(cos, shape), device),
-            sin: Tensor::from_data(TensorData::new(sin, shape), device),
+            sin_signed: Tensor::from_data(TensorData::new(sin, shape), device),
             head_dim,
         }
     }
 
-    /// Rows of the tables for `positions` `[B, S]`, shaped `[B, 1, S, Dh]` to broadcast over heads.
-    pub fn tables(&self, positions: Tensor<2, Int>) -> (Tensor<4>, Tensor<4>) {
+    /// Tables for `positions` `[B, S]`, shaped `[B, S, rotated + plain, Dh]` for
+    /// `[B, S, heads, Dh]` activations: the first `rotated` heads get the position's rotation,
+    /// the last `plain` heads pass through unchanged (`cos = 1`, `sin = 0`).
+    pub fn tables(&self, positions: Tensor<2, Int>, rotated: usize, plain: usize) -> (Tensor<4>, Tensor<4>) {
         let [b, s] = positions.dims();
+        let dh = self.head_dim;
         let flat = positions.reshape([b * s]);
-        let pick = |t: &Tensor<2>| t.clone().select(0, flat.clone()).reshape([b, 1, s, self.head_dim]);
-        (pick(&self.cos), pick(&self.sin))
+        let device = flat.device();
+        let pick = |t: &Tensor<2>, pad: f32| {
+            let rows = t.clone().select(0, flat.clone()).reshape([b, s, 1, dh]).expand([b, s, rotated, dh]);
+            if plain == 0 {
+                rows
+            } else {
+                let pass = Tensor::full([b, s, plain, dh], pad, (&device, rows.dtype()));
+                Tensor::cat(vec![rows, pass], 2)
+            }
+        };
+        (pick(&self.cos, 1.0), pick(&self.sin_signed, 0.0))
     }
 
-    /// `x * cos + rotate_half(x) * sin` for `x` `[B, H, S, Dh]`.
-    pub fn apply(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
-        let d = x.dims()[3];
-        let x1 = x.clone().narrow(3, 0, d / 2);
-        let x2 = x.clone().narrow(3, d / 2, d / 2);
-        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-        x * cos.clone() + rotated * sin.clone()
+    /// `x * cos + rotate_half(x) * sin` for `x` `[B, S, heads, Dh]` (tables from
+    /// [`Rope::tables`]).
+    pub fn apply(x: Tensor<4>, cos: &Tensor<4>, sin_signed: &Tensor<4>) -> Tensor<4> {
+        let [b, s, h, d] = x.dims();
+        let swapped = x
+            .clone()
+            .reshape([b, s, h, 2, d / 2])
+            .flip([3])
+            .reshape([b, s, h, d]);
+        x * cos.clone() + swapped * sin_signed.clone()
     }
 }

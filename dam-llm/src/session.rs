@@ -6,6 +6,7 @@
 //! real token, so a padded sequence computes what it would alone. Padded query rows attend to
 //! themselves only (never to nothing), which keeps every value finite.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
@@ -33,6 +34,10 @@ pub struct Timings {
     pub prefill: Duration,
     /// All decode steps.
     pub decode: Duration,
+    /// The part of `decode` the host spent queuing the decode forwards (building the op
+    /// graph, uploads, launches). On GPU backends the rest is mostly waiting for the device
+    /// at the token read-back, so `decode_enqueue ≈ decode` means the host is the bottleneck.
+    pub decode_enqueue: Duration,
     /// Tokens produced by the decode phase (all sequences).
     pub decode_tokens: usize,
 }
@@ -56,7 +61,17 @@ pub struct SessionOptions {
     pub suppress_eos: bool,
     /// Keep every step's logits on the host (parity tests, `--dump`).
     pub record_logits: bool,
+    /// Greedy decoding only: how many tokens are chosen on the device, each fed straight
+    /// into the next forward, before the host reads them back (in one transfer). With 1 the
+    /// host reads every token before queuing the next step, and the device idles while the
+    /// host prepares it; with more, the host queues step t+1 while the device still runs
+    /// step t. A sequence that ends inside a chunk wastes at most `lookahead − 1` forwards;
+    /// the ids are the same either way. Ignored (1) when sampling or recording logits.
+    pub lookahead: usize,
 }
+
+/// Default [`SessionOptions::lookahead`] for non-streaming greedy generation.
+pub const DEFAULT_LOOKAHEAD: usize = 8;
 
 /// State of one generation over a batch.
 pub struct Session<'a> {
@@ -73,6 +88,8 @@ pub struct Session<'a> {
     tokens: Vec<Vec<u32>>,
     step_logits: Vec<Vec<Vec<f32>>>,
     timings: Timings,
+    /// Tokens chosen on the device and read back, not yet handed out (lookahead).
+    ready: VecDeque<Vec<u32>>,
 }
 
 impl<'a> Session<'a> {
@@ -154,6 +171,7 @@ impl<'a> Session<'a> {
             tokens: vec![Vec::new(); b],
             step_logits: vec![Vec::new(); b],
             timings: Timings::default(),
+            ready: VecDeque::new(),
         };
         // GPU backends queue work lazily: wait for the prefill so its time is not counted as
         // the first decode step's.
@@ -203,8 +221,16 @@ impl<'a> Session<'a> {
             return None;
         }
         let start = Instant::now();
-        let logits = self.logits.take().expect("logits present while running");
-        let chosen = self.choose(logits);
+        let lookahead = self.lookahead();
+        let chosen = if lookahead > 1 {
+            if self.ready.is_empty() {
+                self.fill(lookahead);
+            }
+            self.ready.pop_front().expect("fill reads back at least one step")
+        } else {
+            let logits = self.logits.take().expect("logits present while running");
+            self.choose(logits)
+        };
         let b = self.batch_size();
         let mut out = vec![None; b];
         for (i, &tok) in chosen.iter().enumerate() {
@@ -222,14 +248,58 @@ impl<'a> Session<'a> {
                 }
             }
         }
-        if !self.is_done() {
-            self.advance(&chosen);
+        if lookahead == 1 && !self.is_done() {
+            let t = Instant::now();
+            let ids = self.upload_ids(&chosen);
+            self.advance(ids);
+            self.timings.decode_enqueue += t.elapsed();
         }
         self.timings.decode += start.elapsed();
         Some(out)
     }
 
-    fn choose(&mut self, mut logits: Tensor<2>) -> Vec<u32> {
+    /// The effective lookahead: greedy without recorded logits can choose on the device.
+    fn lookahead(&self) -> usize {
+        match self.options.sampling {
+            Sampling::Greedy if !self.options.record_logits => self.options.lookahead.max(1),
+            _ => 1,
+        }
+    }
+
+    /// Greedy lookahead: chooses up to `lookahead` tokens on the device, feeding each into the
+    /// next forward without a host round trip, then reads them all back at once into `ready`.
+    fn fill(&mut self, lookahead: usize) {
+        // Tokens the longest-running sequence may still need; after the last of them no
+        // forward is queued (as in the one-token path).
+        let need = (0..self.batch_size())
+            .filter(|&i| self.finished[i].is_none())
+            .map(|i| self.options.max_new_tokens.saturating_sub(self.tokens[i].len()))
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let n = lookahead.min(need);
+        let mut chosen = Vec::with_capacity(n);
+        for k in 0..n {
+            let logits = self.logits.take().expect("logits present while running");
+            let ids = self.masked_eos(logits).argmax(1).reshape([self.batch_size()]);
+            chosen.push(ids.clone());
+            if k + 1 < need {
+                let t = Instant::now();
+                self.advance(ids);
+                self.timings.decode_enqueue += t.elapsed();
+            }
+        }
+        let b = self.batch_size();
+        let ids = Tensor::cat(chosen, 0)
+            .try_into_vec_as::<i64>()
+            .expect("argmax readback");
+        for row in ids.chunks_exact(b) {
+            self.ready.push_back(row.iter().map(|&i| i as u32).collect());
+        }
+    }
+
+    /// Logits with the EOS ids set to −∞ when EOS is suppressed.
+    fn masked_eos(&self, mut logits: Tensor<2>) -> Tensor<2> {
         if self.options.suppress_eos {
             let [b, v] = logits.dims();
             for &e in &self.options.eos {
@@ -239,6 +309,11 @@ impl<'a> Session<'a> {
                 }
             }
         }
+        logits
+    }
+
+    fn choose(&mut self, logits: Tensor<2>) -> Vec<u32> {
+        let logits = self.masked_eos(logits);
         let record = self.options.record_logits;
         let [b, v] = logits.dims();
         let host: Option<Vec<f32>> = (record
@@ -286,15 +361,21 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Feeds the chosen tokens and computes the next logits, attending over the whole cache
-    /// buffer with a mask so the shapes are the same at every step.
-    fn advance(&mut self, chosen: &[u32]) {
-        let b = self.batch_size();
+    /// Host-chosen ids as a device tensor (clamped to the vocabulary).
+    fn upload_ids(&self, chosen: &[u32]) -> Tensor<1, Int> {
         let vocab = self.model.config.vocab_size as u32;
-        let ids: Vec<u32> = chosen.iter().map(|&t| t.min(vocab - 1)).collect();
-        let embeds = self.model.embed(&ids).expect("ids clamped to the vocabulary");
+        let ids: Vec<i64> = chosen.iter().map(|&t| t.min(vocab - 1) as i64).collect();
+        let n = ids.len();
+        Tensor::from_data(TensorData::new(ids, [n]), &self.device)
+    }
+
+    /// Feeds the chosen tokens (`[B]` ids on the device) and computes the next logits,
+    /// attending over the whole cache buffer with a mask so the shapes are the same at every
+    /// step.
+    fn advance(&mut self, ids: Tensor<1, Int>) {
+        let b = self.batch_size();
         let d = self.model.hidden_size();
-        let embeds = embeds.reshape([b, 1, d]);
+        let embeds = self.model.embed_tokens.val().select(0, ids).reshape([b, 1, d]);
         let pos = self.pos;
         let positions: Vec<i64> = self.pads.iter().map(|&pad| (pos - pad) as i64).collect();
         let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [b, 1]), &self.device);

@@ -35,6 +35,7 @@ fn greedy(max_new_tokens: usize, record: bool) -> SessionOptions {
         eos: vec![2],
         suppress_eos: false,
         record_logits: record,
+        lookahead: dam_llm::session::DEFAULT_LOOKAHEAD,
     }
 }
 
@@ -140,4 +141,36 @@ fn splice_errors() {
     assert!(matches!(r, Err(dam_llm::LlmError::ImageEmbeddingShape { .. })));
     let r = splice(&model, &[1, 9999, -200], &[img]);
     assert!(matches!(r, Err(dam_llm::LlmError::BadTokenId { id: 9999, .. })));
+}
+
+#[test]
+fn lookahead_gives_the_same_ids_and_stops() {
+    let device = Device::flex();
+    let model = model(&device);
+    let names = dam_cases();
+    let prompts: Vec<Tensor<2>> = names.iter().map(|n| prompt(&model, n, &device)).collect();
+    // An "EOS" that the first case generates at step 5, so sequences end inside a chunk.
+    let early_eos = dam_expected_ids(&names[0])[5];
+    for eos in [2, early_eos] {
+        let run = |lookahead: usize| {
+            let options = SessionOptions {
+                eos: vec![eos],
+                lookahead,
+                ..greedy(21, false)
+            };
+            let mut s = Session::new(&model, prompts.clone(), options).unwrap();
+            while s.step().is_some() {}
+            let t = s.timings();
+            assert!(t.decode_enqueue <= t.decode);
+            (s.tokens().to_vec(), s.finished().to_vec())
+        };
+        let one = run(1);
+        if eos == early_eos {
+            assert_eq!(one.0[0].len(), 5, "the first case stops at its fifth token");
+        }
+        assert!(one.0.iter().any(|t| t.len() == 21), "some sequence runs to the limit");
+        for lookahead in [3, 8, 32] {
+            assert_eq!(run(lookahead), one, "lookahead {lookahead}, eos {eos}");
+        }
+    }
 }

@@ -47,6 +47,7 @@ fn first_logits(model: &LlamaModel) -> Vec<f32> {
         eos: vec![2],
         suppress_eos: false,
         record_logits: true,
+        lookahead: dam_llm::session::DEFAULT_LOOKAHEAD,
     };
     let mut s = Session::new(model, vec![prompt], options).unwrap();
     s.step();

@@ -34,6 +34,7 @@ fn logits(model: &LlamaModel) -> Vec<f32> {
         eos: vec![2],
         suppress_eos: true,
         record_logits: true,
+        lookahead: dam_llm::session::DEFAULT_LOOKAHEAD,
     };
     let mut s = Session::new(model, vec![prompt], options).unwrap();
     while s.step().is_some() {}

@@ -1,5 +1,9 @@
 //! Shared pieces of the dam-rs command-line tools (`describe`, `segment`, `bench`): argument
-//! parsing for regions, image loading, backend selection, JSON and safetensors output.
+//! parsing for regions, image loading, backend selection, JSON and safetensors output. The tools
+//! themselves live in [`cli`], so that each has its own binary and `dam-tools` can hold all three
+//! in one (one file to copy to a GPU machine, one process for a batch of runs).
+
+pub mod cli;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -124,6 +128,13 @@ pub fn run_main(body: impl FnOnce() -> Result<()>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints a command-line parsing error (or `--help` / `--version`) as clap would and returns its
+/// exit code, without ending the process.
+pub fn clap_exit(e: clap::Error) -> ExitCode {
+    let _ = e.print();
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
 }
 
 /// Logging to stderr, controlled by `RUST_LOG` (default: warnings).

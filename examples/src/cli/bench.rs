@@ -1,0 +1,739 @@
+//! `bench`: times DAM's phases with random weights, no checkpoint needed (issue 7).
+//!
+//! ```text
+//! bench [--backend cpu|cuda|wgpu] [--dtype f32|f16|bf16] [--config full|tiny] [--new-tokens 256]
+//!       [--runs 3] [--warmup 1] [--batch N] [--json OUT]
+//! ```
+//! The protocol follows the original's anchor measurement (bf16 on an H100, one 384² view pair,
+//! 256 forced new tokens, median of 3 runs after 1 warm-up):
+//! * preprocessing — `focal_prompt` (focal crop, bicubic resizes, normalisation) of a synthetic
+//!   1280×960 image with an elliptical mask (N masks with `--batch N`);
+//! * vision — stacking the views, both SigLIP passes, the context provider and the projector;
+//! * prefill — splicing the DAM-3B prompt (51 text ids + the visual tokens) and the LLM forward
+//!   up to the first logits;
+//! * decode — greedy steps with EOS suppressed, exactly `--new-tokens` tokens per region
+//!   (tok/s = generated tokens / decode time; the first token comes from the prefill's logits,
+//!   so N tokens take N − 1 decode forwards);
+//! * peak memory — the device allocator's peak where the backend reports one, else the
+//!   process's peak resident set (`VmHWM`).
+//!
+//! The table goes to stdout, progress to stderr; `--json OUT` writes every phase as well.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::{parse_backend, parse_dtype, run_main};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, ValueEnum};
+use dam::core::{CheckpointConfig, FocalPrompt, ImageProcessor, Mask, focal_prompts};
+use dam::llm::LlamaModel;
+use dam::llm::session::{Session, SessionOptions};
+use dam::llm::splice::splice;
+use dam::vision::{VisionModel, split_views, stack_focal_prompts};
+use dam::{Backend, Device, FloatType, Sampling};
+use image::RgbImage;
+use serde_json::{Value, json};
+
+/// Synthetic image size (a typical 4:3 photo, larger than the 384² views).
+const IMAGE_W: u32 = 1280;
+const IMAGE_H: u32 = 960;
+
+/// DAM-3B's prompt for one image, as LLaMA-2 ids (spec §6.4): the system prompt and `USER: `,
+/// the image sentinel, then `\nDescribe the masked region in detail. ASSISTANT:`.
+const PROMPT_PREFIX: [i64; 35] = [
+    1, 319, 13563, 1546, 263, 12758, 1404, 322, 385, 23116, 21082, 20255, 29889, 450, 20255, 4076, 8444, 29892, 13173,
+    29892, 322, 1248, 568, 6089, 304, 278, 1404, 29915, 29879, 5155, 29889, 3148, 1001, 29901, 29871,
+];
+const PROMPT_SUFFIX: [i64; 16] = [
+    29871, 13, 4002, 29581, 278, 11105, 287, 5120, 297, 9493, 29889, 319, 1799, 9047, 13566, 29901,
+];
+/// LLaMA-2's end-of-sequence id (suppressed: every run generates `--new-tokens` tokens).
+const EOS: u32 = 2;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ConfigArg {
+    /// DAM-3B sizes (SigLIP-so400m at 384/14 with the context provider, 32-layer 2.7B LLaMA).
+    Full,
+    /// The test fixture `tests/fixtures/dam-tiny` (seconds on a CPU).
+    Tiny,
+}
+
+impl ConfigArg {
+    fn name(self) -> &'static str {
+        match self {
+            ConfigArg::Full => "full",
+            ConfigArg::Tiny => "tiny",
+        }
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bench",
+    version,
+    about = "Time DAM's phases (preprocessing, vision, prefill, decode) with random weights"
+)]
+struct Args {
+    /// cpu, wgpu, cuda or cuda:N (as compiled in).
+    #[arg(long, default_value = "cpu", value_parser = parse_backend)]
+    backend: Backend,
+    /// f32, f16 or bf16.
+    #[arg(long, default_value = "f32", value_parser = parse_dtype)]
+    dtype: FloatType,
+    /// Model sizes: DAM-3B (`full`) or the tiny test fixture.
+    #[arg(long, value_enum, default_value = "full")]
+    config: ConfigArg,
+    /// Tokens generated per region (EOS suppressed).
+    #[arg(long, default_value_t = 256)]
+    new_tokens: usize,
+    /// Timed runs (median, min and max are reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Untimed runs first (kernel compilation, autotune, allocator warm-up).
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Regions of the same image described together (batched vision and decode).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Greedy tokens chosen on the device before the host reads them back (1 = every step);
+    /// see `dam::llm::session::SessionOptions::lookahead`.
+    #[arg(long, default_value_t = dam::llm::session::DEFAULT_LOOKAHEAD)]
+    lookahead: usize,
+    /// Instead of the pipeline: time the LLM's matrix products alone (rows 1 and `--batch`),
+    /// with the weight in burn's `[in, out]` layout and in PyTorch's `[out, in]` (see
+    /// `cli::probe`).
+    #[arg(long)]
+    probe: bool,
+}
+
+/// The model and inputs, built once.
+struct Bench {
+    device: Device,
+    config: CheckpointConfig,
+    processor: ImageProcessor,
+    vision: VisionModel,
+    llm: LlamaModel,
+    /// Prompt ids with the image sentinel.
+    ids: Vec<i64>,
+    /// How many prompt ids had to be folded into a small vocabulary.
+    clamped_ids: usize,
+}
+
+/// One timed run.
+#[derive(Clone, Copy, Debug, Default)]
+struct RunTimes {
+    preprocess: Duration,
+    vision: Duration,
+    prefill: Duration,
+    decode: Duration,
+    /// Host time spent queuing the decode forwards (see `dam::llm::session::Timings`).
+    decode_enqueue: Duration,
+    /// Generated tokens, all regions together.
+    tokens: usize,
+    /// LLM positions of one region's prompt (text + visual tokens).
+    prompt_positions: usize,
+    /// Regions whose crop differs from the full view (both vision passes ran).
+    crops_differ: usize,
+    /// Allocator bytes in use at the phase ends (max), where the backend reports it.
+    in_use: Option<u64>,
+}
+
+impl RunTimes {
+    fn total(&self) -> Duration {
+        self.preprocess + self.vision + self.prefill + self.decode
+    }
+}
+
+/// Median, minimum and maximum of one metric over the timed runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Stat {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+/// Peak memory and where it comes from.
+#[derive(Clone, Debug)]
+struct MemoryPeak {
+    /// What was measured (device allocator or process RSS).
+    source: &'static str,
+    bytes: Option<u64>,
+    /// Current device allocator state at the end, when the backend reports it.
+    device_in_use: Option<u64>,
+    /// Largest allocator `bytes_in_use` seen at the phase ends of the timed runs (after the
+    /// vision sync, after prefill, after the last decode step, with the KV cache alive): a
+    /// lower bound of the true peak, where `bytes` (a sum of per-pool peaks) is an upper one.
+    in_use_at_phase_ends: Option<u64>,
+}
+
+/// Runs `bench` with these arguments (the first is the program name, as in `std::env::args_os`).
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match Args::try_parse_from(args) {
+        Ok(args) => run_main(|| bench(&args)),
+        Err(e) => crate::clap_exit(e),
+    }
+}
+
+fn bench(args: &Args) -> Result<()> {
+    if args.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    if args.new_tokens == 0 {
+        bail!("--new-tokens must be at least 1");
+    }
+    if let Some(dir) = args.json.as_deref().and_then(Path::parent)
+        && !dir.as_os_str().is_empty()
+        && !dir.is_dir()
+    {
+        bail!("--json: folder {} does not exist", dir.display());
+    }
+    if args.probe {
+        let device = args
+            .backend
+            .configured_device(args.dtype)
+            .with_context(|| format!("cannot set up {} with {}", args.backend, args.dtype))?;
+        let config = CheckpointConfig::dam_3b();
+        let mut rows = vec![1];
+        if args.batch > 1 {
+            rows.push(args.batch);
+        }
+        let table = super::probe::matmul_probe(&device, &config, &rows, 20 * args.runs)?;
+        if let Some(path) = &args.json {
+            write_json(path, &json!({ "matmul_probe": table }))?;
+        }
+        return Ok(());
+    }
+    eprintln!(
+        "building model: config {}, backend {}, dtype {}, random weights",
+        args.config.name(),
+        args.backend,
+        args.dtype
+    );
+    let t = Instant::now();
+    let bench = build(args)?;
+    eprintln!("built in {:.1} s", t.elapsed().as_secs_f64());
+    if bench.clamped_ids > 0 {
+        eprintln!(
+            "note: {} prompt ids are outside the vocabulary of {} and were folded in (id % vocab)",
+            bench.clamped_ids, bench.config.llm.vocab_size
+        );
+    }
+
+    let image = synthetic_image(IMAGE_W, IMAGE_H);
+    let masks = ellipse_masks(IMAGE_W, IMAGE_H, args.batch)?;
+
+    for i in 0..args.warmup {
+        eprintln!("warm-up {}/{}", i + 1, args.warmup);
+        time_run(&bench, &image, &masks, args.new_tokens, args.lookahead)?;
+    }
+    let mut runs = Vec::with_capacity(args.runs);
+    for i in 0..args.runs {
+        eprintln!("run {}/{}", i + 1, args.runs);
+        let run = time_run(&bench, &image, &masks, args.new_tokens, args.lookahead)?;
+        eprintln!(
+            "  total {:.1} ms, decode {:.1} tok/s",
+            ms(run.total()),
+            per_second(run.tokens, run.decode)
+        );
+        runs.push(run);
+    }
+    let memory = memory_peak(&bench.device, &runs);
+    let report = Report::new(args, &bench, &runs, memory);
+    report.print();
+    if let Some(path) = &args.json {
+        write_json(path, &report.to_json())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Builds the configured model with random weights on a seeded device.
+fn build(args: &Args) -> Result<Bench> {
+    let device = args
+        .backend
+        .configured_device(args.dtype)
+        .with_context(|| format!("cannot set up {} with {}", args.backend, args.dtype))?;
+    device.seed(0);
+    let config = match args.config {
+        ConfigArg::Full => CheckpointConfig::dam_3b(),
+        ConfigArg::Tiny => {
+            let dir = workspace_root().join("tests/fixtures/dam-tiny/checkpoint");
+            CheckpointConfig::load(&dir).with_context(|| format!("cannot read the tiny config in {}", dir.display()))?
+        }
+    };
+    let processor = ImageProcessor::from_config(&config.preprocessor)?;
+    let vision = VisionModel::random(&config, &device)?;
+    let llm = LlamaModel::random(&config.llm, &device)?;
+    sync(&device)?;
+    let (ids, clamped_ids) = prompt_ids(config.llm.vocab_size);
+    Ok(Bench {
+        device,
+        config,
+        processor,
+        vision,
+        llm,
+        ids,
+        clamped_ids,
+    })
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// DAM-3B's prompt ids; ids at or above `vocab` (small test vocabularies) become `id % vocab`.
+fn prompt_ids(vocab: usize) -> (Vec<i64>, usize) {
+    let vocab = vocab as i64;
+    let mut clamped = 0;
+    let mut fold = |id: i64| {
+        if id >= vocab {
+            clamped += 1;
+            id % vocab
+        } else {
+            id
+        }
+    };
+    let mut ids: Vec<i64> = PROMPT_PREFIX.iter().map(|&id| fold(id)).collect();
+    ids.push(dam::llm::tokenizer::IMAGE_TOKEN_INDEX);
+    ids.extend(PROMPT_SUFFIX.iter().map(|&id| fold(id)));
+    (ids, clamped)
+}
+
+/// A deterministic test picture: smooth colour gradients, a few shapes and pixel noise (so
+/// the resizes see texture, not flat areas).
+fn synthetic_image(width: u32, height: u32) -> RgbImage {
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    RgbImage::from_fn(width, height, |x, y| {
+        let (fx, fy) = (x as f32 / width as f32, y as f32 / height as f32);
+        let stripes = if (x / 40 + y / 40) % 2 == 0 { 30.0 } else { 0.0 };
+        let disc = if (fx - 0.3).powi(2) + (fy - 0.6).powi(2) < 0.02 {
+            80.0
+        } else {
+            0.0
+        };
+        let noise = (rng.next() % 32) as f32 - 16.0;
+        let channel = |base: f32| (base + stripes + disc + noise).clamp(0.0, 255.0) as u8;
+        image::Rgb([
+            channel(200.0 * fx + 20.0),
+            channel(180.0 * fy + 30.0),
+            channel(120.0 * (1.0 - fx) * fy + 60.0),
+        ])
+    })
+}
+
+/// `n` different ellipses inside the image (none covers it, so the focal crop differs from
+/// the full view and both vision passes run).
+fn ellipse_masks(width: u32, height: u32, n: usize) -> Result<Vec<Mask>> {
+    (0..n)
+        .map(|i| {
+            // Spread the centres over a 4×4 grid, then shift them a little per lap.
+            let lap = (i / 16) as f64;
+            let (gx, gy) = ((i % 4) as f64, ((i / 4) % 4) as f64);
+            let cx = width as f64 * (0.2 + 0.2 * gx + 0.01 * lap);
+            let cy = height as f64 * (0.2 + 0.2 * gy + 0.01 * lap);
+            let rx = width as f64 * (0.08 + 0.02 * ((i % 3) as f64));
+            let ry = height as f64 * (0.06 + 0.02 * ((i % 5) as f64));
+            let data = (0..height)
+                .flat_map(|y| (0..width).map(move |x| (x, y)))
+                .map(|(x, y)| ((x as f64 - cx) / rx).powi(2) + ((y as f64 - cy) / ry).powi(2) <= 1.0)
+                .collect();
+            Mask::from_vec(width, height, data).map_err(|e| anyhow!("synthetic mask {i}: {e}"))
+        })
+        .collect()
+}
+
+/// One pass over the four phases for all masks; the device is synchronised at each phase's end.
+fn time_run(bench: &Bench, image: &RgbImage, masks: &[Mask], new_tokens: usize, lookahead: usize) -> Result<RunTimes> {
+    let device = &bench.device;
+
+    let t = Instant::now();
+    let prompts: Vec<FocalPrompt> = focal_prompts(image, masks, &bench.processor)?;
+    let preprocess = t.elapsed();
+
+    let t = Instant::now();
+    let views: Vec<&FocalPrompt> = prompts.iter().collect();
+    let (pixels, crop_flags) = stack_focal_prompts(&views, device)?;
+    let tokens = bench.vision.encode(pixels, &crop_flags)?;
+    sync(device)?;
+    let vision = t.elapsed();
+    let mut in_use = in_use_now(device);
+
+    let t = Instant::now();
+    let embeds = split_views(tokens)
+        .into_iter()
+        .map(|block| splice(&bench.llm, &bench.ids, &[block]))
+        .collect::<Result<Vec<_>, _>>()?;
+    let prompt_positions = embeds[0].dims()[0];
+    let options = SessionOptions {
+        max_new_tokens: new_tokens,
+        sampling: Sampling::Greedy,
+        eos: vec![EOS],
+        suppress_eos: true,
+        record_logits: false,
+        lookahead,
+    };
+    let mut session = Session::new(&bench.llm, embeds, options)?;
+    sync(device)?;
+    let prefill = t.elapsed();
+    in_use = in_use.max(in_use_now(device));
+
+    let t = Instant::now();
+    while session.step().is_some() {}
+    sync(device)?;
+    let decode = t.elapsed();
+    in_use = in_use.max(in_use_now(device));
+
+    let tokens: usize = session.tokens().iter().map(Vec::len).sum();
+    if tokens != new_tokens * masks.len() {
+        bail!("expected {} generated tokens, got {tokens}", new_tokens * masks.len());
+    }
+    Ok(RunTimes {
+        preprocess,
+        vision,
+        prefill,
+        decode,
+        decode_enqueue: session.timings().decode_enqueue,
+        tokens,
+        prompt_positions,
+        crops_differ: crop_flags.iter().filter(|&&d| d).count(),
+        in_use,
+    })
+}
+
+fn in_use_now(device: &Device) -> Option<u64> {
+    device.memory_pool_usage().map(|u| u.bytes_in_use)
+}
+
+fn sync(device: &Device) -> Result<()> {
+    device.sync().map_err(|e| anyhow!("device error: {e:?}"))
+}
+
+/// Median (mean of the two middle values for an even count), min and max.
+fn summarise(values: &[f64]) -> Stat {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Stat {
+        median,
+        min: v[0],
+        max: v[n - 1],
+    }
+}
+
+/// LLM forwards of the decode phase for `tokens` new tokens per region: the first token comes
+/// from the prefill's logits, so `tokens - 1` (each step also picks a token on the device).
+fn decode_forwards(tokens: usize) -> usize {
+    tokens.saturating_sub(1).max(1)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn per_second(count: usize, d: Duration) -> f64 {
+    let s = d.as_secs_f64();
+    if s > 0.0 { count as f64 / s } else { 0.0 }
+}
+
+/// The device allocator's peak where the backend reports its pools (cubecl: CUDA, wgpu), else
+/// the process's peak resident set size.
+fn memory_peak(device: &Device, runs: &[RunTimes]) -> MemoryPeak {
+    let in_use_at_phase_ends = runs.iter().filter_map(|r| r.in_use).max();
+    let device_in_use = device.memory_pool_usage().map(|u| u.bytes_in_use);
+    let pools_peak: Option<u64> = device
+        .memory_pool_report()
+        .filter(|pools| !pools.is_empty())
+        .map(|pools| pools.iter().map(|p| p.pages_peak * p.page_size).sum());
+    match pools_peak {
+        Some(bytes) => MemoryPeak {
+            source: "device pools' peak reserved pages (sum of pages_peak × page_size)",
+            bytes: Some(bytes),
+            device_in_use,
+            in_use_at_phase_ends,
+        },
+        None => MemoryPeak {
+            source: "process peak RSS (VmHWM)",
+            bytes: peak_rss(),
+            device_in_use,
+            in_use_at_phase_ends,
+        },
+    }
+}
+
+/// `VmHWM` of /proc/self/status, in bytes (Linux).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
+/// What the device is, in words.
+fn device_description(backend: Backend, device: &Device) -> String {
+    match backend {
+        Backend::Cpu => {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            format!("{} ({threads} threads), burn flex", cpu_model())
+        }
+        _ => format!("{device:?}"),
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// Today's UTC date and time, ISO 8601, from the system clock (civil-from-days).
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Everything reported, in display order.
+struct Report {
+    config: &'static str,
+    backend: String,
+    dtype: String,
+    device: String,
+    date: String,
+    batch: usize,
+    new_tokens: usize,
+    lookahead: usize,
+    runs: usize,
+    warmup: usize,
+    prompt_positions: usize,
+    crops_differ: usize,
+    clamped_ids: usize,
+    /// `(key with unit, label, stat)`.
+    metrics: Vec<(&'static str, &'static str, Stat)>,
+    memory: MemoryPeak,
+}
+
+impl Report {
+    fn new(args: &Args, bench: &Bench, runs: &[RunTimes], memory: MemoryPeak) -> Self {
+        let stat = |f: &dyn Fn(&RunTimes) -> f64| summarise(&runs.iter().map(f).collect::<Vec<_>>());
+        let batch = args.batch;
+        let metrics = vec![
+            ("preprocessing_ms", "preprocessing (ms)", stat(&|r| ms(r.preprocess))),
+            ("vision_ms", "vision (ms)", stat(&|r| ms(r.vision))),
+            ("prefill_ms", "prefill (ms)", stat(&|r| ms(r.prefill))),
+            ("decode_ms", "decode (ms)", stat(&|r| ms(r.decode))),
+            (
+                "decode_tokens_per_s",
+                "decode (tok/s, all regions)",
+                stat(&|r| per_second(r.tokens, r.decode)),
+            ),
+            (
+                "decode_ms_per_forward",
+                "decode (ms per forward)",
+                stat(&|r| ms(r.decode) / decode_forwards(r.tokens / batch) as f64),
+            ),
+            (
+                "decode_enqueue_ms_per_forward",
+                "  of which host queuing (ms)",
+                stat(&|r| ms(r.decode_enqueue) / decode_forwards(r.tokens / batch) as f64),
+            ),
+            ("total_ms", "total (ms)", stat(&|r| ms(r.total()))),
+            ("regions_per_s", "regions/s", stat(&|r| per_second(batch, r.total()))),
+        ];
+        Self {
+            config: args.config.name(),
+            backend: args.backend.to_string(),
+            dtype: args.dtype.to_string(),
+            device: device_description(args.backend, &bench.device),
+            date: utc_now(),
+            batch,
+            new_tokens: args.new_tokens,
+            lookahead: args.lookahead,
+            runs: args.runs,
+            warmup: args.warmup,
+            prompt_positions: runs[0].prompt_positions,
+            crops_differ: runs[0].crops_differ,
+            clamped_ids: bench.clamped_ids,
+            metrics,
+            memory,
+        }
+    }
+
+    fn print(&self) {
+        println!(
+            "DAM bench — config {}, backend {}, dtype {}, batch {}, {} new tokens, lookahead {}, median of {} after {} warm-up",
+            self.config, self.backend, self.dtype, self.batch, self.new_tokens, self.lookahead, self.runs, self.warmup
+        );
+        println!("device: {}", self.device);
+        println!("date:   {}", self.date);
+        println!(
+            "prompt: {} positions per region; {}/{} regions with a differing crop (both vision passes){}",
+            self.prompt_positions,
+            self.crops_differ,
+            self.batch,
+            if self.clamped_ids > 0 {
+                format!("; {} ids folded into the vocabulary", self.clamped_ids)
+            } else {
+                String::new()
+            }
+        );
+        println!();
+        println!("| {:<28} | {:>12} | {:>12} | {:>12} |", "phase", "median", "min", "max");
+        println!("|{:-<30}|{:->14}|{:->14}|{:->14}|", "", "", "", "");
+        for (_, label, s) in &self.metrics {
+            println!(
+                "| {label:<28} | {:>12} | {:>12} | {:>12} |",
+                fmt_value(s.median),
+                fmt_value(s.min),
+                fmt_value(s.max)
+            );
+        }
+        let peak = self
+            .memory
+            .bytes
+            .map_or_else(|| "not available".to_string(), |b| format!("{:.2} GiB", gib(b)));
+        println!();
+        println!("peak memory: {peak} — {}", self.memory.source);
+        if let Some(b) = self.memory.in_use_at_phase_ends {
+            println!("device memory in use at phase ends (max): {:.2} GiB", gib(b));
+        }
+        if let Some(b) = self.memory.device_in_use {
+            println!("device memory in use at the end: {:.2} GiB", gib(b));
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let mut phases = serde_json::Map::new();
+        for (key, _, s) in &self.metrics {
+            phases.insert(
+                (*key).to_string(),
+                json!({ "median": s.median, "min": s.min, "max": s.max }),
+            );
+        }
+        json!({
+            "date": self.date,
+            "config": self.config,
+            "backend": self.backend,
+            "dtype": self.dtype,
+            "device": self.device,
+            "batch": self.batch,
+            "new_tokens": self.new_tokens,
+            "lookahead": self.lookahead,
+            "runs": self.runs,
+            "warmup": self.warmup,
+            "image_size_px": [IMAGE_W, IMAGE_H],
+            "prompt_positions": self.prompt_positions,
+            "regions_with_differing_crop": self.crops_differ,
+            "prompt_ids_folded_into_vocab": self.clamped_ids,
+            "phases": phases,
+            "peak_memory_gib": self.memory.bytes.map(gib),
+            "peak_memory_source": self.memory.source,
+            "device_memory_in_use_at_end_gib": self.memory.device_in_use.map(gib),
+            "device_memory_in_use_at_phase_ends_max_gib": self.memory.in_use_at_phase_ends.map(gib),
+        })
+    }
+}
+
+fn fmt_value(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A small deterministic generator for the image noise.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summarises_odd_and_even_counts() {
+        assert_eq!(
+            summarise(&[3.0, 1.0, 2.0]),
+            Stat {
+                median: 2.0,
+                min: 1.0,
+                max: 3.0
+            }
+        );
+        assert_eq!(summarise(&[4.0, 1.0, 2.0, 3.0]).median, 2.5);
+    }
+
+    #[test]
+    fn prompt_has_the_dam_3b_structure() {
+        let (ids, clamped) = prompt_ids(32_000);
+        assert_eq!((ids.len(), clamped), (52, 0));
+        assert_eq!(ids[35], dam::llm::tokenizer::IMAGE_TOKEN_INDEX);
+        let (small, clamped) = prompt_ids(512);
+        assert!(clamped > 0 && small.iter().all(|&i| i < 512));
+    }
+
+    #[test]
+    fn masks_are_partial_and_distinct() {
+        let masks = ellipse_masks(320, 240, 3).unwrap();
+        for m in &masks {
+            let b = m.bbox().unwrap();
+            assert!(b.w < 320 && b.h < 240);
+        }
+        assert_ne!(masks[0], masks[1]);
+    }
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Writes the batch files `scripts/gpu-check.sh` runs on the GPU machine into gpu-bundle/.
+
+`@OUT@` in them is replaced on that machine by its output folder. Every public fixture case is
+run through `describe` exactly as the CLI test does (`--greedy --max-new-tokens 24 --query`
+from case.json, `--dump`), once per float type; the bf16 batch also holds the benchmarks (bf16
+is what they measure), so one process pays the kernel compilation once.
+"""
+import json
+import pathlib
+import sys
+
+root = pathlib.Path(__file__).resolve().parent.parent
+fix = pathlib.Path("tests/fixtures/dam-tiny")
+bundle = root / "gpu-bundle"
+bundle.mkdir(exist_ok=True)
+
+
+def describe_runs(dtype):
+    runs = []
+    for case_dir in sorted((root / fix / "cases").iterdir()):
+        case = json.loads((case_dir / "case.json").read_text())
+        rel = fix / "cases" / case_dir.name
+        args = ["describe", "--model", str(fix / "checkpoint"), "--backend", "cuda", "--dtype", dtype]
+        for k in range(case["num_frames"]):
+            if case["kind"] == "video":
+                args += ["--image", str(rel / f"image_{k}.png"), "--mask", str(rel / f"mask_{k}.png")]
+            else:
+                args += ["--image", str(rel / "image.png"), "--mask", str(rel / "mask.png")]
+        args += ["--greedy", "--max-new-tokens", "24", "--json", "--query", case["query"]]
+        args += ["--dump", f"@OUT@/{case_dir.name}-{dtype}.safetensors"]
+        runs.append(args)
+    return runs
+
+
+def bench(*extra):
+    return ["bench", "--backend", "cuda", "--dtype", "bf16", "--config", "full", *extra]
+
+
+def center_on(backend):
+    """The center case on another backend (a quick does-it-run check)."""
+    run = next(r for r in describe_runs("f32") if "/center/" in " ".join(r))
+    run = [backend if a == "cuda" else a for a in run]
+    return [a.replace("center-f32", f"center-{backend}") for a in run]
+
+
+# Ordered by value: a run that times out loses what comes after it.
+batches = {
+    "bf16.jsonl": [
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--json", "@OUT@/bench-b1.json"),
+        bench("--new-tokens", "256", "--runs", "1", "--warmup", "1", "--batch", "16", "--json", "@OUT@/bench-b16.json"),
+        bench("--new-tokens", "256", "--runs", "1", "--warmup", "0", "--lookahead", "1", "--json", "@OUT@/bench-b1-lookahead1.json"),
+    ],
+    "fixtures-f32.jsonl": describe_runs("f32"),
+    "fixtures-bf16.jsonl": describe_runs("bf16"),
+    "wgpu.jsonl": [center_on("wgpu")],
+    "probe.jsonl": [bench("--probe", "--batch", "16", "--runs", "1", "--json", "@OUT@/probe.json")],
+    "profile.jsonl": [bench("--new-tokens", "4", "--runs", "1", "--warmup", "1")],
+}
+for name, runs in batches.items():
+    (bundle / name).write_text("".join(json.dumps(r) + "\n" for r in runs))
+    print(f"gpu-bundle/{name}: {len(runs)} runs", file=sys.stderr)
