@@ -289,8 +289,15 @@ fn build(args: &Args) -> Result<Bench> {
     })
 }
 
+/// The workspace this binary was built from, or the current folder when the binary was copied
+/// elsewhere (e.g. to a GPU machine, run from a checkout's root).
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if built.join("tests/fixtures").is_dir() {
+        built
+    } else {
+        PathBuf::from(".")
+    }
 }
 
 /// DAM-3B's prompt ids; ids at or above `vocab` (small test vocabularies) become `id % vocab`.
