@@ -9,8 +9,8 @@
 # then run this script through the device tool with `carry: ["gpu-bundle"]`, and compare here:
 #   python3 scripts/gpu-report.py DIR  # DIR = where results.tgz was unpacked
 #
-# STAGES picks the batch files to run, in order (default: the issue-7 numbers, then the f32
-# fixture check, then whether wgpu runs); each is one process with its own time limit
+# STAGES picks the batch files to run, in order (default: the f32 fixture check, then the
+# issue-7 numbers, then whether wgpu runs); each is one process with its own time limit
 # (LIMIT_<stage>, seconds), so CUDA kernel compilation and autotuning (~2 min cold at full size,
 # measured 2026-11-26) is paid once per process.
 #
@@ -19,7 +19,7 @@
 # files, so every stage packs its outputs into one archive in $OUT as soon as it ends.
 set -u
 OUT=${OUT:-gpu-out}
-STAGES=${STAGES:-"bf16 fixtures-f32 wgpu"}
+STAGES=${STAGES:-"fixtures-f32 bf16 wgpu"}
 W=/tmp/dam-work
 mkdir -p "$OUT" "$W" /tmp/dam-bin
 xz -dc gpu-bundle/dam-tools.xz > /tmp/dam-bin/dam-tools && chmod +x /tmp/dam-bin/dam-tools

@@ -55,7 +55,11 @@ impl Rope {
         let flat = positions.reshape([b * s]);
         let device = flat.device();
         let pick = |t: &Tensor<2>, pad: f32| {
-            let rows = t.clone().select(0, flat.clone()).reshape([b, s, 1, dh]).expand([b, s, rotated, dh]);
+            let rows = t
+                .clone()
+                .select(0, flat.clone())
+                .reshape([b, s, 1, dh])
+                .expand([b, s, rotated, dh]);
             if plain == 0 {
                 rows
             } else {
@@ -70,11 +74,7 @@ impl Rope {
     /// [`Rope::tables`]).
     pub fn apply(x: Tensor<4>, cos: &Tensor<4>, sin_signed: &Tensor<4>) -> Tensor<4> {
         let [b, s, h, d] = x.dims();
-        let swapped = x
-            .clone()
-            .reshape([b, s, h, 2, d / 2])
-            .flip([3])
-            .reshape([b, s, h, d]);
+        let swapped = x.clone().reshape([b, s, h, 2, d / 2]).flip([3]).reshape([b, s, h, d]);
         x * cos.clone() + swapped * sin_signed.clone()
     }
 }

@@ -63,15 +63,20 @@ pub struct SessionOptions {
     pub record_logits: bool,
     /// Greedy decoding only: how many tokens are chosen on the device, each fed straight
     /// into the next forward, before the host reads them back (in one transfer). With 1 the
-    /// host reads every token before queuing the next step, and the device idles while the
-    /// host prepares it; with more, the host queues step t+1 while the device still runs
-    /// step t. A sequence that ends inside a chunk wastes at most `lookahead − 1` forwards;
-    /// the ids are the same either way. Ignored (1) when sampling or recording logits.
+    /// host reads every token before queuing the next step; with more, the host can queue
+    /// step t+1 while the device still runs step t. A sequence that ends inside a chunk
+    /// wastes at most `lookahead − 1` forwards; the ids are the same either way. Ignored (1)
+    /// when sampling or recording logits.
+    ///
+    /// Measured on an H100 with burn 0.22 CUDA (docs/performance.md, 2026-11-26): decode is
+    /// bound by the host's time to queue the step's ops, not by the device, and 8 was slower
+    /// than 1 (42.8 vs 49.4 tok/s) — the fusion queue grows when nothing flushes it. Hence
+    /// the default of 1; the option stays for backends where the device is the bottleneck.
     pub lookahead: usize,
 }
 
-/// Default [`SessionOptions::lookahead`] for non-streaming greedy generation.
-pub const DEFAULT_LOOKAHEAD: usize = 8;
+/// Default [`SessionOptions::lookahead`] (see there for why it is 1).
+pub const DEFAULT_LOOKAHEAD: usize = 1;
 
 /// State of one generation over a batch.
 pub struct Session<'a> {
