@@ -130,11 +130,22 @@ pub fn run_main(body: impl FnOnce() -> Result<()>) -> ExitCode {
     }
 }
 
-/// Prints a command-line parsing error (or `--help` / `--version`) as clap would and returns its
-/// exit code, without ending the process.
-pub fn clap_exit(e: clap::Error) -> ExitCode {
-    let _ = e.print();
-    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+/// Parses a tool's arguments (the first is the program name) and runs `body` through
+/// [`run_main`]. A parsing error (or `--help` / `--version`) is printed as clap would, with its
+/// exit code, without ending the process (a `dam-tools batch` goes on with its next run).
+pub fn parse_and_run<A, I, T>(args: I, body: impl FnOnce(A) -> Result<()>) -> ExitCode
+where
+    A: clap::Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    match A::try_parse_from(args) {
+        Ok(args) => run_main(|| body(args)),
+        Err(e) => {
+            let _ = e.print();
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+        }
+    }
 }
 
 /// Logging to stderr, controlled by `RUST_LOG` (default: warnings).

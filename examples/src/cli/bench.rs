@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::{parse_backend, parse_dtype, run_main};
+use crate::{parse_backend, parse_dtype};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, ValueEnum};
 use dam::core::{CheckpointConfig, FocalPrompt, ImageProcessor, Mask, focal_prompts};
@@ -172,15 +172,8 @@ struct MemoryPeak {
 }
 
 /// Runs `bench` with these arguments (the first is the program name, as in `std::env::args_os`).
-pub fn main_from<I, T>(args: I) -> ExitCode
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
-    match Args::try_parse_from(args) {
-        Ok(args) => run_main(|| bench(&args)),
-        Err(e) => crate::clap_exit(e),
-    }
+pub fn main_from(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    crate::parse_and_run(args, |a: Args| bench(&a))
 }
 
 fn bench(args: &Args) -> Result<()> {

@@ -16,9 +16,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::{
-    parse_backend, parse_box, parse_dtype, parse_points, read_mask, read_rgb, run_main, write_mask, write_safetensors,
-};
+use crate::{parse_backend, parse_box, parse_dtype, parse_points, read_mask, read_rgb, write_mask, write_safetensors};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use dam::checkpoint::{CheckpointKind, resolve_kind};
@@ -333,13 +331,6 @@ fn run(args: Args) -> Result<()> {
 }
 
 /// Runs `describe` with these arguments (the first is the program name, as in `std::env::args_os`).
-pub fn main_from<I, T>(args: I) -> ExitCode
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
-    match Args::try_parse_from(args) {
-        Ok(args) => run_main(|| run(args)),
-        Err(e) => crate::clap_exit(e),
-    }
+pub fn main_from(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    crate::parse_and_run(args, run)
 }

@@ -30,12 +30,8 @@ use anyhow::{Context, Result, bail};
 const USAGE: &str = "usage: dam-tools (describe|segment|bench) ARGS… | dam-tools batch FILE";
 
 /// Runs `dam-tools` with these arguments (the first is the program name).
-pub fn main_from<I, T>(args: I) -> ExitCode
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
-    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+pub fn main_from(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let args: Vec<OsString> = args.into_iter().collect();
     // Multi-call: a link named after a tool runs that tool.
     let program = args
         .first()
