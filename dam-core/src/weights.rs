@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Param;
 use burn::nn::Linear;
-
-use crate::nn::TorchLinear;
 use burn::tensor::Device;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors, tensor::Metadata};
+
+use crate::nn::TorchLinear;
 
 /// Errors from weight files, each naming the file or tensor concerned.
 #[derive(Debug, thiserror::Error)]
@@ -365,12 +365,9 @@ impl<'a> Loader<'a> {
                 self.random([total, d_in], Init::Normal(0.02)),
                 bias.then(|| self.random([total], Init::Zeros)),
             ),
-            Weights::Safetensors(_) => {
+            Weights::Safetensors(s) => {
                 let join = |param: &str, shape_of: &dyn Fn(usize) -> Vec<usize>| -> WResult<Vec<f32>> {
                     let mut all = Vec::new();
-                    let Weights::Safetensors(s) = self.weights else {
-                        unreachable!("matched above")
-                    };
                     for (leaf, &d_out) in leaves.iter().zip(d_outs) {
                         all.extend(s.read_f32(&self.at(leaf).name(param), &shape_of(d_out))?);
                     }

@@ -88,7 +88,13 @@ impl LlamaModel {
         let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
         let n = ids.len();
         let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [n]), &self.device());
-        Ok(self.embed_tokens.val().select(0, ids))
+        Ok(self.embed_ids(ids))
+    }
+
+    /// Embeddings `[N, D]` of ids already on the device (e.g. chosen there by argmax); they
+    /// must be in the vocabulary.
+    pub fn embed_ids(&self, ids: Tensor<1, Int>) -> Tensor<2> {
+        self.embed_tokens.val().select(0, ids)
     }
 
     /// A cache for `batch` sequences of up to `max_len` positions.

@@ -380,7 +380,7 @@ impl<'a> Session<'a> {
     fn advance(&mut self, ids: Tensor<1, Int>) {
         let b = self.batch_size();
         let d = self.model.hidden_size();
-        let embeds = self.model.embed_tokens.val().select(0, ids).reshape([b, 1, d]);
+        let embeds = self.model.embed_ids(ids).reshape([b, 1, d]);
         let pos = self.pos;
         let positions: Vec<i64> = self.pads.iter().map(|&pad| (pos - pad) as i64).collect();
         let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [b, 1]), &self.device);

@@ -151,8 +151,8 @@ impl RunTimes {
 
 /// Median, minimum and maximum of one metric over the timed runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Stat {
-    median: f64,
+pub(super) struct Stat {
+    pub(super) median: f64,
     min: f64,
     max: f64,
 }
@@ -193,10 +193,7 @@ fn bench(args: &Args) -> Result<()> {
         bail!("--json: folder {} does not exist", dir.display());
     }
     if args.probe {
-        let device = args
-            .backend
-            .configured_device(args.dtype)
-            .with_context(|| format!("cannot set up {} with {}", args.backend, args.dtype))?;
+        let device = device(args)?;
         let config = CheckpointConfig::dam_3b();
         let mut rows = vec![1];
         if args.batch > 1 {
@@ -252,12 +249,16 @@ fn bench(args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// The requested backend, set up with the requested float type.
+fn device(args: &Args) -> Result<Device> {
+    args.backend
+        .configured_device(args.dtype)
+        .with_context(|| format!("cannot set up {} with {}", args.backend, args.dtype))
+}
+
 /// Builds the configured model with random weights on a seeded device.
 fn build(args: &Args) -> Result<Bench> {
-    let device = args
-        .backend
-        .configured_device(args.dtype)
-        .with_context(|| format!("cannot set up {} with {}", args.backend, args.dtype))?;
+    let device = device(args)?;
     device.seed(0);
     let config = match args.config {
         ConfigArg::Full => CheckpointConfig::dam_3b(),
@@ -416,12 +417,12 @@ fn in_use_now(device: &Device) -> Option<u64> {
     device.memory_pool_usage().map(|u| u.bytes_in_use)
 }
 
-fn sync(device: &Device) -> Result<()> {
+pub(super) fn sync(device: &Device) -> Result<()> {
     device.sync().map_err(|e| anyhow!("device error: {e:?}"))
 }
 
 /// Median (mean of the two middle values for an even count), min and max.
-fn summarise(values: &[f64]) -> Stat {
+pub(super) fn summarise(values: &[f64]) -> Stat {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();

@@ -5,15 +5,13 @@
 
 use std::time::Instant;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use burn::tensor::{Distribution, Tensor};
 use dam::Device;
 use dam::core::CheckpointConfig;
 use serde_json::{Value, json};
 
-fn sync(device: &Device) -> Result<()> {
-    device.sync().map_err(|e| anyhow!("device sync failed: {e:?}"))
-}
+use super::bench::{summarise, sync};
 
 /// Median seconds of `iters` timed calls of `f` (each synced), after `warmup` untimed ones.
 fn time(device: &Device, warmup: usize, iters: usize, mut f: impl FnMut() -> Tensor<2>) -> Result<f64> {
@@ -28,8 +26,7 @@ fn time(device: &Device, warmup: usize, iters: usize, mut f: impl FnMut() -> Ten
         sync(device)?;
         times.push(t.elapsed().as_secs_f64());
     }
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    Ok(summarise(&times).median)
 }
 
 /// Rows × (name, d_in, d_out) of DAM-3B's LLM, both layouts; prints a table, returns JSON.
