@@ -46,10 +46,21 @@ def center_on(backend):
 
 # Ordered by value: a run that times out loses what comes after it.
 batches = {
+    # The fused decoder kernels against the plain burn ops, and the recorded (CUDA-graph) decode
+    # step and vision encode against the ordinary ones (f32: the sharp check).
+    "check.jsonl": [
+        ["bench", "--backend", "cuda", "--dtype", "f32", "--check-fused", "--json", "@OUT@/check-f32.json"],
+    ],
+    # Issue 7's protocol (fused decoder, recorded decode step and vision encode), its per-stage
+    # profile; the same without recording (same process, same kernels); then batch 16.
     "bf16.jsonl": [
-        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--json", "@OUT@/bench-b1.json"),
-        bench("--new-tokens", "256", "--runs", "1", "--warmup", "1", "--batch", "16", "--json", "@OUT@/bench-b16.json"),
-        bench("--new-tokens", "256", "--runs", "1", "--warmup", "0", "--lookahead", "1", "--json", "@OUT@/bench-b1-lookahead1.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--profile-step", "--json", "@OUT@/bench-b1.json"),
+        bench("--new-tokens", "256", "--runs", "1", "--warmup", "0", "--cuda-graph", "off", "--json", "@OUT@/bench-b1-unrecorded.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--batch", "16", "--json", "@OUT@/bench-b16.json"),
+    ],
+    # The plain burn-op path (no fused ops, no recording) for comparison on the same machine.
+    "bf16-plain.jsonl": [
+        bench("--new-tokens", "256", "--runs", "1", "--warmup", "1", "--fused-ops", "off", "--cuda-graph", "off", "--json", "@OUT@/bench-b1-plain.json"),
     ],
     "fixtures-f32.jsonl": describe_runs("f32"),
     "fixtures-bf16.jsonl": describe_runs("bf16"),

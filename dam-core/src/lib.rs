@@ -15,6 +15,8 @@
 pub mod config;
 pub mod error;
 pub mod focal_crop;
+#[cfg(feature = "cube")]
+pub mod graph;
 pub mod mask;
 pub mod nn;
 pub mod preprocess;

@@ -9,8 +9,12 @@
 //! [`sampling`]) → [`generate`] (stop conditions, text, streaming).
 
 pub mod attention;
+#[cfg(feature = "cube")]
+pub mod decode_graph;
 pub mod decoder_layer;
 pub mod error;
+#[cfg(feature = "cube")]
+pub mod fused;
 pub mod generate;
 pub mod kv_cache;
 pub mod mlp;

@@ -29,6 +29,11 @@ pub struct LlamaModel {
     pub lm_head: TorchLinear,
     pub rope: Rope,
     pub config: LlmConfig,
+    /// On cubecl devices (feature `cube`): each layer's weights in the order
+    /// [`crate::fused::decoder_layer`] takes them, when the fused path is on (see
+    /// [`LlamaModel::set_fused`]); empty otherwise.
+    #[cfg(feature = "cube")]
+    fused_weights: Vec<crate::fused::LayerWeights>,
 }
 
 impl LlamaModel {
@@ -56,7 +61,7 @@ impl LlamaModel {
         } else {
             root.torch_linear("lm_head", d, v, false)?
         };
-        Ok(Self {
+        let mut model = Self {
             embed_tokens: Param::from_tensor(embed),
             layers,
             norm: RmsNorm::load(&m, "norm", d, config.rms_norm_eps)?,
@@ -68,7 +73,68 @@ impl LlamaModel {
                 device,
             ),
             config: config.clone(),
-        })
+            #[cfg(feature = "cube")]
+            fused_weights: Vec::new(),
+        };
+        model.set_fused(fused_available(device));
+        Ok(model)
+    }
+
+    /// Whether the fused decoder stack runs on `device` (a cubecl device with the `cube`
+    /// feature, unless `DAM_FUSED_OPS=0`; see [`crate::fused`]).
+    pub fn fused_ops_available(device: &Device) -> bool {
+        fused_available(device)
+    }
+
+    /// Whether forward passes run the fused decoder stack.
+    pub fn fused(&self) -> bool {
+        #[cfg(feature = "cube")]
+        {
+            !self.fused_weights.is_empty()
+        }
+        #[cfg(not(feature = "cube"))]
+        {
+            false
+        }
+    }
+
+    /// Turns the fused decoder stack on or off. On takes effect only where it is available
+    /// ([`LlamaModel::fused_ops_available`]) and for bias-free projections (LLaMA's); off
+    /// runs the plain burn-op path.
+    pub fn set_fused(&mut self, on: bool) {
+        #[cfg(feature = "cube")]
+        {
+            self.fused_weights.clear();
+            let biased = self.layers.iter().any(|l| {
+                [
+                    &l.self_attn.qkv_proj,
+                    &l.self_attn.o_proj,
+                    &l.mlp.gate_up_proj,
+                    &l.mlp.down_proj,
+                ]
+                .iter()
+                .any(|p| p.bias.is_some())
+            });
+            if !on || biased || !fused_available(&self.device()) {
+                return;
+            }
+            self.fused_weights = self
+                .layers
+                .iter()
+                .map(|l| {
+                    [
+                        l.input_layernorm.weight.val(),
+                        l.self_attn.qkv_proj.weight.val(),
+                        l.self_attn.o_proj.weight.val(),
+                        l.post_attention_layernorm.weight.val(),
+                        l.mlp.gate_up_proj.weight.val(),
+                        l.mlp.down_proj.weight.val(),
+                    ]
+                })
+                .collect();
+        }
+        #[cfg(not(feature = "cube"))]
+        let _ = on;
     }
 
     pub fn device(&self) -> Device {
@@ -126,6 +192,11 @@ impl LlamaModel {
         let [b, s, d] = embeds.dims();
         let heads = self.config.num_attention_heads;
         let kv = self.config.num_kv_heads();
+        #[cfg(feature = "cube")]
+        if self.fused() {
+            let slot = Tensor::<1, Int>::from_data(TensorData::new(vec![start as i64], [1]), &self.device());
+            return self.forward_fused(embeds, positions, slot, cache, key_len, mask);
+        }
         let (cos, sin_signed) = self.rope.tables(positions, heads + kv, kv);
         let ctx = StepContext {
             batch: b,
@@ -143,8 +214,63 @@ impl LlamaModel {
         self.norm.forward(h).reshape([b, s, d])
     }
 
+    /// [`LlamaModel::forward`] on the fused decoder layers ([`LlamaModel::fused`] must be on),
+    /// with the cache position of the first new token given on the device (`slot`, one int),
+    /// so that a recorded decode step can replay at any position. The cache is written in
+    /// place.
+    #[cfg(feature = "cube")]
+    pub fn forward_fused(
+        &self,
+        embeds: Tensor<3>,
+        positions: Tensor<2, Int>,
+        slot: Tensor<1, Int>,
+        cache: &KvCache,
+        key_len: usize,
+        mask: Option<Tensor<4, Bool>>,
+    ) -> Tensor<3> {
+        let [b, s, d] = embeds.dims();
+        let heads = self.config.num_attention_heads;
+        let (cos, sin_signed) = self.rope.rows(positions);
+        let step = crate::fused::LayerStep {
+            cos,
+            sin_signed,
+            mask: mask.map(|m| m.expand([b, heads, s, key_len])),
+            slot,
+            seq: s,
+            key_len,
+            heads,
+            kv_heads: self.config.num_kv_heads(),
+            eps: self.config.rms_norm_eps,
+        };
+        let mut h = embeds.reshape([b * s, d]);
+        let mut pending = None;
+        for (weights, c) in self.fused_weights.iter().zip(cache.layers.iter()) {
+            let (next, m) = crate::fused::decoder_layer(h, pending, weights, &c.keys, &c.values, &step);
+            h = next;
+            pending = Some(m);
+        }
+        let out = match pending {
+            Some(m) => crate::fused::add_rms_norm(h, m, &self.norm.weight.val(), self.norm.eps).1,
+            None => crate::fused::rms_norm(h, &self.norm.weight.val(), self.norm.eps),
+        };
+        out.reshape([b, s, d])
+    }
+
     /// Logits `[B, V]` of hidden states `[B, D]`.
     pub fn logits(&self, hidden: Tensor<2>) -> Tensor<2> {
         self.lm_head.forward(hidden)
+    }
+}
+
+/// Whether `device` runs the fused decoder stack (see [`crate::fused::available`]).
+fn fused_available(device: &Device) -> bool {
+    #[cfg(feature = "cube")]
+    {
+        crate::fused::available(device)
+    }
+    #[cfg(not(feature = "cube"))]
+    {
+        let _ = device;
+        false
     }
 }

@@ -70,6 +70,16 @@ impl Rope {
         (pick(&self.cos, 1.0), pick(&self.sin_signed, 0.0))
     }
 
+    /// Table rows `[B·S, Dh]` for `positions` `[B, S]` (the fused kernel's form).
+    pub fn rows(&self, positions: Tensor<2, Int>) -> (Tensor<2>, Tensor<2>) {
+        let [b, s] = positions.dims();
+        let flat = positions.reshape([b * s]);
+        (
+            self.cos.clone().select(0, flat.clone()),
+            self.sin_signed.clone().select(0, flat),
+        )
+    }
+
     /// `x * cos + rotate_half(x) * sin` for `x` `[B, S, heads, Dh]` (tables from
     /// [`Rope::tables`]).
     pub fn apply(x: Tensor<4>, cos: &Tensor<4>, sin_signed: &Tensor<4>) -> Tensor<4> {

@@ -95,6 +95,9 @@ pub struct Session<'a> {
     timings: Timings,
     /// Tokens chosen on the device and read back, not yet handed out (lookahead).
     ready: VecDeque<Vec<u32>>,
+    /// The recorded decode step (fused decoder on a cubecl device), once captured.
+    #[cfg(feature = "cube")]
+    graph: crate::decode_graph::GraphState,
 }
 
 impl<'a> Session<'a> {
@@ -177,6 +180,8 @@ impl<'a> Session<'a> {
             step_logits: vec![Vec::new(); b],
             timings: Timings::default(),
             ready: VecDeque::new(),
+            #[cfg(feature = "cube")]
+            graph: crate::decode_graph::GraphState::new(dam_core::graph::enabled()),
         };
         // GPU backends queue work lazily: wait for the prefill so its time is not counted as
         // the first decode step's.
@@ -219,6 +224,18 @@ impl<'a> Session<'a> {
         self.timings
     }
 
+    /// Whether decode steps replay a recorded step (see [`crate::decode_graph`]).
+    pub fn decode_recorded(&self) -> bool {
+        #[cfg(feature = "cube")]
+        {
+            self.graph.is_recorded()
+        }
+        #[cfg(not(feature = "cube"))]
+        {
+            false
+        }
+    }
+
     /// Chooses the next token of every running sequence and advances the model. Returns the
     /// new token per sequence (`None` for sequences already stopped), or `None` when all are.
     pub fn step(&mut self) -> Option<Vec<Option<u32>>> {
@@ -233,8 +250,13 @@ impl<'a> Session<'a> {
             }
             self.ready.pop_front().expect("fill reads back at least one step")
         } else {
-            let logits = self.logits.take().expect("logits present while running");
-            self.choose(logits)
+            match self.graph_ids() {
+                Some(ids) => ids,
+                None => {
+                    let logits = self.logits.take().expect("logits present while running");
+                    self.choose(logits)
+                }
+            }
         };
         let b = self.batch_size();
         let mut out = vec![None; b];
@@ -255,12 +277,68 @@ impl<'a> Session<'a> {
         }
         if lookahead == 1 && !self.is_done() {
             let t = Instant::now();
-            let ids = self.upload_ids(&chosen);
-            self.advance(ids);
+            if !self.advance_recorded(&chosen) {
+                let ids = self.upload_ids(&chosen);
+                self.advance(ids);
+            }
             self.timings.decode_enqueue += t.elapsed();
         }
         self.timings.decode += start.elapsed();
         Some(out)
+    }
+
+    /// The ids the last replay of the recorded step chose, read back (`None` when the step
+    /// was not replayed: the logits are on `self.logits` instead).
+    fn graph_ids(&mut self) -> Option<Vec<u32>> {
+        #[cfg(feature = "cube")]
+        {
+            self.graph.take_ids()
+        }
+        #[cfg(not(feature = "cube"))]
+        {
+            None
+        }
+    }
+
+    /// Advances through the recorded decode step when it applies (the fused decoder on a
+    /// cubecl device, greedy, no recorded logits, lookahead 1 — see [`crate::decode_graph`]);
+    /// `false` = the caller runs the ordinary step.
+    fn advance_recorded(&mut self, chosen: &[u32]) -> bool {
+        #[cfg(feature = "cube")]
+        {
+            let eligible =
+                self.model.fused() && matches!(self.options.sampling, Sampling::Greedy) && !self.options.record_logits;
+            if !eligible {
+                return false;
+            }
+            let vocab = self.model.config.vocab_size as u32;
+            let b = chosen.len();
+            let mut inputs: Vec<i64> = chosen.iter().map(|&t| t.min(vocab - 1) as i64).collect();
+            inputs.extend(self.pads.iter().map(|&pad| (self.pos - pad) as i64));
+            inputs.push(self.pos as i64);
+            let step = crate::decode_graph::Step {
+                model: self.model,
+                cache: &self.cache,
+                pads: &self.pads,
+                eos: if self.options.suppress_eos {
+                    &self.options.eos
+                } else {
+                    &[]
+                },
+                batch: b,
+            };
+            if self.graph.advance(&step, inputs, &self.device) {
+                self.logits = None;
+                self.pos += 1;
+                return true;
+            }
+            false
+        }
+        #[cfg(not(feature = "cube"))]
+        {
+            let _ = chosen;
+            false
+        }
     }
 
     /// The effective lookahead: greedy without recorded logits can choose on the device.

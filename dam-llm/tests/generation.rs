@@ -78,3 +78,27 @@ fn stop_strings_cut_generation_and_text() {
     assert_eq!(streamed, generation.text);
     assert_eq!(stream.finish().stop_reason, StopReason::StopString(stop));
 }
+
+/// The fused decoder and recorded decode steps exist for cubecl devices only: on the CPU the
+/// model stays on the plain path even when asked, and sessions never record.
+#[test]
+fn cpu_runs_the_plain_path_even_when_fused_is_asked_for() {
+    let device = Device::flex();
+    let (mut model, tokenizer) = setup(&device);
+    assert!(!LlamaModel::fused_ops_available(&device));
+    model.set_fused(true);
+    assert!(!model.fused());
+    let name = &dam_cases()[0];
+    let options = dam_llm::SessionOptions {
+        max_new_tokens: 4,
+        sampling: dam_llm::Sampling::Greedy,
+        eos: vec![2],
+        suppress_eos: true,
+        record_logits: false,
+        lookahead: 1,
+    };
+    let mut session = dam_llm::Session::new(&model, vec![prompt(&model, &tokenizer, name, &device)], options).unwrap();
+    while session.step().is_some() {}
+    assert_eq!(session.tokens()[0].len(), 4);
+    assert!(!session.decode_recorded());
+}

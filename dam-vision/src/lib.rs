@@ -19,8 +19,10 @@ pub mod error;
 pub mod mlp;
 pub mod model;
 pub mod projector;
+pub mod recorded;
 pub mod sam;
 pub mod tower;
 
 pub use error::{Result, VisionError};
 pub use model::{VisionModel, VisionOutput, split_views, stack_focal_prompts};
+pub use recorded::VisionRecorder;

@@ -85,3 +85,24 @@ fn random_weights_build_from_a_config_alone() {
     assert_eq!(out.dims(), [1, 16, 64]);
     assert!(out.try_into_vec_as::<f32>().unwrap().iter().all(|v| v.is_finite()));
 }
+
+/// On a backend without recorded replays (the CPU), the recorder is the model: every call,
+/// including the second and third of one shape (where a GPU records and replays), returns
+/// exactly what `encode` does, and nothing is recorded.
+#[test]
+fn the_recorder_passes_through_where_nothing_can_be_recorded() {
+    let device = Device::flex();
+    let config = CheckpointConfig::load(&dam_tiny_checkpoint()).unwrap();
+    let model = VisionModel::load(&dam_tiny_checkpoint(), &config, &device).unwrap();
+    let recorder = dam_vision::VisionRecorder::new();
+    for case in ["center", "center", "tiny"] {
+        let direct = model.encode(pixels(case, &device), &[true]).unwrap();
+        let via = recorder.encode(&model, pixels(case, &device), &[true]).unwrap();
+        assert_eq!(
+            via.try_into_vec_as::<f32>().unwrap(),
+            direct.try_into_vec_as::<f32>().unwrap(),
+            "{case}"
+        );
+    }
+    assert!(!recorder.has_recordings());
+}

@@ -11,7 +11,7 @@ use dam_llm::generate::{Generation, GenerationOptions, TextStream, generate};
 use dam_llm::splice::splice;
 use dam_llm::{DamTokenizer, LlamaModel, Sampling};
 use dam_video::{Clip, ClipOptions};
-use dam_vision::{VisionModel, split_views, stack_focal_prompts};
+use dam_vision::{VisionModel, VisionRecorder, split_views, stack_focal_prompts};
 use image::RgbImage;
 
 use crate::backend::{Backend, FloatType, configure};
@@ -56,6 +56,9 @@ pub struct Describer {
     device: Device,
     config: CheckpointConfig,
     processor: ImageProcessor,
+    /// Replays repeated encodes (CUDA graphs) where the backend can; declared before `vision`
+    /// so it is dropped first (its recordings point at the model's weights).
+    recorder: VisionRecorder,
     vision: VisionModel,
     llm: LlamaModel,
     tokenizer: DamTokenizer,
@@ -239,6 +242,7 @@ impl DescriberBuilder {
             device,
             config,
             processor,
+            recorder: VisionRecorder::new(),
             vision,
             llm,
             tokenizer,
@@ -477,7 +481,7 @@ impl Describer {
         let t = Instant::now();
         let views: Vec<&FocalPrompt> = jobs.iter().flat_map(|j| j.prompts.iter()).collect();
         let (pixels, flags) = stack_focal_prompts(&views, &self.device)?;
-        let tokens = self.vision.encode(pixels, &flags)?;
+        let tokens = self.recorder.encode(&self.vision, pixels, &flags)?;
         self.sync()?;
         timings.vision = t.elapsed();
 

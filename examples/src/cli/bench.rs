@@ -31,7 +31,7 @@ use dam::core::{CheckpointConfig, FocalPrompt, ImageProcessor, Mask, focal_promp
 use dam::llm::LlamaModel;
 use dam::llm::session::{Session, SessionOptions};
 use dam::llm::splice::splice;
-use dam::vision::{VisionModel, split_views, stack_focal_prompts};
+use dam::vision::{VisionModel, VisionRecorder, split_views, stack_focal_prompts};
 use dam::{Backend, Device, FloatType, Sampling};
 use image::RgbImage;
 use serde_json::{Value, json};
@@ -109,6 +109,22 @@ struct Args {
     /// `cli::probe`).
     #[arg(long)]
     probe: bool,
+    /// Instead of the pipeline: run each fused decoder kernel (cubecl backends) and the plain
+    /// burn ops it replaces on random inputs, and print their largest difference.
+    #[arg(long)]
+    check_fused: bool,
+    /// Run the LLM's fused decoder layers where the backend has them (cuda, wgpu); `off` runs
+    /// the plain burn-op path (see `dam::llm::fused`).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    fused_ops: String,
+    /// Replay recorded decode steps and vision encodes (CUDA graphs) where the backend can;
+    /// `off` launches every kernel each time (see `dam::core::graph`).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    cuda_graph: String,
+    /// After the timed runs: one more generation whose 9th decode step is profiled per stage
+    /// of the fused decoder layers (device time; needs `--fused-ops on` on cuda or wgpu).
+    #[arg(long)]
+    profile_step: bool,
 }
 
 /// The model and inputs, built once.
@@ -117,6 +133,8 @@ struct Bench {
     config: CheckpointConfig,
     processor: ImageProcessor,
     vision: VisionModel,
+    /// Replays repeated encodes from a recording (CUDA graphs) where the backend can.
+    recorder: VisionRecorder,
     llm: LlamaModel,
     /// Prompt ids with the image sentinel.
     ids: Vec<i64>,
@@ -141,6 +159,8 @@ struct RunTimes {
     crops_differ: usize,
     /// Allocator bytes in use at the phase ends (max), where the backend reports it.
     in_use: Option<u64>,
+    /// Whether the decode steps replayed a recorded step (CUDA graph).
+    recorded: bool,
 }
 
 impl RunTimes {
@@ -205,6 +225,11 @@ fn bench(args: &Args) -> Result<()> {
         }
         return Ok(());
     }
+    if args.check_fused {
+        return check_fused(args);
+    }
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    dam::core::graph::set_enabled(args.cuda_graph == "on");
     eprintln!(
         "building model: config {}, backend {}, dtype {}, random weights",
         args.config.name(),
@@ -242,6 +267,9 @@ fn bench(args: &Args) -> Result<()> {
     let memory = memory_peak(&bench.device, &runs);
     let report = Report::new(args, &bench, &runs, memory);
     report.print();
+    if args.profile_step {
+        profile_step(&bench, &image, &masks)?;
+    }
     if let Some(path) = &args.json {
         write_json(path, &report.to_json())?;
         eprintln!("wrote {}", path.display());
@@ -250,6 +278,115 @@ fn bench(args: &Args) -> Result<()> {
 }
 
 /// The requested backend, set up with the requested float type.
+/// `--check-fused`: the fused decoder kernels against the burn ops they replace, at DAM-3B's
+/// LLM widths (1 row, and 2 sequences × 3 positions) and at a small GQA shape.
+fn check_fused(args: &Args) -> Result<()> {
+    let device = device(args)?;
+    if !dam::llm::LlamaModel::fused_ops_available(&device) {
+        bail!("--check-fused: the fused ops run on the cuda and wgpu backends only (and not with DAM_FUSED_OPS=0)");
+    }
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    {
+        let c = CheckpointConfig::dam_3b().llm;
+        let full = [
+            c.hidden_size,
+            c.num_attention_heads,
+            c.num_kv_heads(),
+            c.head_dim(),
+            c.intermediate_size,
+        ];
+        println!("| shape | op | max abs diff | max abs reference |");
+        println!("| --- | --- | ---: | ---: |");
+        let mut worst = 0.0f32;
+        let tiny = CheckpointConfig::load(&workspace_root().join("tests/fixtures/dam-tiny/checkpoint"))?.llm;
+        let mut gqa = tiny.clone();
+        gqa.num_key_value_heads = Some(gqa.num_attention_heads / 2);
+        for (name, config, batch, prompt) in [
+            ("tiny fixture", &tiny, 2, 7),
+            ("tiny, GQA", &gqa, 2, 5),
+            ("DAM-3B", &c, 1, 9),
+        ] {
+            for c in dam::llm::fused::check::stack_check(config, &device, batch, prompt)? {
+                println!(
+                    "| {name}, {batch}x{prompt} | {} | {:.3e} | {:.3e} |",
+                    c.op, c.max_abs_diff, c.max_abs_ref
+                );
+                worst = worst.max(c.max_abs_diff / c.max_abs_ref.max(1.0));
+            }
+        }
+        for (name, rows, dims) in [
+            ("DAM-3B, 1 row", [1, 1], full),
+            ("DAM-3B, 2x3 rows", [2, 3], full),
+            ("GQA 8/2 heads, 2x5 rows", [2, 5], [64, 8, 2, 8, 96]),
+        ] {
+            for c in dam::llm::fused::check::self_check(&device, rows, dims) {
+                println!("| {name} | {} | {:.3e} | {:.3e} |", c.op, c.max_abs_diff, c.max_abs_ref);
+                worst = worst.max(c.max_abs_diff / c.max_abs_ref.max(1.0));
+            }
+        }
+        println!("worst relative difference: {worst:.3e}");
+
+        // Recorded (CUDA-graph) paths against the ordinary ones, on the tiny fixture's config
+        // with random weights: generated ids, and vision encodes (1st: seen, 2nd: recorded,
+        // 3rd and 4th: replayed with new pixels).
+        let ckpt = CheckpointConfig::load(&workspace_root().join("tests/fixtures/dam-tiny/checkpoint"))?;
+        let mut llm = LlamaModel::random(&ckpt.llm, &device)?;
+        let normal = burn::tensor::Distribution::Normal(0.0, 1.0);
+        let prompt = burn::tensor::Tensor::<2>::random([9, ckpt.llm.hidden_size], normal, &device);
+        let mut generate = |fused: bool, graph: bool| -> Result<(Vec<u32>, bool)> {
+            llm.set_fused(fused);
+            dam::core::graph::set_enabled(graph);
+            let options = SessionOptions {
+                max_new_tokens: 16,
+                sampling: Sampling::Greedy,
+                eos: vec![EOS],
+                suppress_eos: true,
+                record_logits: false,
+                lookahead: 1,
+            };
+            let mut session = Session::new(&llm, vec![prompt.clone()], options)?;
+            while session.step().is_some() {}
+            Ok((session.tokens()[0].clone(), session.decode_recorded()))
+        };
+        let (plain, _) = generate(false, false)?;
+        let (fused, _) = generate(true, false)?;
+        let (recorded, used) = generate(true, true)?;
+        println!("generated ids, plain:    {plain:?}");
+        println!("generated ids, fused:    {fused:?}");
+        println!("generated ids, recorded: {recorded:?} (recording used: {used})");
+        let ids_ok = plain == fused && fused == recorded && used;
+
+        let vision = VisionModel::random(&ckpt, &device)?;
+        let recorder = VisionRecorder::new();
+        let s = ckpt.vision.image_size;
+        let mut vision_worst = 0.0f32;
+        for i in 0..4 {
+            let pixels = burn::tensor::Tensor::<4>::random([1, 8, s, s], normal, &device);
+            let a = recorder.encode(&vision, pixels.clone(), &[true])?;
+            let b = vision.encode(pixels, &[true])?;
+            let diff = (a - b).abs().max().into_scalar::<f32>();
+            println!(
+                "vision encode {}: recorder vs direct max abs diff {diff:.3e} (recorded: {})",
+                i + 1,
+                recorder.has_recordings()
+            );
+            vision_worst = vision_worst.max(diff);
+        }
+        dam::core::graph::set_enabled(true);
+        println!(
+            "recorded paths: ids {} , vision max abs diff {vision_worst:.3e}",
+            if ids_ok { "identical" } else { "DIFFER" }
+        );
+        if let Some(path) = &args.json {
+            write_json(
+                path,
+                &json!({ "check_fused_worst_relative": worst, "recorded_ids_identical": ids_ok, "recorded_vision_max_abs_diff": vision_worst }),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 fn device(args: &Args) -> Result<Device> {
     args.backend
         .configured_device(args.dtype)
@@ -269,7 +406,8 @@ fn build(args: &Args) -> Result<Bench> {
     };
     let processor = ImageProcessor::from_config(&config.preprocessor)?;
     let vision = VisionModel::random(&config, &device)?;
-    let llm = LlamaModel::random(&config.llm, &device)?;
+    let mut llm = LlamaModel::random(&config.llm, &device)?;
+    llm.set_fused(args.fused_ops == "on");
     sync(&device)?;
     let (ids, clamped_ids) = prompt_ids(config.llm.vocab_size);
     Ok(Bench {
@@ -277,6 +415,7 @@ fn build(args: &Args) -> Result<Bench> {
         config,
         processor,
         vision,
+        recorder: VisionRecorder::new(),
         llm,
         ids,
         clamped_ids,
@@ -355,6 +494,89 @@ fn ellipse_masks(width: u32, height: u32, n: usize) -> Result<Vec<Mask>> {
         .collect()
 }
 
+/// `--profile-step`: the fused layers' stages during one decode step (the 9th), device time
+/// per stage summed over the layers, beside the step's wall time.
+fn profile_step(bench: &Bench, image: &RgbImage, masks: &[Mask]) -> Result<()> {
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    {
+        use dam::llm::fused::profile;
+        if !bench.llm.fused() {
+            bail!("--profile-step profiles the fused decoder layers: use --fused-ops on with cuda or wgpu");
+        }
+        let device = &bench.device;
+        let prompts = focal_prompts(image, masks, &bench.processor)?;
+        let views: Vec<&FocalPrompt> = prompts.iter().collect();
+        let (pixels, crop_flags) = stack_focal_prompts(&views, device)?;
+        let tokens = bench.recorder.encode(&bench.vision, pixels, &crop_flags)?;
+        let embeds = split_views(tokens)
+            .into_iter()
+            .map(|block| splice(&bench.llm, &bench.ids, &[block]))
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = SessionOptions {
+            max_new_tokens: 16,
+            sampling: Sampling::Greedy,
+            eos: vec![EOS],
+            suppress_eos: true,
+            record_logits: false,
+            lookahead: 1,
+        };
+        // The stages are timed on the ordinary (unrecorded) step: a replay runs them as one
+        // dispatch, with nothing to bracket.
+        let recording = dam::core::graph::enabled();
+        dam::core::graph::set_enabled(false);
+        let session = Session::new(&bench.llm, embeds, options);
+        dam::core::graph::set_enabled(recording);
+        let mut session = session?;
+        for _ in 0..8 {
+            session.step();
+        }
+        sync(device)?;
+        // Unprofiled reference step, then the profiled one.
+        let t = Instant::now();
+        session.step();
+        sync(device)?;
+        let plain = t.elapsed();
+        profile::begin();
+        let t = Instant::now();
+        session.step();
+        sync(device)?;
+        let wall = t.elapsed();
+        let stages = profile::end();
+        let layers = bench.config.llm.num_hidden_layers;
+        println!();
+        println!(
+            "decode step profile (batch {}, one step; {layers} layers): unprofiled step {:.3} ms, profiled step {:.3} ms wall",
+            masks.len(),
+            ms(plain),
+            ms(wall)
+        );
+        println!("| stage | device time, all layers (ms) | per layer (µs) | calls |");
+        println!("| --- | ---: | ---: | ---: |");
+        let mut sum = Duration::ZERO;
+        for st in &stages {
+            sum += st.total;
+            println!(
+                "| {} | {:.3} | {:.1} | {} |",
+                st.stage,
+                ms(st.total),
+                st.total.as_secs_f64() * 1e6 / st.calls.max(1) as f64,
+                st.calls
+            );
+        }
+        println!("| sum of the layers' stages | {:.3} | | |", ms(sum));
+        println!(
+            "| rest of the step (embedding, final norm, lm_head, argmax, read-back, host) | {:.3} | | |",
+            ms(wall.saturating_sub(sum))
+        );
+        Ok(())
+    }
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    {
+        let _ = (bench, image, masks);
+        bail!("--profile-step needs a build with the cuda or wgpu feature")
+    }
+}
+
 /// One pass over the four phases for all masks; the device is synchronised at each phase's end.
 fn time_run(bench: &Bench, image: &RgbImage, masks: &[Mask], new_tokens: usize, lookahead: usize) -> Result<RunTimes> {
     let device = &bench.device;
@@ -366,7 +588,7 @@ fn time_run(bench: &Bench, image: &RgbImage, masks: &[Mask], new_tokens: usize, 
     let t = Instant::now();
     let views: Vec<&FocalPrompt> = prompts.iter().collect();
     let (pixels, crop_flags) = stack_focal_prompts(&views, device)?;
-    let tokens = bench.vision.encode(pixels, &crop_flags)?;
+    let tokens = bench.recorder.encode(&bench.vision, pixels, &crop_flags)?;
     sync(device)?;
     let vision = t.elapsed();
     let mut in_use = in_use_now(device);
@@ -396,6 +618,7 @@ fn time_run(bench: &Bench, image: &RgbImage, masks: &[Mask], new_tokens: usize, 
     let decode = t.elapsed();
     in_use = in_use.max(in_use_now(device));
 
+    let recorded = session.decode_recorded();
     let tokens: usize = session.tokens().iter().map(Vec::len).sum();
     if tokens != new_tokens * masks.len() {
         bail!("expected {} generated tokens, got {tokens}", new_tokens * masks.len());
@@ -410,6 +633,7 @@ fn time_run(bench: &Bench, image: &RgbImage, masks: &[Mask], new_tokens: usize, 
         prompt_positions,
         crops_differ: crop_flags.iter().filter(|&&d| d).count(),
         in_use,
+        recorded,
     })
 }
 
@@ -546,6 +770,12 @@ struct Report {
     batch: usize,
     new_tokens: usize,
     lookahead: usize,
+    /// Whether the LLM ran its fused decoder layers.
+    fused_ops: bool,
+    /// Whether every timed run's decode replayed a recorded step (CUDA graph).
+    recorded: bool,
+    /// Whether the vision encodes were replayed from a recording by the end.
+    vision_recorded: bool,
     runs: usize,
     warmup: usize,
     prompt_positions: usize,
@@ -592,6 +822,9 @@ impl Report {
             batch,
             new_tokens: args.new_tokens,
             lookahead: args.lookahead,
+            fused_ops: bench.llm.fused(),
+            recorded: !runs.is_empty() && runs.iter().all(|r| r.recorded),
+            vision_recorded: bench.recorder.has_recordings(),
             runs: args.runs,
             warmup: args.warmup,
             prompt_positions: runs[0].prompt_positions,
@@ -604,8 +837,18 @@ impl Report {
 
     fn print(&self) {
         println!(
-            "DAM bench — config {}, backend {}, dtype {}, batch {}, {} new tokens, lookahead {}, median of {} after {} warm-up",
-            self.config, self.backend, self.dtype, self.batch, self.new_tokens, self.lookahead, self.runs, self.warmup
+            "DAM bench — config {}, backend {}, dtype {}, batch {}, {} new tokens, lookahead {}, fused decoder ops {}, recorded decode step {}, recorded vision encode {}, median of {} after {} warm-up",
+            self.config,
+            self.backend,
+            self.dtype,
+            self.batch,
+            self.new_tokens,
+            self.lookahead,
+            if self.fused_ops { "on" } else { "off" },
+            if self.recorded { "yes" } else { "no" },
+            if self.vision_recorded { "yes" } else { "no" },
+            self.runs,
+            self.warmup
         );
         println!("device: {}", self.device);
         println!("date:   {}", self.date);
@@ -662,6 +905,9 @@ impl Report {
             "batch": self.batch,
             "new_tokens": self.new_tokens,
             "lookahead": self.lookahead,
+            "fused_ops": self.fused_ops,
+            "recorded_decode_step": self.recorded,
+            "recorded_vision_encode": self.vision_recorded,
             "runs": self.runs,
             "warmup": self.warmup,
             "image_size_px": [IMAGE_W, IMAGE_H],

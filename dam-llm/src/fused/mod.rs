@@ -1,0 +1,350 @@
+//! The decoder as one op for the cubecl backends (CUDA, wgpu), behind the `cube` feature.
+//!
+//! Why: on a GPU a decode step at batch 1 is bound by the host, not the device. Every burn op
+//! costs ≈ 14 µs of host time (dispatch, fusion's graph, launch — measured on an H100, see
+//! `docs/performance.md`), and the plain decoder spends ≈ 43 ops per layer, ≈ 1 400 per step.
+//! Here a whole decoder layer is **one** burn op ([`FusedLlamaOps::decoder_layer`]),
+//! registered once per layer and forward pass (in burn's fusion stream like any op), and its
+//! cubecl implementation ([`cube`]) launches the kernels itself — burn-cubecl's matmul and
+//! attention, and three small kernels of ours ([`kernels`]) that replace the longest op
+//! chains:
+//!
+//! | kernel | replaces |
+//! | --- | --- |
+//! | RMSNorm, optionally of `x + residual` | the residual add, cast, square, mean, add, sqrt, div, cast, mul |
+//! | SiLU·up | 2 narrows, SiLU, mul |
+//! | RoPE + KV-cache write | reshape, RoPE (6 ops), swap, 3 narrows, 2 cache writes |
+//!
+//! so a layer is ≈ 11 launches and one graph node. (One op for the whole stack would be
+//! fewer still, but burn's generated fusion glue takes no `Vec` of tensors.) The arithmetic and its rounding points are
+//! the plain path's (which the CPU suite checks against the original's fixtures);
+//! [`check::self_check`] compares the two on the device.
+//!
+//! The op goes through burn's backend extension (`#[backend_extension]`), so it takes and
+//! returns ordinary tensors on the runtime `Device`. Only cubecl devices are routed here
+//! ([`available`]); every other backend runs the plain burn-op path.
+
+pub mod check;
+mod cube;
+mod kernels;
+pub mod profile;
+
+use burn::backend::tensor::{BoolTensor, FloatTensor, IntTensor};
+use burn::backend::{Backend, Dispatch, backend_extension};
+use burn::tensor::{Bool, Device, Int, Tensor};
+
+/// The fused ops as a burn backend extension (implemented for the cubecl backend in
+/// [`cube`]; burn generates the `Dispatch` routing and the lazy `Fusion` registration).
+#[backend_extension(Cube, Fusion: cfg(feature = "fusion"))]
+pub trait FusedLlamaOps: Backend {
+    /// `x` `[R, D]`, `weight` `[1, D]` → `[R, D]`.
+    #[fusion(dtype = x, shape = x)]
+    fn rms_norm(x: FloatTensor<Self>, weight: FloatTensor<Self>, eps: f32) -> FloatTensor<Self>;
+
+    /// `(x + residual, rms_norm(x + residual))`.
+    #[fusion(meta = |x, _residual, _weight, _eps| (x.clone(), x.clone()))]
+    fn add_rms_norm(
+        x: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        eps: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// `gate_up` `[R, 2I]` → `silu(gate) · up` `[R, I]`.
+    #[fusion(dtype = gate_up, shape = {
+        let mut shape = gate_up.clone();
+        shape[1] /= 2;
+        shape
+    })]
+    fn silu_mul(gate_up: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// RoPE on the q and k heads of `qkv` `[B·S, (H + 2·KVH)·Dh]` (tables `[B·S, Dh]`), k and
+    /// v written into `keys` / `values` `[B, KVH, L, Dh]` at `slot[0]..slot[0] + seq` **in
+    /// place** (`slot`: one int on the device); returns q `[B, H, S, Dh]`.
+    #[fusion(meta = |qkv, _cos, _sin, keys, _values, _slot, seq, heads, _kv| {
+        let mut spec = qkv.clone();
+        spec.shape = [qkv.shape[0] / *seq, *heads, *seq, keys.shape[3]].into();
+        spec
+    })]
+    #[allow(clippy::too_many_arguments)]
+    fn rope_cache(
+        qkv: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin_signed: FloatTensor<Self>,
+        keys: &FloatTensor<Self>,
+        values: &FloatTensor<Self>,
+        slot: IntTensor<Self>,
+        seq: usize,
+        heads: usize,
+        kv_heads: usize,
+    ) -> FloatTensor<Self>;
+
+    /// One decoder layer with a causal mask; see [`FusedLlamaOps::decoder_layer`].
+    #[fusion(meta = layer_meta_causal)]
+    #[allow(clippy::too_many_arguments)]
+    fn decoder_layer_causal(
+        h: FloatTensor<Self>,
+        pending: FloatTensor<Self>,
+        input_norm: FloatTensor<Self>,
+        qkv: FloatTensor<Self>,
+        o: FloatTensor<Self>,
+        post_norm: FloatTensor<Self>,
+        gate_up: FloatTensor<Self>,
+        down: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin_signed: FloatTensor<Self>,
+        keys: &FloatTensor<Self>,
+        values: &FloatTensor<Self>,
+        slot: IntTensor<Self>,
+        has_pending: bool,
+        seq: usize,
+        key_len: usize,
+        heads: usize,
+        kv_heads: usize,
+        eps: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// One LLaMA decoder layer over `h` `[B·S, D]`, with the previous layer's MLP output
+    /// `pending` added first when `has_pending` (the residual add is folded into this layer's
+    /// first RMSNorm); returns `(h, mlp_out)` — the residual stream after attention, and the
+    /// MLP output for the next layer (or the final norm) to add.
+    ///
+    /// Weights are the products' `[in, out]` views: q|k|v `[D, (H + 2·KVH)·Dh]`, o
+    /// `[H·Dh, D]`, gate|up `[D, 2I]`, down `[I, D]`; norms `[1, D]`. RoPE rows `[B·S, Dh]`.
+    /// `keys` / `values` `[B, KVH, L, Dh]` are written at `slot[0]..slot[0] + seq` **in
+    /// place** (`slot` is read on the device, so a recorded step replays at any position);
+    /// keys `0..key_len` are attended to through `mask` `[B, H, S, key_len]` (`true` = hidden).
+    #[fusion(meta = layer_meta)]
+    #[allow(clippy::too_many_arguments)]
+    fn decoder_layer(
+        h: FloatTensor<Self>,
+        pending: FloatTensor<Self>,
+        input_norm: FloatTensor<Self>,
+        qkv: FloatTensor<Self>,
+        o: FloatTensor<Self>,
+        post_norm: FloatTensor<Self>,
+        gate_up: FloatTensor<Self>,
+        down: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin_signed: FloatTensor<Self>,
+        keys: &FloatTensor<Self>,
+        values: &FloatTensor<Self>,
+        slot: IntTensor<Self>,
+        mask: BoolTensor<Self>,
+        has_pending: bool,
+        seq: usize,
+        key_len: usize,
+        heads: usize,
+        kv_heads: usize,
+        eps: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+}
+
+#[cfg(feature = "fusion")]
+use burn::backend::fusion::custom::TensorSpec;
+
+/// Output metadata of [`FusedLlamaOps::decoder_layer_causal`]: two tensors like `h`.
+#[cfg(feature = "fusion")]
+#[allow(clippy::too_many_arguments)]
+fn layer_meta_causal(
+    h: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &bool,
+    _: &usize,
+    _: &usize,
+    _: &usize,
+    _: &usize,
+    _: &f32,
+) -> (TensorSpec, TensorSpec) {
+    (h.clone(), h.clone())
+}
+
+/// Output metadata of [`FusedLlamaOps::decoder_layer`]: two tensors like `h`.
+#[cfg(feature = "fusion")]
+#[allow(clippy::too_many_arguments)]
+fn layer_meta(
+    h: &TensorSpec,
+    p: &TensorSpec,
+    n: &TensorSpec,
+    q: &TensorSpec,
+    o: &TensorSpec,
+    pn: &TensorSpec,
+    gu: &TensorSpec,
+    dn: &TensorSpec,
+    c: &TensorSpec,
+    si: &TensorSpec,
+    k: &TensorSpec,
+    v: &TensorSpec,
+    sl: &TensorSpec,
+    _mask: &TensorSpec,
+    hp: &bool,
+    sq: &usize,
+    kl: &usize,
+    hd: &usize,
+    kv: &usize,
+    eps: &f32,
+) -> (TensorSpec, TensorSpec) {
+    layer_meta_causal(h, p, n, q, o, pn, gu, dn, c, si, k, v, sl, hp, sq, kl, hd, kv, eps)
+}
+
+/// Whether the fused ops run on `device`: a cubecl device, unless `DAM_FUSED_OPS=0` is set
+/// (to compare with, or fall back to, the plain burn-op path).
+pub fn available(device: &Device) -> bool {
+    if std::env::var("DAM_FUSED_OPS").is_ok_and(|v| v == "0") {
+        return false;
+    }
+    matches!(device.as_dispatch(), burn::backend::DispatchDevice::Cube(_))
+}
+
+/// [`FusedLlamaOps::rms_norm`] on tensors.
+pub fn rms_norm(x: Tensor<2>, weight: &Tensor<2>, eps: f64) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as FusedLlamaOps>::rms_norm(
+        x.into_dispatch(),
+        weight.clone().into_dispatch(),
+        eps as f32,
+    ))
+}
+
+/// [`FusedLlamaOps::add_rms_norm`] on tensors: `(x + residual, rms_norm(x + residual))`.
+pub fn add_rms_norm(x: Tensor<2>, residual: Tensor<2>, weight: &Tensor<2>, eps: f64) -> (Tensor<2>, Tensor<2>) {
+    let (sum, normed) = <Dispatch as FusedLlamaOps>::add_rms_norm(
+        x.into_dispatch(),
+        residual.into_dispatch(),
+        weight.clone().into_dispatch(),
+        eps as f32,
+    );
+    (Tensor::from_dispatch(sum), Tensor::from_dispatch(normed))
+}
+
+/// [`FusedLlamaOps::silu_mul`] on tensors.
+pub fn silu_mul(gate_up: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as FusedLlamaOps>::silu_mul(gate_up.into_dispatch()))
+}
+
+/// [`FusedLlamaOps::rope_cache`] on tensors; returns q `[B, H, S, Dh]`.
+#[allow(clippy::too_many_arguments)]
+pub fn rope_cache(
+    qkv: Tensor<2>,
+    cos: &Tensor<2>,
+    sin_signed: &Tensor<2>,
+    keys: &Tensor<4>,
+    values: &Tensor<4>,
+    slot: Tensor<1, Int>,
+    seq: usize,
+    heads: usize,
+    kv_heads: usize,
+) -> Tensor<4> {
+    let keys = keys.clone().into_dispatch();
+    let values = values.clone().into_dispatch();
+    Tensor::from_dispatch(<Dispatch as FusedLlamaOps>::rope_cache(
+        qkv.into_dispatch(),
+        cos.clone().into_dispatch(),
+        sin_signed.clone().into_dispatch(),
+        &keys,
+        &values,
+        slot.into_dispatch(),
+        seq,
+        heads,
+        kv_heads,
+    ))
+}
+
+/// One layer's weights for [`decoder_layer`], in the extension's order: input norm, q|k|v,
+/// o, post-attention norm, gate|up, down.
+pub type LayerWeights = [Tensor<2>; 6];
+
+/// What every layer of one forward pass shares.
+#[derive(Clone, Debug)]
+pub struct LayerStep {
+    /// RoPE table rows of the new positions, `[B·S, Dh]`.
+    pub cos: Tensor<2>,
+    pub sin_signed: Tensor<2>,
+    /// `[B, H, S, key_len]`, `true` = hidden; `None` = causal.
+    pub mask: Option<Tensor<4, Bool>>,
+    /// Cache position of the first new token, one int on the device.
+    pub slot: Tensor<1, Int>,
+    pub seq: usize,
+    pub key_len: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub eps: f64,
+}
+
+/// [`FusedLlamaOps::decoder_layer`] on tensors: `(h, pending)` → `(h, mlp_out)`.
+pub fn decoder_layer(
+    h: Tensor<2>,
+    pending: Option<Tensor<2>>,
+    weights: &LayerWeights,
+    keys: &Tensor<4>,
+    values: &Tensor<4>,
+    step: &LayerStep,
+) -> (Tensor<2>, Tensor<2>) {
+    let has_pending = pending.is_some();
+    // Without a pending MLP output the kernel ignores the operand: pass `h` again.
+    let pending = pending.unwrap_or_else(|| h.clone()).into_dispatch();
+    let [n, q, o, pn, gu, dn] = weights.clone().map(Tensor::into_dispatch);
+    let keys = keys.clone().into_dispatch();
+    let values = values.clone().into_dispatch();
+    let (cos, sin) = (
+        step.cos.clone().into_dispatch(),
+        step.sin_signed.clone().into_dispatch(),
+    );
+    let eps = step.eps as f32;
+    let (h, m) = match &step.mask {
+        Some(mask) => <Dispatch as FusedLlamaOps>::decoder_layer(
+            h.into_dispatch(),
+            pending,
+            n,
+            q,
+            o,
+            pn,
+            gu,
+            dn,
+            cos,
+            sin,
+            &keys,
+            &values,
+            step.slot.clone().into_dispatch(),
+            mask.clone().into_dispatch(),
+            has_pending,
+            step.seq,
+            step.key_len,
+            step.heads,
+            step.kv_heads,
+            eps,
+        ),
+        None => <Dispatch as FusedLlamaOps>::decoder_layer_causal(
+            h.into_dispatch(),
+            pending,
+            n,
+            q,
+            o,
+            pn,
+            gu,
+            dn,
+            cos,
+            sin,
+            &keys,
+            &values,
+            step.slot.clone().into_dispatch(),
+            has_pending,
+            step.seq,
+            step.key_len,
+            step.heads,
+            step.kv_heads,
+            eps,
+        ),
+    };
+    (Tensor::from_dispatch(h), Tensor::from_dispatch(m))
+}
