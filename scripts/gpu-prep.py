@@ -64,9 +64,15 @@ batches = {
     ],
     "fixtures-f32.jsonl": describe_runs("f32"),
     "fixtures-bf16.jsonl": describe_runs("bf16"),
+    # The one bf16 case the 2026-11-26 runs did not finish (its 8-frame shapes compile anew).
+    "fixtures-bf16-video.jsonl": [r for r in describe_runs("bf16") if "/video/" in " ".join(r)],
+    # Batch 1 with fewer runs: the sampled peak of bytes in use (printed after the table).
+    "memory.jsonl": [bench("--new-tokens", "256", "--runs", "1", "--warmup", "1", "--json", "@OUT@/bench-memory.json")],
     "wgpu.jsonl": [center_on("wgpu")],
     "probe.jsonl": [bench("--probe", "--batch", "16", "--runs", "1", "--json", "@OUT@/probe.json")],
-    "profile.jsonl": [bench("--new-tokens", "4", "--runs", "1", "--warmup", "1")],
+    # cubecl's per-kernel log (gpu-check.sh sets CUBECL_DEBUG_OPTION=profile for this stage):
+    # every kernel of one vision encode and a few decode steps, unrecorded so each launch shows.
+    "profile.jsonl": [bench("--new-tokens", "8", "--runs", "1", "--warmup", "1", "--cuda-graph", "off")],
 }
 for name, runs in batches.items():
     (bundle / name).write_text("".join(json.dumps(r) + "\n" for r in runs))

@@ -1,4 +1,4 @@
-//! Recorded replays (CUDA graphs) for the cubecl backends (feature `cube`).
+//! Recorded replays (CUDA graphs) for CUDA (feature `cube`; burn's capture on the cubecl backends).
 //!
 //! Why: on a GPU our per-call work — a decode step, a vision encode — is hundreds of kernel
 //! launches, and each launch is a round trip through cubecl's device thread; measured on an
@@ -14,7 +14,7 @@
 //! once, and replays it once (a capture records launches without running them). Everything
 //! here fails soft: `None` / `false` and the caller runs the ordinary path.
 //!
-//! Only the cubecl backends reach this module; `DAM_CUDA_GRAPH=0` turns recording off.
+//! Only CUDA devices record ([`supported`]); `DAM_CUDA_GRAPH=0` turns recording off.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -42,9 +42,13 @@ pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
 }
 
-/// Whether `device` can record at all (a cubecl device; CUDA and HIP replay in hardware).
+/// Whether `device` records: CUDA, where a recording replays as one hardware graph (the
+/// runtime it has been validated on; wgpu would re-encode the recorded dispatches in software).
 pub fn supported(device: &Device) -> bool {
-    matches!(device.as_dispatch(), burn::backend::DispatchDevice::Cube(_))
+    matches!(
+        device.as_dispatch(),
+        burn::backend::DispatchDevice::Cube(burn_cubecl::CubeDevice::Cuda(_))
+    )
 }
 
 /// Runs `run` three times, then records it; returns the recording and the recorded run's

@@ -13,6 +13,8 @@
 //! * one error type, [`CoreError`].
 
 pub mod config;
+#[cfg(feature = "cube")]
+pub mod device_memory;
 pub mod error;
 pub mod focal_crop;
 #[cfg(feature = "cube")]

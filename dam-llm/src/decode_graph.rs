@@ -1,5 +1,5 @@
 //! The greedy decode step recorded once and replayed (CUDA graphs), for the fused decoder on
-//! cubecl devices (feature `cube`).
+//! CUDA devices (feature `cube`).
 //!
 //! Why: even with a decoder layer as one op ([`crate::fused`]), a step is ≈ 400 kernel
 //! launches, each a round trip through cubecl's device thread — measured on an H100 at ≈ 16 ms

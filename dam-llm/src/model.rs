@@ -29,7 +29,7 @@ pub struct LlamaModel {
     pub lm_head: TorchLinear,
     pub rope: Rope,
     pub config: LlmConfig,
-    /// On cubecl devices (feature `cube`): each layer's weights in the order
+    /// On CUDA devices (feature `cube`): each layer's weights in the order
     /// [`crate::fused::decoder_layer`] takes them, when the fused path is on (see
     /// [`LlamaModel::set_fused`]); empty otherwise.
     #[cfg(feature = "cube")]
@@ -80,7 +80,7 @@ impl LlamaModel {
         Ok(model)
     }
 
-    /// Whether the fused decoder stack runs on `device` (a cubecl device with the `cube`
+    /// Whether the fused decoder stack runs on `device` (a CUDA device with the `cube`
     /// feature, unless `DAM_FUSED_OPS=0`; see [`crate::fused`]).
     pub fn fused_ops_available(device: &Device) -> bool {
         fused_available(device)

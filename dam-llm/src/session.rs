@@ -95,7 +95,7 @@ pub struct Session<'a> {
     timings: Timings,
     /// Tokens chosen on the device and read back, not yet handed out (lookahead).
     ready: VecDeque<Vec<u32>>,
-    /// The recorded decode step (fused decoder on a cubecl device), once captured.
+    /// The recorded decode step (fused decoder on a CUDA device), once captured.
     #[cfg(feature = "cube")]
     graph: crate::decode_graph::GraphState,
 }
@@ -301,7 +301,7 @@ impl<'a> Session<'a> {
     }
 
     /// Advances through the recorded decode step when it applies (the fused decoder on a
-    /// cubecl device, greedy, no recorded logits, lookahead 1 — see [`crate::decode_graph`]);
+    /// CUDA device, greedy, no recorded logits, lookahead 1 — see [`crate::decode_graph`]);
     /// `false` = the caller runs the ordinary step.
     fn advance_recorded(&mut self, chosen: &[u32]) -> bool {
         #[cfg(feature = "cube")]

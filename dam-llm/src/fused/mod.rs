@@ -21,8 +21,9 @@
 //! [`check::self_check`] compares the two on the device.
 //!
 //! The op goes through burn's backend extension (`#[backend_extension]`), so it takes and
-//! returns ordinary tensors on the runtime `Device`. Only cubecl devices are routed here
-//! ([`available`]); every other backend runs the plain burn-op path.
+//! returns ordinary tensors on the runtime `Device`. Only CUDA devices are routed here
+//! ([`available`]: the one cubecl runtime it has been validated on); every other backend runs
+//! the plain burn-op path.
 
 pub mod check;
 mod cube;
@@ -198,13 +199,19 @@ fn layer_meta(
     layer_meta_causal(h, p, n, q, o, pn, gu, dn, c, si, k, v, sl, hp, sq, kl, hd, kv, eps)
 }
 
-/// Whether the fused ops run on `device`: a cubecl device, unless `DAM_FUSED_OPS=0` is set
-/// (to compare with, or fall back to, the plain burn-op path).
+/// Whether the fused ops run on `device`: a CUDA device, unless `DAM_FUSED_OPS=0` is set (to
+/// compare with, or fall back to, the plain burn-op path). The kernels are cubecl and would
+/// compile for wgpu too, but they have only been validated on CUDA (the RMSNorm kernel needs
+/// plane operations, which not every wgpu adapter has), so other cubecl runtimes keep the plain
+/// path.
 pub fn available(device: &Device) -> bool {
     if std::env::var("DAM_FUSED_OPS").is_ok_and(|v| v == "0") {
         return false;
     }
-    matches!(device.as_dispatch(), burn::backend::DispatchDevice::Cube(_))
+    matches!(
+        device.as_dispatch(),
+        burn::backend::DispatchDevice::Cube(burn_cubecl::CubeDevice::Cuda(_))
+    )
 }
 
 /// [`FusedLlamaOps::rms_norm`] on tensors.

@@ -109,7 +109,7 @@ struct Args {
     /// `cli::probe`).
     #[arg(long)]
     probe: bool,
-    /// Instead of the pipeline: run each fused decoder kernel (cubecl backends) and the plain
+    /// Instead of the pipeline: run each fused decoder kernel (CUDA) and the plain
     /// burn ops it replaces on random inputs, and print their largest difference.
     #[arg(long)]
     check_fused: bool,
@@ -122,7 +122,7 @@ struct Args {
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     cuda_graph: String,
     /// After the timed runs: one more generation whose 9th decode step is profiled per stage
-    /// of the fused decoder layers (device time; needs `--fused-ops on` on cuda or wgpu).
+    /// of the fused decoder layers (device time; needs `--fused-ops on` on cuda).
     #[arg(long)]
     profile_step: bool,
 }
@@ -189,6 +189,63 @@ struct MemoryPeak {
     /// vision sync, after prefill, after the last decode step, with the KV cache alive): a
     /// lower bound of the true peak, where `bytes` (a sum of per-pool peaks) is an upper one.
     in_use_at_phase_ends: Option<u64>,
+    /// Largest allocator `bytes_in_use` a monitoring thread saw during one extra, untimed run
+    /// (cubecl backends): the tightest lower bound of the true peak we have.
+    sampled_peak: Option<SampledPeak>,
+}
+
+/// What the monitoring thread saw.
+#[derive(Clone, Copy, Debug)]
+struct SampledPeak {
+    bytes: u64,
+    samples: usize,
+    run: Duration,
+}
+
+/// One extra, untimed run while a second thread reads the allocator's bytes in use as fast as
+/// it can (below burn's fusion layer, so it neither waits for nor drains the run's queue). The
+/// allocator pools' peak (`pages_peak`) also counts autotuning scratch of the warm-up and
+/// pages held by different pools at different times, so it overstates the workload's peak;
+/// the sampled maximum is a lower bound that misses only what lives shorter than a sample.
+fn sampled_peak(bench: &Bench, image: &RgbImage, masks: &[Mask], args: &Args) -> Result<Option<SampledPeak>> {
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let device = bench.device.clone();
+        if dam::core::device_memory::bytes_in_use(&device).is_none() {
+            return Ok(None);
+        }
+        let stop = AtomicBool::new(false);
+        let t = Instant::now();
+        let (peak, run) = std::thread::scope(|scope| {
+            let monitor = scope.spawn(|| {
+                let (mut peak, mut samples) = (0u64, 0usize);
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(b) = dam::core::device_memory::bytes_in_use(&device) {
+                        peak = peak.max(b);
+                        samples += 1;
+                    }
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                (peak, samples)
+            });
+            let run = time_run(bench, image, masks, args.new_tokens, args.lookahead);
+            stop.store(true, Ordering::Relaxed);
+            (monitor.join().unwrap_or((0, 0)), run)
+        });
+        run?;
+        let (bytes, samples) = peak;
+        Ok((samples > 0).then_some(SampledPeak {
+            bytes,
+            samples,
+            run: t.elapsed(),
+        }))
+    }
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    {
+        let _ = (bench, image, masks, args);
+        Ok(None)
+    }
 }
 
 /// Runs `bench` with these arguments (the first is the program name, as in `std::env::args_os`).
@@ -264,7 +321,8 @@ fn bench(args: &Args) -> Result<()> {
         );
         runs.push(run);
     }
-    let memory = memory_peak(&bench.device, &runs);
+    let mut memory = memory_peak(&bench.device, &runs);
+    memory.sampled_peak = sampled_peak(&bench, &image, &masks, args)?;
     let report = Report::new(args, &bench, &runs, memory);
     report.print();
     if args.profile_step {
@@ -283,7 +341,7 @@ fn bench(args: &Args) -> Result<()> {
 fn check_fused(args: &Args) -> Result<()> {
     let device = device(args)?;
     if !dam::llm::LlamaModel::fused_ops_available(&device) {
-        bail!("--check-fused: the fused ops run on the cuda and wgpu backends only (and not with DAM_FUSED_OPS=0)");
+        bail!("--check-fused: the fused ops run on the cuda backend only (and not with DAM_FUSED_OPS=0)");
     }
     #[cfg(any(feature = "cuda", feature = "wgpu"))]
     {
@@ -501,7 +559,7 @@ fn profile_step(bench: &Bench, image: &RgbImage, masks: &[Mask]) -> Result<()> {
     {
         use dam::llm::fused::profile;
         if !bench.llm.fused() {
-            bail!("--profile-step profiles the fused decoder layers: use --fused-ops on with cuda or wgpu");
+            bail!("--profile-step profiles the fused decoder layers: use --fused-ops on with cuda");
         }
         let device = &bench.device;
         let prompts = focal_prompts(image, masks, &bench.processor)?;
@@ -692,12 +750,14 @@ fn memory_peak(device: &Device, runs: &[RunTimes]) -> MemoryPeak {
             bytes: Some(bytes),
             device_in_use,
             in_use_at_phase_ends,
+            sampled_peak: None,
         },
         None => MemoryPeak {
             source: "process peak RSS (VmHWM)",
             bytes: peak_rss(),
             device_in_use,
             in_use_at_phase_ends,
+            sampled_peak: None,
         },
     }
 }
@@ -886,6 +946,14 @@ impl Report {
         if let Some(b) = self.memory.device_in_use {
             println!("device memory in use at the end: {:.2} GiB", gib(b));
         }
+        if let Some(p) = self.memory.sampled_peak {
+            println!(
+                "device memory in use, sampled peak: {:.2} GiB ({} samples over one extra untimed run of {:.1} s)",
+                gib(p.bytes),
+                p.samples,
+                p.run.as_secs_f64()
+            );
+        }
     }
 
     fn to_json(&self) -> Value {
@@ -919,6 +987,7 @@ impl Report {
             "peak_memory_source": self.memory.source,
             "device_memory_in_use_at_end_gib": self.memory.device_in_use.map(gib),
             "device_memory_in_use_at_phase_ends_max_gib": self.memory.in_use_at_phase_ends.map(gib),
+            "device_memory_in_use_sampled_peak_gib": self.memory.sampled_peak.map(|p| gib(p.bytes)),
         })
     }
 }
