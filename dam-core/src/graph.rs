@@ -11,8 +11,9 @@
 //!
 //! [`record`] warms the computation up three times (kernel compilation, autotuning and every
 //! allocation must happen before the capture window, where allocating is refused), records it
-//! once, and replays it once (a capture records launches without running them). Everything
-//! here fails soft: `None` / `false` and the caller runs the ordinary path.
+//! once, replays it once (a capture records launches without running them) and checks that the
+//! replay gives what the last ordinary run gave. Everything here fails soft: `None` / `false`
+//! and the caller runs the ordinary path.
 //!
 //! Only CUDA devices record ([`supported`]); `DAM_CUDA_GRAPH=0` turns recording off.
 
@@ -53,8 +54,18 @@ pub fn supported(device: &Device) -> bool {
 
 /// Runs `run` three times, then records it; returns the recording and the recorded run's
 /// output, already computed by one replay. `None` when the backend refuses (the stream is left
-/// out of capture mode).
-pub fn record<T>(device: &Device, mut run: impl FnMut() -> T) -> Option<(Recording, T)> {
+/// out of capture mode) or when the replay disagrees with the last ordinary run.
+///
+/// The self-check: the last warm-up's output is read back (`read`, before the capture window
+/// opens), and so is the replay's; `same` must accept the pair — the same inputs through the
+/// same kernels, so a recording that replays anything else (a launch the capture missed, a
+/// buffer it did not pin) is refused instead of handed out.
+pub fn record<T, H>(
+    device: &Device,
+    mut run: impl FnMut() -> T,
+    read: impl Fn(&T) -> Option<H>,
+    same: impl Fn(&H, &H) -> bool,
+) -> Option<(Recording, T)> {
     if !enabled() || !supported(device) {
         return None;
     }
@@ -64,16 +75,24 @@ pub fn record<T>(device: &Device, mut run: impl FnMut() -> T) -> Option<(Recordi
     let abandon = || {
         let _ = Dispatch::graph_stop_capture(dispatch);
     };
-    for _ in 0..3 {
+    let mut expected = None;
+    for i in 0..3 {
         let out = run();
         // Hold the output across the sync so a lazy backend really runs it.
         let synced = Dispatch::sync(dispatch);
+        if i == 2 {
+            expected = read(&out);
+        }
         drop(out);
         if synced.is_err() {
             abandon();
             return None;
         }
     }
+    let Some(expected) = expected else {
+        abandon();
+        return None;
+    };
     if Dispatch::graph_start_capture(dispatch).is_err() {
         abandon();
         return None;
@@ -81,7 +100,11 @@ pub fn record<T>(device: &Device, mut run: impl FnMut() -> T) -> Option<(Recordi
     let output = run();
     let graph = Dispatch::graph_stop_capture(dispatch).ok()?;
     // Safety: the caller holds every buffer `run` touched (that is this module's contract).
-    unsafe { replay(device, &graph) }.then_some((graph, output))
+    if !unsafe { replay(device, &graph) } {
+        return None;
+    }
+    let replayed = read(&output)?;
+    same(&expected, &replayed).then_some((graph, output))
 }
 
 /// Replays `recording`; `false` if the backend refused (nothing ran).

@@ -1,5 +1,5 @@
-//! The greedy decode step recorded once and replayed (CUDA graphs), for the fused decoder on
-//! CUDA devices (feature `cube`).
+//! The decode step recorded once and replayed (CUDA graphs), for the fused decoder on CUDA
+//! devices (feature `cube`).
 //!
 //! Why: even with a decoder layer as one op ([`crate::fused`]), a step is ≈ 400 kernel
 //! launches, each a round trip through cubecl's device thread — measured on an H100 at 14–19 ms
@@ -11,26 +11,37 @@
 //! `inputs = [ids (B) | RoPE positions (B) | cache slot (1)]`
 //!
 //! The step reads its token ids, RoPE rows, cache write position and attention mask (key `j`
-//! hidden when `j > slot` or `j < pad`) from it; the cache is written in place; the output is
-//! the argmax ids `[B]`, read back after each replay. Shapes are static (the whole cache with a
-//! mask), so one recording serves the whole generation.
+//! hidden when `j > slot` or `j < pad`) from it; the cache is written in place; the output —
+//! read back after each replay — is what the host needs to choose the next tokens: the argmax
+//! ids `[B]` for greedy decoding, the top-k logits and their ids `[B, k]` for sampling (the
+//! whole logits `[B, V]` with top-k 0), from which the session samples as it does unrecorded.
+//! Shapes are static (the whole cache with a mask), so one recording serves the whole
+//! generation.
 //!
 //! Recording runs the step three times to warm up (kernel compilation, autotuning and every
 //! allocation happen before the capture window, where allocating is not allowed) and once under
-//! capture, then replays it once. Each of those runs recomputes the same step from the same
-//! inputs, writing the same cache entries, so the repeats change nothing. Where recording is
-//! refused (a backend without graphs, a capture that fails), the session falls back to the
-//! ordinary step for the rest of the generation. `DAM_CUDA_GRAPH=0` (or
+//! capture, then replays it once and checks the replay against the last ordinary run. Each of
+//! those runs recomputes the same step from the same inputs, writing the same cache entries, so
+//! the repeats change nothing. Where recording is refused (a backend without graphs, a capture
+//! that fails, a replay that disagrees), the session falls back to the ordinary step for the
+//! rest of the generation. `DAM_CUDA_GRAPH=0` (or
 //! [`dam_core::graph::set_enabled`]) turns recording off.
-//!
-//! Only greedy decoding is recorded (the benchmark's protocol and `--greedy`): sampling needs
-//! the logits or their top-k on the host each step and runs the fused, unrecorded step.
+//! Steps that record logits (parity dumps) are not recorded.
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use dam_core::graph::{self, Recording};
 
 use crate::kv_cache::KvCache;
 use crate::model::LlamaModel;
+
+/// What the host reads after a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Choice {
+    /// Argmax ids.
+    Greedy,
+    /// The `k` largest logits per sequence and their ids; `0` = all logits.
+    TopK(usize),
+}
 
 /// What one recorded step reads (borrowed from the session).
 pub(crate) struct Step<'a> {
@@ -40,6 +51,75 @@ pub(crate) struct Step<'a> {
     /// EOS ids to suppress (empty when EOS may be chosen).
     pub eos: &'a [u32],
     pub batch: usize,
+    pub choice: Choice,
+}
+
+/// A step's output on the device.
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // one per session, never moved in a loop
+enum Output {
+    Ids(Tensor<1, Int>),
+    /// Values `[B, k]` and ids `[B, k]`.
+    TopK(Tensor<2>, Tensor<2, Int>),
+    /// All logits `[B, V]`.
+    Logits(Tensor<2>),
+}
+
+/// A step's output, read back.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum HostOutput {
+    Ids(Vec<u32>),
+    /// Per sequence: `(id, logit)` candidates, largest first for top-k.
+    Candidates(Vec<Vec<(u32, f32)>>),
+}
+
+impl Output {
+    fn read(&self, batch: usize) -> Option<HostOutput> {
+        match self {
+            Output::Ids(ids) => {
+                let ids = ids.clone().try_into_vec_as::<i64>().ok()?;
+                Some(HostOutput::Ids(ids.into_iter().map(|i| i as u32).collect()))
+            }
+            Output::TopK(values, ids) => {
+                let k = values.dims()[1];
+                let values = values.clone().try_into_vec_as::<f32>().ok()?;
+                let ids = ids.clone().try_into_vec_as::<i64>().ok()?;
+                Some(HostOutput::Candidates(
+                    (0..batch)
+                        .map(|i| (0..k).map(|j| (ids[i * k + j] as u32, values[i * k + j])).collect())
+                        .collect(),
+                ))
+            }
+            Output::Logits(logits) => {
+                let v = logits.dims()[1];
+                let values = logits.clone().try_into_vec_as::<f32>().ok()?;
+                Some(HostOutput::Candidates(
+                    values
+                        .chunks_exact(v)
+                        .map(|row| row.iter().enumerate().map(|(i, &x)| (i as u32, x)).collect())
+                        .collect(),
+                ))
+            }
+        }
+    }
+}
+
+/// A correct replay gives the last ordinary run's output: the same ids, logits equal to
+/// rounding (the same kernels on the same inputs).
+fn same(a: &HostOutput, b: &HostOutput) -> bool {
+    match (a, b) {
+        (HostOutput::Ids(x), HostOutput::Ids(y)) => x == y,
+        (HostOutput::Candidates(x), HostOutput::Candidates(y)) => {
+            x.len() == y.len()
+                && x.iter().zip(y).all(|(r, s)| {
+                    r.len() == s.len()
+                        && r.iter()
+                            .zip(s)
+                            .all(|(&(i, u), &(j, w))| i == j && (u - w).abs() <= 1e-3 + 1e-2 * u.abs())
+                })
+        }
+        _ => false,
+    }
 }
 
 /// A recorded step and the buffers it replays against.
@@ -47,8 +127,9 @@ struct Recorded {
     graph: Recording,
     /// `[ids | positions | slot]`, refreshed in place before each replay.
     inputs: Tensor<1, Int>,
-    /// Argmax ids `[B]`, written by each replay.
-    output: Tensor<1, Int>,
+    /// Written by each replay.
+    output: Output,
+    batch: usize,
     /// Kept alive for the replays: key indices `[1, 1, 1, L]` and the padding mask
     /// `[B, 1, 1, L]` the recorded step reads.
     _aux: (Tensor<4, Int>, Tensor<4, Bool>),
@@ -59,7 +140,7 @@ struct Recorded {
 pub(crate) struct GraphState {
     recorded: Option<Recorded>,
     refused: bool,
-    /// A replay ran whose ids are not read back yet.
+    /// A replay ran whose output is not read back yet.
     pending: bool,
 }
 
@@ -116,15 +197,14 @@ impl GraphState {
         self.recorded.is_some()
     }
 
-    /// The ids of the last replay, read back (`None` if none is pending).
-    pub(crate) fn take_ids(&mut self) -> Option<Vec<u32>> {
+    /// The output of the last replay, read back (`None` if none is pending).
+    pub(crate) fn take(&mut self) -> Option<HostOutput> {
         if !self.pending {
             return None;
         }
         self.pending = false;
         let rec = self.recorded.as_ref()?;
-        let ids = rec.output.clone().try_into_vec_as::<i64>().ok()?;
-        Some(ids.into_iter().map(|i| i as u32).collect())
+        rec.output.read(rec.batch)
     }
 }
 
@@ -134,22 +214,23 @@ fn record(step: &Step<'_>, inputs: Tensor<1, Int>, device: &Device) -> Option<Re
     let key_index = Tensor::<1, Int>::arange(0..l as i64, device).reshape([1, 1, 1, l]);
     let pads: Vec<bool> = step.pads.iter().flat_map(|&pad| (0..l).map(move |j| j < pad)).collect();
     let pad_mask = Tensor::<4, Bool>::from_data(TensorData::new(pads, [b, 1, 1, l]), device);
-    let (graph, output) = graph::record(device, || forward(step, &inputs, &key_index, &pad_mask))?;
+    let (graph, output) = graph::record(
+        device,
+        || forward(step, &inputs, &key_index, &pad_mask),
+        |out: &Output| out.read(b),
+        same,
+    )?;
     Some(Recorded {
         graph,
         inputs,
         output,
+        batch: b,
         _aux: (key_index, pad_mask),
     })
 }
 
-/// One greedy decode step reading everything that varies from `inputs`.
-fn forward(
-    step: &Step<'_>,
-    inputs: &Tensor<1, Int>,
-    key_index: &Tensor<4, Int>,
-    pad_mask: &Tensor<4, Bool>,
-) -> Tensor<1, Int> {
+/// One decode step reading everything that varies from `inputs`.
+fn forward(step: &Step<'_>, inputs: &Tensor<1, Int>, key_index: &Tensor<4, Int>, pad_mask: &Tensor<4, Bool>) -> Output {
     let model = step.model;
     let (b, d, l) = (step.batch, model.hidden_size(), step.cache.max_len);
     let ids = inputs.clone().narrow(0, 0, b);
@@ -169,5 +250,13 @@ fn forward(
             logits = logits.slice_fill([0..b, e..e + 1], f32::NEG_INFINITY);
         }
     }
-    logits.argmax(1).reshape([b])
+    match step.choice {
+        Choice::Greedy => Output::Ids(logits.argmax(1).reshape([b])),
+        // As the unrecorded step chooses its candidates (`Session::choose`).
+        Choice::TopK(k) if k > 0 => {
+            let (values, ids) = logits.topk_with_indices(k.min(v), 1);
+            Output::TopK(values, ids)
+        }
+        Choice::TopK(_) => Output::Logits(logits),
+    }
 }

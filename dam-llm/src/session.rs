@@ -250,7 +250,7 @@ impl<'a> Session<'a> {
             }
             self.ready.pop_front().expect("fill reads back at least one step")
         } else {
-            match self.graph_ids() {
+            match self.recorded_choice() {
                 Some(ids) => ids,
                 None => {
                     let logits = self.logits.take().expect("logits present while running");
@@ -287,12 +287,16 @@ impl<'a> Session<'a> {
         Some(out)
     }
 
-    /// The ids the last replay of the recorded step chose, read back (`None` when the step
-    /// was not replayed: the logits are on `self.logits` instead).
-    fn graph_ids(&mut self) -> Option<Vec<u32>> {
+    /// The next tokens from the last replay of the recorded step (`None` when the step was
+    /// not replayed: the logits are on `self.logits` instead).
+    fn recorded_choice(&mut self) -> Option<Vec<u32>> {
         #[cfg(feature = "cube")]
         {
-            self.graph.take_ids()
+            use crate::decode_graph::HostOutput;
+            match self.graph.take()? {
+                HostOutput::Ids(ids) => Some(ids),
+                HostOutput::Candidates(candidates) => Some(self.sample_candidates(&candidates)),
+            }
         }
         #[cfg(not(feature = "cube"))]
         {
@@ -301,13 +305,12 @@ impl<'a> Session<'a> {
     }
 
     /// Advances through the recorded decode step when it applies (the fused decoder on a
-    /// CUDA device, greedy, no recorded logits, lookahead 1 — see [`crate::decode_graph`]);
+    /// CUDA device, no recorded logits, lookahead 1 — see [`crate::decode_graph`]);
     /// `false` = the caller runs the ordinary step.
     fn advance_recorded(&mut self, chosen: &[u32]) -> bool {
         #[cfg(feature = "cube")]
         {
-            let eligible =
-                self.model.fused() && matches!(self.options.sampling, Sampling::Greedy) && !self.options.record_logits;
+            let eligible = self.model.fused() && !self.options.record_logits;
             if !eligible {
                 return false;
             }
@@ -316,6 +319,10 @@ impl<'a> Session<'a> {
             let mut inputs: Vec<i64> = chosen.iter().map(|&t| t.min(vocab - 1) as i64).collect();
             inputs.extend(self.pads.iter().map(|&pad| (self.pos - pad) as i64));
             inputs.push(self.pos as i64);
+            let choice = match self.options.sampling {
+                Sampling::Greedy => crate::decode_graph::Choice::Greedy,
+                Sampling::Sample(params) => crate::decode_graph::Choice::TopK(params.top_k),
+            };
             let step = crate::decode_graph::Step {
                 model: self.model,
                 cache: &self.cache,
@@ -326,6 +333,7 @@ impl<'a> Session<'a> {
                     &[]
                 },
                 batch: b,
+                choice,
             };
             if self.graph.advance(&step, inputs, &self.device) {
                 self.logits = None;
@@ -435,13 +443,18 @@ impl<'a> Session<'a> {
                             .collect()
                     }
                 };
-                candidates
-                    .iter()
-                    .zip(self.samplers.iter_mut())
-                    .map(|(c, s)| s.as_mut().expect("sampler per sequence").sample(c))
-                    .collect()
+                self.sample_candidates(&candidates)
             }
         }
+    }
+
+    /// One token per sequence from its `(id, logit)` candidates, with its sampler.
+    fn sample_candidates(&mut self, candidates: &[Vec<(u32, f32)>]) -> Vec<u32> {
+        candidates
+            .iter()
+            .zip(self.samplers.iter_mut())
+            .map(|(c, s)| s.as_mut().expect("sampler per sequence").sample(c))
+            .collect()
     }
 
     /// Host-chosen ids as a device tensor (clamped to the vocabulary).

@@ -391,28 +391,38 @@ fn check_fused(args: &Args) -> Result<()> {
         let mut llm = LlamaModel::random(&ckpt.llm, &device)?;
         let normal = burn::tensor::Distribution::Normal(0.0, 1.0);
         let prompt = burn::tensor::Tensor::<2>::random([9, ckpt.llm.hidden_size], normal, &device);
-        let mut generate = |fused: bool, graph: bool| -> Result<(Vec<u32>, bool)> {
-            llm.set_fused(fused);
-            dam::core::graph::set_enabled(graph);
-            let options = SessionOptions {
-                max_new_tokens: 16,
-                sampling: Sampling::Greedy,
-                eos: vec![EOS],
-                suppress_eos: true,
-                record_logits: false,
-                lookahead: 1,
+        // Greedy, the original's sampling defaults (top-k 50) and sampling over all logits
+        // (top-k 0), each seeded: recorded steps must choose what the ordinary ones do.
+        let samplings = [
+            ("greedy", Sampling::Greedy),
+            ("sampled, top-k 50", Sampling::from_temperature(0.8, 50, 0.9, 7)),
+            ("sampled, all logits", Sampling::from_temperature(0.8, 0, 0.9, 7)),
+        ];
+        let mut ids_ok = true;
+        for (name, sampling) in samplings {
+            let mut generate = |fused: bool, graph: bool| -> Result<(Vec<u32>, bool)> {
+                llm.set_fused(fused);
+                dam::core::graph::set_enabled(graph);
+                let options = SessionOptions {
+                    max_new_tokens: 16,
+                    sampling,
+                    eos: vec![EOS],
+                    suppress_eos: true,
+                    record_logits: false,
+                    lookahead: 1,
+                };
+                let mut session = Session::new(&llm, vec![prompt.clone()], options)?;
+                while session.step().is_some() {}
+                Ok((session.tokens()[0].clone(), session.decode_recorded()))
             };
-            let mut session = Session::new(&llm, vec![prompt.clone()], options)?;
-            while session.step().is_some() {}
-            Ok((session.tokens()[0].clone(), session.decode_recorded()))
-        };
-        let (plain, _) = generate(false, false)?;
-        let (fused, _) = generate(true, false)?;
-        let (recorded, used) = generate(true, true)?;
-        println!("generated ids, plain:    {plain:?}");
-        println!("generated ids, fused:    {fused:?}");
-        println!("generated ids, recorded: {recorded:?} (recording used: {used})");
-        let ids_ok = plain == fused && fused == recorded && used;
+            let (plain, _) = generate(false, false)?;
+            let (fused, _) = generate(true, false)?;
+            let (recorded, used) = generate(true, true)?;
+            println!("{name}: generated ids, plain:    {plain:?}");
+            println!("{name}: generated ids, fused:    {fused:?}");
+            println!("{name}: generated ids, recorded: {recorded:?} (recording used: {used})");
+            ids_ok &= plain == fused && fused == recorded && used;
+        }
 
         let vision = VisionModel::random(&ckpt, &device)?;
         let recorder = VisionRecorder::new();
