@@ -57,6 +57,21 @@ pub fn self_check(device: &Device, rows: [usize; 2], dims: [usize; 5]) -> Vec<Op
     out.push(compare("add_rms_norm (sum)", sum, plain_sum.clone()));
     out.push(compare("add_rms_norm (norm)", normed, norm.forward(plain_sum)));
 
+    // The one-row products against burn's matmul, with the weight as the layers hold it (the
+    // transposed view of `[out, in]`), our matrix-vector kernel switched on for the call.
+    let gemv = super::gemv_enabled();
+    super::set_gemv(true);
+    for (name, k, n) in [
+        ("matmul q|k|v", hidden, (heads + 2 * kv_heads) * head_dim),
+        ("matmul gate|up", hidden, 2 * inter),
+        ("matmul down", inter, hidden),
+    ] {
+        let x = Tensor::<2>::random([1, k], normal, device);
+        let w = Tensor::<2>::random([n, k], normal, device).transpose();
+        out.push(compare(name, super::matmul(x.clone(), &w), x.matmul(w)));
+    }
+    super::set_gemv(gemv);
+
     let gu = Tensor::<2>::random([r, 2 * inter], normal, device);
     let plain = burn::tensor::activation::silu(gu.clone().narrow(1, 0, inter)) * gu.clone().narrow(1, inter, inter);
     out.push(compare("silu_mul", super::silu_mul(gu), plain));

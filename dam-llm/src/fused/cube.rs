@@ -160,6 +160,36 @@ fn rope_cache(
     q
 }
 
+/// `x · w` for the layer's products: our matrix-vector kernel for one row when it is switched
+/// on ([`super::set_gemv`]) and the weight is a `[out, in]` buffer seen transposed (the
+/// contiguous axis is `k`), burn-cubecl's autotuned matmul otherwise.
+fn matmul(x: CubeTensor, w: CubeTensor) -> CubeTensor {
+    let [rows, k_in] = x.shape().dims::<2>();
+    let n_out = w.shape()[1];
+    if !super::gemv_enabled() || rows != 1 || w.meta.strides()[0] != 1 || x.dtype != w.dtype {
+        return B::float_matmul(x, w);
+    }
+    let dtype = x.dtype;
+    let out = empty(&x, [1, n_out].into(), dtype);
+    let plane = x.client.properties().hardware.plane_size_max.max(1);
+    let per_cube = 8u32;
+    let client = x.client.clone();
+    unsafe {
+        kernels::gemv_kernel::launch_unchecked(
+            &client,
+            CubeCount::Static((n_out as u32).div_ceil(per_cube), 1, 1),
+            CubeDim::new_2d(plane, per_cube),
+            x.into_tensor_arg(),
+            w.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            n_out as u32,
+            k_in as u32,
+            storage(dtype),
+        )
+    };
+    out
+}
+
 /// Keys or values `0..key_len` of a cache, repeated per query-head group under GQA:
 /// `[B, KVH, L, Dh]` → `[B, H, key_len, Dh]`.
 fn attended(cache: &CubeTensor, key_len: usize, heads: usize) -> CubeTensor {
@@ -189,6 +219,10 @@ impl FusedLlamaOps for CubeBackend {
 
     fn silu_mul(gate_up: CubeTensor) -> CubeTensor {
         silu_mul(gate_up)
+    }
+
+    fn matmul(x: CubeTensor, w: CubeTensor) -> CubeTensor {
+        matmul(x, w)
     }
 
     fn rope_cache(
@@ -345,7 +379,7 @@ fn decoder_layer(
     };
     let c = h.client.clone();
     let (h, normed) = stage!(c, "input RMSNorm (+ residual)", rms(h, pending, w.input_norm, s.eps));
-    let qkv = stage!(c, "q|k|v matmul", B::float_matmul(normed, w.qkv));
+    let qkv = stage!(c, "q|k|v matmul", matmul(normed, w.qkv));
     let q = stage!(
         c,
         "RoPE + KV-cache write",
@@ -358,13 +392,13 @@ fn decoder_layer(
         let dh = o.shape()[3];
         B::float_reshape(B::float_swap_dims(o, 1, 2), [rows, s.heads * dh].into())
     });
-    let a = stage!(c, "o matmul", B::float_matmul(o, w.o));
+    let a = stage!(c, "o matmul", matmul(o, w.o));
     let (h, normed) = stage!(
         c,
         "post-attention RMSNorm + residual",
         rms(h, Some(a), w.post_norm, s.eps)
     );
-    let gate_up = stage!(c, "gate|up matmul", B::float_matmul(normed, w.gate_up));
+    let gate_up = stage!(c, "gate|up matmul", matmul(normed, w.gate_up));
     let m = stage!(c, "SiLU·up", silu_mul(gate_up));
-    (h, stage!(c, "down matmul", B::float_matmul(m, w.down)))
+    (h, stage!(c, "down matmul", matmul(m, w.down)))
 }

@@ -154,3 +154,42 @@ pub fn rope_cache_kernel<E: Float, I: Int>(
         values[at] = x;
     }
 }
+
+/// One-row matrix-vector product `out[0, n] = Σ_k x[0, k] · w[k, n]` for a weight held as the
+/// transposed view of PyTorch's `[out, in]` (so `k` is the contiguous axis): one plane per
+/// output, each lane reading 8 consecutive weights per step, f32 accumulation, one rounding to
+/// `E` (as a bf16 GEMM with f32 accumulators). `CUBE_DIM_Y` outputs per cube.
+#[cube(launch_unchecked)]
+pub fn gemv_kernel<E: Float>(
+    x: &Tensor<E>,
+    w: &Tensor<E>,
+    out: &mut Tensor<E>,
+    n_out: u32,
+    k_in: u32,
+    #[define(E)] _dtype: ElemType,
+) {
+    let n = (CUBE_POS_X * CUBE_DIM_Y + UNIT_POS_Y) as usize;
+    let lane = UNIT_POS_X as usize;
+    let valid = n < n_out as usize;
+    let k_in = k_in as usize;
+    let (xs, wk) = (x.stride(1), w.stride(0));
+    let mut acc = 0.0f32;
+    if valid {
+        let base = n * w.stride(1);
+        for k0 in range_stepped(lane * 8, k_in, CUBE_DIM_X as usize * 8) {
+            #[unroll]
+            for j in 0..8 {
+                let k = k0 + j;
+                if k < k_in {
+                    acc += f32::cast_from(w[base + k * wk]) * f32::cast_from(x[k * xs]);
+                }
+            }
+        }
+    }
+    // Every lane takes part in the plane reduction (an early return would leave it short).
+    let total = plane_sum(acc);
+    if valid && lane == 0 {
+        let at = n * out.stride(1);
+        out[at] = E::cast_from(total);
+    }
+}

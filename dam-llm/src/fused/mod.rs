@@ -56,6 +56,14 @@ pub trait FusedLlamaOps: Backend {
         eps: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
+    /// `x` `[R, K]` · `w` `[K, N]` as the fused layers compute it (see [`set_gemv`]).
+    #[fusion(dtype = x, shape = {
+        let mut shape = x.clone();
+        shape[1] = w[1];
+        shape
+    })]
+    fn matmul(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
+
     /// `gate_up` `[R, 2I]` → `silu(gate) · up` `[R, I]`.
     #[fusion(dtype = gate_up, shape = {
         let mut shape = gate_up.clone();
@@ -204,6 +212,22 @@ fn layer_meta(
     layer_meta_causal(h, p, n, q, o, pn, gu, dn, c, si, k, v, sl, hp, sq, kl, hd, kv, eps)
 }
 
+static GEMV: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Switches the fused layers' one-row products to our matrix-vector kernel
+/// ([`kernels`]`::gemv_kernel`) instead of burn-cubecl's matmul. **Off by default**: written to
+/// stream the weights at full bandwidth (the products are ≈ 97 % of a decode step's bytes), but
+/// not yet run on a GPU — `bench --check-fused` compares it with the matmul, and `bench --gemv
+/// on` measures it. `DAM_FUSED_GEMV=1` switches it on too.
+pub fn set_gemv(on: bool) {
+    GEMV.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the one-row products use our kernel (see [`set_gemv`]).
+pub fn gemv_enabled() -> bool {
+    GEMV.load(std::sync::atomic::Ordering::Relaxed) || std::env::var("DAM_FUSED_GEMV").is_ok_and(|v| v == "1")
+}
+
 /// Whether the fused ops run on `device`: a CUDA device, unless `DAM_FUSED_OPS=0` is set (to
 /// compare with, or fall back to, the plain burn-op path). The kernels are cubecl and would
 /// compile for wgpu too, but they have only been validated on CUDA (the RMSNorm kernel needs
@@ -237,6 +261,14 @@ pub fn add_rms_norm(x: Tensor<2>, residual: Tensor<2>, weight: &Tensor<2>, eps: 
         eps as f32,
     );
     (Tensor::from_dispatch(sum), Tensor::from_dispatch(normed))
+}
+
+/// [`FusedLlamaOps::matmul`] on tensors.
+pub fn matmul(x: Tensor<2>, w: &Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as FusedLlamaOps>::matmul(
+        x.into_dispatch(),
+        w.clone().into_dispatch(),
+    ))
 }
 
 /// [`FusedLlamaOps::silu_mul`] on tensors.

@@ -121,6 +121,10 @@ struct Args {
     /// `off` launches every kernel each time (see `dam::core::graph`).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     cuda_graph: String,
+    /// One-row products of the fused layers through our matrix-vector kernel instead of
+    /// burn-cubecl's matmul (experimental, off by default; see `dam::llm::fused::set_gemv`).
+    #[arg(long, default_value = "off", value_parser = ["on", "off"])]
+    gemv: String,
     /// After the timed runs: one more generation whose 9th decode step is profiled per stage
     /// of the fused decoder layers (device time; needs `--fused-ops on` on cuda).
     #[arg(long)]
@@ -286,7 +290,10 @@ fn bench(args: &Args) -> Result<()> {
         return check_fused(args);
     }
     #[cfg(any(feature = "cuda", feature = "wgpu"))]
-    dam::core::graph::set_enabled(args.cuda_graph == "on");
+    {
+        dam::core::graph::set_enabled(args.cuda_graph == "on");
+        dam::llm::fused::set_gemv(args.gemv == "on");
+    }
     eprintln!(
         "building model: config {}, backend {}, dtype {}, random weights",
         args.config.name(),
@@ -359,11 +366,14 @@ fn check_fused(args: &Args) -> Result<()> {
         let tiny = CheckpointConfig::load(&workspace_root().join("tests/fixtures/dam-tiny/checkpoint"))?.llm;
         let mut gqa = tiny.clone();
         gqa.num_key_value_heads = Some(gqa.num_attention_heads / 2);
-        for (name, config, batch, prompt) in [
-            ("tiny fixture", &tiny, 2, 7),
-            ("tiny, GQA", &gqa, 2, 5),
-            ("DAM-3B", &c, 1, 9),
+        for (name, config, batch, prompt, gemv) in [
+            ("tiny fixture", &tiny, 2, 7, false),
+            ("tiny, GQA", &gqa, 2, 5, false),
+            ("DAM-3B", &c, 1, 9, false),
+            // The decode step (one row) through the experimental matrix-vector kernel.
+            ("DAM-3B, gemv", &c, 1, 9, true),
         ] {
+            dam::llm::fused::set_gemv(gemv);
             for c in dam::llm::fused::check::stack_check(config, &device, batch, prompt)? {
                 println!(
                     "| {name}, {batch}x{prompt} | {} | {:.3e} | {:.3e} |",
@@ -372,6 +382,7 @@ fn check_fused(args: &Args) -> Result<()> {
                 worst = worst.max(c.max_abs_diff / c.max_abs_ref.max(1.0));
             }
         }
+        dam::llm::fused::set_gemv(false);
         for (name, rows, dims) in [
             ("DAM-3B, 1 row", [1, 1], full),
             ("DAM-3B, 2x3 rows", [2, 3], full),
@@ -842,6 +853,8 @@ struct Report {
     lookahead: usize,
     /// Whether the LLM ran its fused decoder layers.
     fused_ops: bool,
+    /// Whether the fused layers' one-row products ran our matrix-vector kernel.
+    gemv: bool,
     /// Whether every timed run's decode replayed a recorded step (CUDA graph).
     recorded: bool,
     /// Whether the vision encodes were replayed from a recording by the end.
@@ -893,6 +906,7 @@ impl Report {
             new_tokens: args.new_tokens,
             lookahead: args.lookahead,
             fused_ops: bench.llm.fused(),
+            gemv: bench.llm.fused() && args.gemv == "on",
             recorded: !runs.is_empty() && runs.iter().all(|r| r.recorded),
             vision_recorded: bench.recorder.has_recordings(),
             runs: args.runs,
@@ -907,7 +921,7 @@ impl Report {
 
     fn print(&self) {
         println!(
-            "DAM bench — config {}, backend {}, dtype {}, batch {}, {} new tokens, lookahead {}, fused decoder ops {}, recorded decode step {}, recorded vision encode {}, median of {} after {} warm-up",
+            "DAM bench — config {}, backend {}, dtype {}, batch {}, {} new tokens, lookahead {}, fused decoder ops {}{}, recorded decode step {}, recorded vision encode {}, median of {} after {} warm-up",
             self.config,
             self.backend,
             self.dtype,
@@ -915,6 +929,7 @@ impl Report {
             self.new_tokens,
             self.lookahead,
             if self.fused_ops { "on" } else { "off" },
+            if self.gemv { " (gemv kernel)" } else { "" },
             if self.recorded { "yes" } else { "no" },
             if self.vision_recorded { "yes" } else { "no" },
             self.runs,
@@ -984,6 +999,7 @@ impl Report {
             "new_tokens": self.new_tokens,
             "lookahead": self.lookahead,
             "fused_ops": self.fused_ops,
+            "gemv": self.gemv,
             "recorded_decode_step": self.recorded,
             "recorded_vision_encode": self.vision_recorded,
             "runs": self.runs,
