@@ -58,10 +58,13 @@ batches = {
         bench("--new-tokens", "256", "--runs", "1", "--warmup", "0", "--cuda-graph", "off", "--json", "@OUT@/bench-b1-unrecorded.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--batch", "16", "--json", "@OUT@/bench-b16.json"),
     ],
-    # The experimental matrix-vector kernel for the decode step's products (off by default until
-    # this batch and `check` have run on a GPU), beside the default in the same process.
+    # The experimental decode kernels (matrix-vector products, one-query attention; off by
+    # default until this batch and `check` have run on a GPU), beside the default in the same
+    # process.
     "gemv.jsonl": [
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--gemv", "on", "--json", "@OUT@/bench-b1-gemv.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "0", "--gemv", "on", "--decode-attention", "on",
+              "--json", "@OUT@/bench-b1-gemv-attention.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "0", "--json", "@OUT@/bench-b1-default.json"),
     ],
     # The plain burn-op path (no fused ops, no recording) for comparison on the same machine.

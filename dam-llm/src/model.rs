@@ -231,10 +231,13 @@ impl LlamaModel {
         let [b, s, d] = embeds.dims();
         let heads = self.config.num_attention_heads;
         let (cos, sin_signed) = self.rope.rows(positions);
+        // The mask as floats for one-position steps (the decode-attention kernel's form).
+        let hidden = mask.as_ref().map(|m| m.clone().float().reshape([b, s * key_len]));
         let step = crate::fused::LayerStep {
             cos,
             sin_signed,
             mask: mask.map(|m| m.expand([b, heads, s, key_len])),
+            hidden,
             slot,
             seq: s,
             key_len,

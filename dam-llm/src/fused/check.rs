@@ -72,6 +72,38 @@ pub fn self_check(device: &Device, rows: [usize; 2], dims: [usize; 5]) -> Vec<Op
     }
     super::set_gemv(gemv);
 
+    // One-position attention over a cache with hidden keys (future slots and a padded start
+    // for the second sequence), against burn's attention.
+    {
+        let len = seq + 9;
+        let q = Tensor::<4>::random([batch, heads, 1, head_dim], normal, device);
+        let k = Tensor::<4>::random([batch, kv_heads, len, head_dim], normal, device);
+        let v = Tensor::<4>::random([batch, kv_heads, len, head_dim], normal, device);
+        let pos = len - 3;
+        let hidden: Vec<bool> = (0..batch)
+            .flat_map(|b| (0..len).map(move |j| j > pos || j < b))
+            .collect();
+        let mask = Tensor::<4, Bool>::from_data(TensorData::new(hidden, [batch, 1, 1, len]), device);
+        let rep = heads / kv_heads;
+        let expand = |t: Tensor<4>| {
+            t.unsqueeze_dim::<5>(2)
+                .expand([batch, kv_heads, rep, len, head_dim])
+                .reshape([batch, heads, len, head_dim])
+        };
+        let reference = burn::tensor::module::attention(
+            q.clone(),
+            expand(k.clone()),
+            expand(v.clone()),
+            Some(mask.clone().expand([batch, heads, 1, len])),
+            None,
+            Default::default(),
+        )
+        .swap_dims(1, 2)
+        .reshape([batch, heads * head_dim]);
+        let fused = super::decode_attention(q, k, v, mask.float().reshape([batch, len]));
+        out.push(compare("decode attention", fused, reference));
+    }
+
     let gu = Tensor::<2>::random([r, 2 * inter], normal, device);
     let plain = burn::tensor::activation::silu(gu.clone().narrow(1, 0, inter)) * gu.clone().narrow(1, inter, inter);
     out.push(compare("silu_mul", super::silu_mul(gu), plain));

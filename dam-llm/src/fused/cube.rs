@@ -190,6 +190,44 @@ fn matmul(x: CubeTensor, w: CubeTensor) -> CubeTensor {
     out
 }
 
+/// One-position attention (see [`kernels::decode_attention_kernel`]): q `[B, H, 1, Dh]`, the
+/// caches `[B, KVH, L, Dh]`, `hidden` `[B, ≥ key_len]` → `[B, H·Dh]`.
+fn decode_attention(
+    q: CubeTensor,
+    keys: &CubeTensor,
+    values: &CubeTensor,
+    hidden: CubeTensor,
+    key_len: usize,
+    heads: usize,
+    kv_heads: usize,
+) -> CubeTensor {
+    let dtype = q.dtype;
+    let [b, _, _, dh] = q.shape().dims::<4>();
+    let hidden = as_dtype(hidden, dtype);
+    let out = empty(&q, [b, heads * dh].into(), dtype);
+    let plane = q.client.properties().hardware.plane_size_max.max(1);
+    let client = q.client.clone();
+    unsafe {
+        kernels::decode_attention_kernel::launch_unchecked(
+            &client,
+            CubeCount::Static((b * heads) as u32, 1, 1),
+            CubeDim::new_1d(plane),
+            q.into_tensor_arg(),
+            keys.clone().into_tensor_arg(),
+            values.clone().into_tensor_arg(),
+            hidden.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            key_len as u32,
+            heads as u32,
+            kv_heads as u32,
+            1.0 / (dh as f32).sqrt(),
+            dh,
+            storage(dtype),
+        )
+    };
+    out
+}
+
 /// Keys or values `0..key_len` of a cache, repeated per query-head group under GQA:
 /// `[B, KVH, L, Dh]` → `[B, H, key_len, Dh]`.
 fn attended(cache: &CubeTensor, key_len: usize, heads: usize) -> CubeTensor {
@@ -223,6 +261,12 @@ impl FusedLlamaOps for CubeBackend {
 
     fn matmul(x: CubeTensor, w: CubeTensor) -> CubeTensor {
         matmul(x, w)
+    }
+
+    fn decode_attention(q: CubeTensor, keys: CubeTensor, values: CubeTensor, hidden: CubeTensor) -> CubeTensor {
+        let [_, heads, _, _] = q.shape().dims::<4>();
+        let [_, kv_heads, key_len, _] = keys.shape().dims::<4>();
+        decode_attention(q, &keys, &values, hidden, key_len, heads, kv_heads)
     }
 
     fn rope_cache(
@@ -297,6 +341,7 @@ impl FusedLlamaOps for CubeBackend {
         values: &CubeTensor,
         slot: CubeTensor,
         mask: CubeTensor,
+        hidden: CubeTensor,
         has_pending: bool,
         seq: usize,
         key_len: usize,
@@ -329,7 +374,7 @@ impl FusedLlamaOps for CubeBackend {
             keys,
             values,
             &slot,
-            Some(mask),
+            Some((mask, hidden)),
             shape,
         )
     }
@@ -366,7 +411,7 @@ fn decoder_layer(
     keys: &CubeTensor,
     values: &CubeTensor,
     slot: &CubeTensor,
-    mask: Option<CubeTensor>,
+    mask: Option<(CubeTensor, CubeTensor)>,
     s: Shape,
 ) -> (CubeTensor, CubeTensor) {
     let dtype = h.dtype;
@@ -386,11 +431,19 @@ fn decoder_layer(
         rope_cache(qkv, &cos, &sin_signed, keys, values, slot, s.seq, s.heads, s.kv_heads)
     );
     let o = stage!(c, "attention", {
-        let k = attended(keys, s.key_len, s.heads);
-        let v = attended(values, s.key_len, s.heads);
-        let o = B::attention(q, k, v, mask, None, options);
-        let dh = o.shape()[3];
-        B::float_reshape(B::float_swap_dims(o, 1, 2), [rows, s.heads * dh].into())
+        match mask {
+            // A decode step: our one-query kernel when switched on.
+            Some((_, hidden)) if s.seq == 1 && super::decode_attention_enabled() => {
+                decode_attention(q, keys, values, hidden, s.key_len, s.heads, s.kv_heads)
+            }
+            mask => {
+                let k = attended(keys, s.key_len, s.heads);
+                let v = attended(values, s.key_len, s.heads);
+                let o = B::attention(q, k, v, mask.map(|(m, _)| m), None, options);
+                let dh = o.shape()[3];
+                B::float_reshape(B::float_swap_dims(o, 1, 2), [rows, s.heads * dh].into())
+            }
+        }
     });
     let a = stage!(c, "o matmul", matmul(o, w.o));
     let (h, normed) = stage!(

@@ -193,3 +193,81 @@ pub fn gemv_kernel<E: Float>(
         out[at] = E::cast_from(total);
     }
 }
+
+/// Attention of one new position per sequence (a decode step) over the cache: one plane per
+/// (sequence, head), each lane an online softmax over keys `lane, lane + 32, …` below
+/// `key_len` that `hidden` (`[B, key_len]`, 1 = hidden) leaves visible, then the lanes' partial
+/// maxima, sums and weighted values combined by plane reductions. f32 throughout, one rounding
+/// to `E` per output; scale `1/√Dh` as burn's and PyTorch's default. Writes `out` `[B, H·Dh]`
+/// directly in the layout the output projection reads (no head transpose).
+#[cube(launch_unchecked)]
+pub fn decode_attention_kernel<E: Float>(
+    q: &Tensor<E>,
+    keys: &Tensor<E>,
+    values: &Tensor<E>,
+    hidden: &Tensor<E>,
+    out: &mut Tensor<E>,
+    key_len: u32,
+    heads: u32,
+    kv_heads: u32,
+    scale: f32,
+    #[comptime] dh: usize,
+    #[define(E)] _dtype: ElemType,
+) {
+    let heads = heads as usize;
+    let bh = CUBE_POS_X as usize;
+    let b = bh / heads;
+    let h = bh % heads;
+    let kh = h / (heads / kv_heads as usize);
+    let lane = UNIT_POS_X as usize;
+    let key_len = key_len as usize;
+
+    let qb = b * q.stride(0) + h * q.stride(1);
+    let mut qv = Array::<f32>::new(dh);
+    let mut acc = Array::<f32>::new(dh);
+    #[unroll]
+    for d in 0..dh {
+        qv[d] = f32::cast_from(q[qb + d * q.stride(3)]);
+        acc[d] = f32::new(0.0);
+    }
+    // A finite start: exp(m − m_new) must stay 0 (not NaN) until a key is seen.
+    let mut m = f32::new(-1.0e30);
+    let mut sum = f32::new(0.0);
+    let kb = b * keys.stride(0) + kh * keys.stride(1);
+    let vb = b * values.stride(0) + kh * values.stride(1);
+    let hb = b * hidden.stride(0);
+    for j in range_stepped(lane, key_len, CUBE_DIM_X as usize) {
+        if f32::cast_from(hidden[hb + j * hidden.stride(1)]) < 0.5f32 {
+            let kr = kb + j * keys.stride(2);
+            let mut s = f32::new(0.0);
+            #[unroll]
+            for d in 0..dh {
+                s += qv[d] * f32::cast_from(keys[kr + d * keys.stride(3)]);
+            }
+            s *= scale;
+            let m_new = select(s > m, s, m);
+            let corr = (m - m_new).exp();
+            let p = (s - m_new).exp();
+            sum = sum * corr + p;
+            let vr = vb + j * values.stride(2);
+            #[unroll]
+            for d in 0..dh {
+                acc[d] = acc[d] * corr + p * f32::cast_from(values[vr + d * values.stride(3)]);
+            }
+            m = m_new;
+        }
+    }
+    // Every lane takes part in the reductions (lanes that saw no key add zeros).
+    let top = plane_max(m);
+    let e = (m - top).exp();
+    let total = plane_sum(sum * e);
+    let ob = b * out.stride(0) + h * dh * out.stride(1);
+    #[unroll]
+    for d in 0..dh {
+        let o = plane_sum(acc[d] * e);
+        if lane == 0 {
+            let at = ob + d * out.stride(1);
+            out[at] = E::cast_from(o / total);
+        }
+    }
+}

@@ -64,6 +64,21 @@ pub trait FusedLlamaOps: Backend {
     })]
     fn matmul(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
 
+    /// One-position attention as the fused layers compute it for a decode step: q
+    /// `[B, H, 1, Dh]`, keys/values `[B, KVH, L, Dh]`, `hidden` `[B, L]` (1 = hidden) →
+    /// `[B, H·Dh]` (see [`set_decode_attention`]).
+    #[fusion(meta = |q, _k, _v, _hidden| {
+        let mut spec = q.clone();
+        spec.shape = [q.shape[0], q.shape[1] * q.shape[3]].into();
+        spec
+    })]
+    fn decode_attention(
+        q: FloatTensor<Self>,
+        keys: FloatTensor<Self>,
+        values: FloatTensor<Self>,
+        hidden: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
     /// `gate_up` `[R, 2I]` → `silu(gate) · up` `[R, I]`.
     #[fusion(dtype = gate_up, shape = {
         let mut shape = gate_up.clone();
@@ -127,7 +142,9 @@ pub trait FusedLlamaOps: Backend {
     /// `[H·Dh, D]`, gate|up `[D, 2I]`, down `[I, D]`; norms `[1, D]`. RoPE rows `[B·S, Dh]`.
     /// `keys` / `values` `[B, KVH, L, Dh]` are written at `slot[0]..slot[0] + seq` **in
     /// place** (`slot` is read on the device, so a recorded step replays at any position);
-    /// keys `0..key_len` are attended to through `mask` `[B, H, S, key_len]` (`true` = hidden).
+    /// keys `0..key_len` are attended to through `mask` `[B, H, S, key_len]` (`true` = hidden);
+    /// `hidden` is the same mask as floats `[B, key_len]` (1 = hidden) for one-position steps
+    /// (the decode-attention kernel reads it; any float tensor for longer steps).
     #[fusion(meta = layer_meta)]
     #[allow(clippy::too_many_arguments)]
     fn decoder_layer(
@@ -145,6 +162,7 @@ pub trait FusedLlamaOps: Backend {
         values: &FloatTensor<Self>,
         slot: IntTensor<Self>,
         mask: BoolTensor<Self>,
+        hidden: FloatTensor<Self>,
         has_pending: bool,
         seq: usize,
         key_len: usize,
@@ -202,6 +220,7 @@ fn layer_meta(
     v: &TensorSpec,
     sl: &TensorSpec,
     _mask: &TensorSpec,
+    _hidden: &TensorSpec,
     hp: &bool,
     sq: &usize,
     kl: &usize,
@@ -221,6 +240,23 @@ static GEMV: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(
 /// on` measures it. `DAM_FUSED_GEMV=1` switches it on too.
 pub fn set_gemv(on: bool) {
     GEMV.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+static DECODE_ATTENTION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Switches one-position steps (decode) of the fused layers to our attention kernel
+/// ([`kernels`]`::decode_attention_kernel`, one plane per head, online softmax over the cache)
+/// instead of burn-cubecl's attention, which is built for tiles of many queries. **Off by
+/// default**: not yet run on a GPU — `bench --check-fused` compares it with burn's attention,
+/// `bench --decode-attention on` measures it. `DAM_FUSED_ATTENTION=1` switches it on too.
+pub fn set_decode_attention(on: bool) {
+    DECODE_ATTENTION.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether decode steps use our attention kernel (see [`set_decode_attention`]).
+pub fn decode_attention_enabled() -> bool {
+    DECODE_ATTENTION.load(std::sync::atomic::Ordering::Relaxed)
+        || std::env::var("DAM_FUSED_ATTENTION").is_ok_and(|v| v == "1")
 }
 
 /// Whether the one-row products use our kernel (see [`set_gemv`]).
@@ -271,6 +307,16 @@ pub fn matmul(x: Tensor<2>, w: &Tensor<2>) -> Tensor<2> {
     ))
 }
 
+/// [`FusedLlamaOps::decode_attention`] on tensors.
+pub fn decode_attention(q: Tensor<4>, keys: Tensor<4>, values: Tensor<4>, hidden: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as FusedLlamaOps>::decode_attention(
+        q.into_dispatch(),
+        keys.into_dispatch(),
+        values.into_dispatch(),
+        hidden.into_dispatch(),
+    ))
+}
+
 /// [`FusedLlamaOps::silu_mul`] on tensors.
 pub fn silu_mul(gate_up: Tensor<2>) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as FusedLlamaOps>::silu_mul(gate_up.into_dispatch()))
@@ -316,6 +362,9 @@ pub struct LayerStep {
     pub sin_signed: Tensor<2>,
     /// `[B, H, S, key_len]`, `true` = hidden; `None` = causal.
     pub mask: Option<Tensor<4, Bool>>,
+    /// The mask as floats, `[B, key_len]` (1 = hidden) for one-position steps (see
+    /// [`FusedLlamaOps::decoder_layer`]); present exactly when `mask` is.
+    pub hidden: Option<Tensor<2>>,
     /// Cache position of the first new token, one int on the device.
     pub slot: Tensor<1, Int>,
     pub seq: usize,
@@ -345,8 +394,8 @@ pub fn decoder_layer(
         step.sin_signed.clone().into_dispatch(),
     );
     let eps = step.eps as f32;
-    let (h, m) = match &step.mask {
-        Some(mask) => <Dispatch as FusedLlamaOps>::decoder_layer(
+    let (h, m) = match (&step.mask, &step.hidden) {
+        (Some(mask), Some(hidden)) => <Dispatch as FusedLlamaOps>::decoder_layer(
             h.into_dispatch(),
             pending,
             n,
@@ -361,6 +410,7 @@ pub fn decoder_layer(
             &values,
             step.slot.clone().into_dispatch(),
             mask.clone().into_dispatch(),
+            hidden.clone().into_dispatch(),
             has_pending,
             step.seq,
             step.key_len,
@@ -368,7 +418,7 @@ pub fn decoder_layer(
             step.kv_heads,
             eps,
         ),
-        None => <Dispatch as FusedLlamaOps>::decoder_layer_causal(
+        _ => <Dispatch as FusedLlamaOps>::decoder_layer_causal(
             h.into_dispatch(),
             pending,
             n,

@@ -125,6 +125,11 @@ struct Args {
     /// burn-cubecl's matmul (experimental, off by default; see `dam::llm::fused::set_gemv`).
     #[arg(long, default_value = "off", value_parser = ["on", "off"])]
     gemv: String,
+    /// Decode steps of the fused layers through our one-query attention kernel instead of
+    /// burn-cubecl's attention (experimental, off by default; see
+    /// `dam::llm::fused::set_decode_attention`).
+    #[arg(long, default_value = "off", value_parser = ["on", "off"])]
+    decode_attention: String,
     /// After the timed runs: one more generation whose 9th decode step is profiled per stage
     /// of the fused decoder layers (device time; needs `--fused-ops on` on cuda).
     #[arg(long)]
@@ -293,6 +298,7 @@ fn bench(args: &Args) -> Result<()> {
     {
         dam::core::graph::set_enabled(args.cuda_graph == "on");
         dam::llm::fused::set_gemv(args.gemv == "on");
+        dam::llm::fused::set_decode_attention(args.decode_attention == "on");
     }
     eprintln!(
         "building model: config {}, backend {}, dtype {}, random weights",
@@ -366,14 +372,17 @@ fn check_fused(args: &Args) -> Result<()> {
         let tiny = CheckpointConfig::load(&workspace_root().join("tests/fixtures/dam-tiny/checkpoint"))?.llm;
         let mut gqa = tiny.clone();
         gqa.num_key_value_heads = Some(gqa.num_attention_heads / 2);
-        for (name, config, batch, prompt, gemv) in [
+        for (name, config, batch, prompt, experimental) in [
             ("tiny fixture", &tiny, 2, 7, false),
             ("tiny, GQA", &gqa, 2, 5, false),
             ("DAM-3B", &c, 1, 9, false),
-            // The decode step (one row) through the experimental matrix-vector kernel.
-            ("DAM-3B, gemv", &c, 1, 9, true),
+            // The decode step through the experimental kernels (matrix-vector products for
+            // its one row; one-query attention for every sequence).
+            ("tiny, GQA, decode kernels", &gqa, 2, 5, true),
+            ("DAM-3B, decode kernels", &c, 1, 9, true),
         ] {
-            dam::llm::fused::set_gemv(gemv);
+            dam::llm::fused::set_gemv(experimental);
+            dam::llm::fused::set_decode_attention(experimental);
             for c in dam::llm::fused::check::stack_check(config, &device, batch, prompt)? {
                 println!(
                     "| {name}, {batch}x{prompt} | {} | {:.3e} | {:.3e} |",
@@ -383,6 +392,7 @@ fn check_fused(args: &Args) -> Result<()> {
             }
         }
         dam::llm::fused::set_gemv(false);
+        dam::llm::fused::set_decode_attention(false);
         for (name, rows, dims) in [
             ("DAM-3B, 1 row", [1, 1], full),
             ("DAM-3B, 2x3 rows", [2, 3], full),
@@ -855,6 +865,8 @@ struct Report {
     fused_ops: bool,
     /// Whether the fused layers' one-row products ran our matrix-vector kernel.
     gemv: bool,
+    /// Whether decode steps ran our one-query attention kernel.
+    decode_attention: bool,
     /// Whether every timed run's decode replayed a recorded step (CUDA graph).
     recorded: bool,
     /// Whether the vision encodes were replayed from a recording by the end.
@@ -907,6 +919,7 @@ impl Report {
             lookahead: args.lookahead,
             fused_ops: bench.llm.fused(),
             gemv: bench.llm.fused() && args.gemv == "on",
+            decode_attention: bench.llm.fused() && args.decode_attention == "on",
             recorded: !runs.is_empty() && runs.iter().all(|r| r.recorded),
             vision_recorded: bench.recorder.has_recordings(),
             runs: args.runs,
@@ -921,7 +934,7 @@ impl Report {
 
     fn print(&self) {
         println!(
-            "DAM bench — config {}, backend {}, dtype {}, batch {}, {} new tokens, lookahead {}, fused decoder ops {}{}, recorded decode step {}, recorded vision encode {}, median of {} after {} warm-up",
+            "DAM bench — config {}, backend {}, dtype {}, batch {}, {} new tokens, lookahead {}, fused decoder ops {}{}{}, recorded decode step {}, recorded vision encode {}, median of {} after {} warm-up",
             self.config,
             self.backend,
             self.dtype,
@@ -929,7 +942,12 @@ impl Report {
             self.new_tokens,
             self.lookahead,
             if self.fused_ops { "on" } else { "off" },
-            if self.gemv { " (gemv kernel)" } else { "" },
+            if self.gemv { " + gemv kernel" } else { "" },
+            if self.decode_attention {
+                " + decode-attention kernel"
+            } else {
+                ""
+            },
             if self.recorded { "yes" } else { "no" },
             if self.vision_recorded { "yes" } else { "no" },
             self.runs,
@@ -1000,6 +1018,7 @@ impl Report {
             "lookahead": self.lookahead,
             "fused_ops": self.fused_ops,
             "gemv": self.gemv,
+            "decode_attention": self.decode_attention,
             "recorded_decode_step": self.recorded,
             "recorded_vision_encode": self.vision_recorded,
             "runs": self.runs,
