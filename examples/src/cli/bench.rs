@@ -334,16 +334,21 @@ fn bench(args: &Args) -> Result<()> {
         );
         runs.push(run);
     }
-    let mut memory = memory_peak(&bench.device, &runs);
-    memory.sampled_peak = sampled_peak(&bench, &image, &masks, args)?;
-    let report = Report::new(args, &bench, &runs, memory);
+    let memory = memory_peak(&bench.device, &runs);
+    let mut report = Report::new(args, &bench, &runs, memory);
+    // The table first: what follows runs the model again.
     report.print();
-    if args.profile_step {
-        profile_step(&bench, &image, &masks)?;
+    if let Some(path) = &args.json {
+        write_json(path, &report.to_json())?;
     }
+    report.memory.sampled_peak = sampled_peak(&bench, &image, &masks, args)?;
+    report.print_sampled_peak();
     if let Some(path) = &args.json {
         write_json(path, &report.to_json())?;
         eprintln!("wrote {}", path.display());
+    }
+    if args.profile_step {
+        profile_step(&bench, &image, &masks)?;
     }
     Ok(())
 }
@@ -989,6 +994,9 @@ impl Report {
         if let Some(b) = self.memory.device_in_use {
             println!("device memory in use at the end: {:.2} GiB", gib(b));
         }
+    }
+
+    fn print_sampled_peak(&self) {
         if let Some(p) = self.memory.sampled_peak {
             println!(
                 "device memory in use, sampled peak: {:.2} GiB ({} samples over one extra untimed run of {:.1} s)",
