@@ -1,5 +1,5 @@
 //! [`FusedLlamaOps`] for the cubecl backend: host code that sizes and launches the kernels of
-//! [`super::kernels`], and the decoder stack built from them and burn-cubecl's own matmul and
+//! [`super::kernels`], and the decoder layer built from them and burn-cubecl's own matmul and
 //! attention (called on the backend directly, below burn's op graph).
 
 use burn::backend::TensorMetadata;
