@@ -231,13 +231,14 @@ impl LlamaModel {
         let [b, s, d] = embeds.dims();
         let heads = self.config.num_attention_heads;
         let (cos, sin_signed) = self.rope.rows(positions);
-        // The mask as floats for one-position steps (the decode-attention kernel's form).
-        let hidden = mask.as_ref().map(|m| m.clone().float().reshape([b, s * key_len]));
         let step = crate::fused::LayerStep {
             cos,
             sin_signed,
-            mask: mask.map(|m| m.expand([b, heads, s, key_len])),
-            hidden,
+            // Also as floats, the decode-attention kernel's form.
+            mask: mask.map(|m| {
+                let hidden = m.clone().float().reshape([b, s * key_len]);
+                (m.expand([b, heads, s, key_len]), hidden)
+            }),
             slot,
             seq: s,
             key_len,

@@ -11,7 +11,7 @@ use burn_cubecl::cubecl::calculate_cube_count_elemwise;
 use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::tensor::CubeTensor;
 
-use super::FusedLlamaOps;
+use super::{Attend, FusedLlamaOps, FusedWeights};
 use super::{kernels, profile};
 
 type B = CubeBackend;
@@ -286,62 +286,16 @@ impl FusedLlamaOps for CubeBackend {
         rope_cache(qkv, &cos, &sin_signed, keys, values, &slot, seq, heads, kv_heads)
     }
 
-    fn decoder_layer_causal(
-        h: CubeTensor,
-        pending: CubeTensor,
-        input_norm: CubeTensor,
-        qkv: CubeTensor,
-        o: CubeTensor,
-        post_norm: CubeTensor,
-        gate_up: CubeTensor,
-        down: CubeTensor,
-        cos: CubeTensor,
-        sin_signed: CubeTensor,
-        keys: &CubeTensor,
-        values: &CubeTensor,
-        slot: CubeTensor,
-        has_pending: bool,
-        seq: usize,
-        key_len: usize,
-        heads: usize,
-        kv_heads: usize,
-        eps: f32,
-    ) -> (CubeTensor, CubeTensor) {
-        let layer = Layer {
-            input_norm,
-            qkv,
-            o,
-            post_norm,
-            gate_up,
-            down,
-        };
-        let pending = has_pending.then_some(pending);
-        let shape = Shape {
-            seq,
-            key_len,
-            heads,
-            kv_heads,
-            eps,
-        };
-        decoder_layer(h, pending, layer, cos, sin_signed, keys, values, &slot, None, shape)
-    }
-
     fn decoder_layer(
         h: CubeTensor,
         pending: CubeTensor,
-        input_norm: CubeTensor,
-        qkv: CubeTensor,
-        o: CubeTensor,
-        post_norm: CubeTensor,
-        gate_up: CubeTensor,
-        down: CubeTensor,
+        weights: FusedWeights<Self>,
         cos: CubeTensor,
         sin_signed: CubeTensor,
         keys: &CubeTensor,
         values: &CubeTensor,
         slot: CubeTensor,
-        mask: CubeTensor,
-        hidden: CubeTensor,
+        attend: Attend<Self>,
         has_pending: bool,
         seq: usize,
         key_len: usize,
@@ -349,15 +303,10 @@ impl FusedLlamaOps for CubeBackend {
         kv_heads: usize,
         eps: f32,
     ) -> (CubeTensor, CubeTensor) {
-        let layer = Layer {
-            input_norm,
-            qkv,
-            o,
-            post_norm,
-            gate_up,
-            down,
+        let mask = match attend {
+            Attend::Causal => None,
+            Attend::Masked { mask, hidden } => Some((mask, hidden)),
         };
-        let pending = has_pending.then_some(pending);
         let shape = Shape {
             seq,
             key_len,
@@ -365,29 +314,9 @@ impl FusedLlamaOps for CubeBackend {
             kv_heads,
             eps,
         };
-        decoder_layer(
-            h,
-            pending,
-            layer,
-            cos,
-            sin_signed,
-            keys,
-            values,
-            &slot,
-            Some((mask, hidden)),
-            shape,
-        )
+        let pending = has_pending.then_some(pending);
+        decoder_layer(h, pending, weights, cos, sin_signed, keys, values, &slot, mask, shape)
     }
-}
-
-/// One layer's weights (see [`FusedLlamaOps::decoder_layer`]).
-struct Layer {
-    input_norm: CubeTensor,
-    qkv: CubeTensor,
-    o: CubeTensor,
-    post_norm: CubeTensor,
-    gate_up: CubeTensor,
-    down: CubeTensor,
 }
 
 /// Positions, head counts and the norm epsilon of one forward pass.
@@ -405,7 +334,7 @@ struct Shape {
 fn decoder_layer(
     h: CubeTensor,
     pending: Option<CubeTensor>,
-    w: Layer,
+    w: FusedWeights<B>,
     cos: CubeTensor,
     sin_signed: CubeTensor,
     keys: &CubeTensor,

@@ -36,7 +36,7 @@ mod kernels;
 pub mod profile;
 
 use burn::backend::tensor::{BoolTensor, FloatTensor, IntTensor};
-use burn::backend::{Backend, Dispatch, backend_extension};
+use burn::backend::{Backend, Dispatch, ExtensionType, backend_extension};
 use burn::tensor::{Bool, Device, Int, Tensor};
 
 /// The fused ops as a burn backend extension (implemented for the cubecl backend in
@@ -108,61 +108,26 @@ pub trait FusedLlamaOps: Backend {
         kv_heads: usize,
     ) -> FloatTensor<Self>;
 
-    /// One decoder layer with a causal mask; see [`FusedLlamaOps::decoder_layer`].
-    #[fusion(meta = layer_meta_causal)]
-    #[allow(clippy::too_many_arguments)]
-    fn decoder_layer_causal(
-        h: FloatTensor<Self>,
-        pending: FloatTensor<Self>,
-        input_norm: FloatTensor<Self>,
-        qkv: FloatTensor<Self>,
-        o: FloatTensor<Self>,
-        post_norm: FloatTensor<Self>,
-        gate_up: FloatTensor<Self>,
-        down: FloatTensor<Self>,
-        cos: FloatTensor<Self>,
-        sin_signed: FloatTensor<Self>,
-        keys: &FloatTensor<Self>,
-        values: &FloatTensor<Self>,
-        slot: IntTensor<Self>,
-        has_pending: bool,
-        seq: usize,
-        key_len: usize,
-        heads: usize,
-        kv_heads: usize,
-        eps: f32,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>);
-
     /// One LLaMA decoder layer over `h` `[B·S, D]`, with the previous layer's MLP output
     /// `pending` added first when `has_pending` (the residual add is folded into this layer's
     /// first RMSNorm); returns `(h, mlp_out)` — the residual stream after attention, and the
     /// MLP output for the next layer (or the final norm) to add.
     ///
-    /// Weights are the products' `[in, out]` views: q|k|v `[D, (H + 2·KVH)·Dh]`, o
-    /// `[H·Dh, D]`, gate|up `[D, 2I]`, down `[I, D]`; norms `[1, D]`. RoPE rows `[B·S, Dh]`.
-    /// `keys` / `values` `[B, KVH, L, Dh]` are written at `slot[0]..slot[0] + seq` **in
-    /// place** (`slot` is read on the device, so a recorded step replays at any position);
-    /// keys `0..key_len` are attended to through `mask` `[B, H, S, key_len]` (`true` = hidden);
-    /// `hidden` is the same mask as floats `[B, key_len]` (1 = hidden) for one-position steps
-    /// (the decode-attention kernel reads it; any float tensor for longer steps).
-    #[fusion(meta = layer_meta)]
+    /// RoPE rows `[B·S, Dh]`. `keys` / `values` `[B, KVH, L, Dh]` are written at
+    /// `slot[0]..slot[0] + seq` **in place** (`slot` is read on the device, so a recorded step
+    /// replays at any position); keys `0..key_len` are attended to as `attend` says.
+    #[fusion(meta = |h, _pending, _weights, _cos, _sin, _keys, _values, _slot, _attend, _has_pending, _seq, _key_len, _heads, _kv_heads, _eps| (h.clone(), h.clone()))]
     #[allow(clippy::too_many_arguments)]
     fn decoder_layer(
         h: FloatTensor<Self>,
         pending: FloatTensor<Self>,
-        input_norm: FloatTensor<Self>,
-        qkv: FloatTensor<Self>,
-        o: FloatTensor<Self>,
-        post_norm: FloatTensor<Self>,
-        gate_up: FloatTensor<Self>,
-        down: FloatTensor<Self>,
+        #[extension_type] weights: FusedWeights<Self>,
         cos: FloatTensor<Self>,
         sin_signed: FloatTensor<Self>,
         keys: &FloatTensor<Self>,
         values: &FloatTensor<Self>,
         slot: IntTensor<Self>,
-        mask: BoolTensor<Self>,
-        hidden: FloatTensor<Self>,
+        #[extension_type] attend: Attend<Self>,
         has_pending: bool,
         seq: usize,
         key_len: usize,
@@ -172,64 +137,42 @@ pub trait FusedLlamaOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
-#[cfg(feature = "fusion")]
-use burn::backend::fusion::custom::TensorSpec;
-
-/// Output metadata of [`FusedLlamaOps::decoder_layer_causal`]: two tensors like `h`.
-#[cfg(feature = "fusion")]
-#[allow(clippy::too_many_arguments)]
-fn layer_meta_causal(
-    h: &TensorSpec,
-    _: &TensorSpec,
-    _: &TensorSpec,
-    _: &TensorSpec,
-    _: &TensorSpec,
-    _: &TensorSpec,
-    _: &TensorSpec,
-    _: &TensorSpec,
-    _: &TensorSpec,
-    _: &TensorSpec,
-    _: &TensorSpec,
-    _: &TensorSpec,
-    _: &TensorSpec,
-    _: &bool,
-    _: &usize,
-    _: &usize,
-    _: &usize,
-    _: &usize,
-    _: &f32,
-) -> (TensorSpec, TensorSpec) {
-    (h.clone(), h.clone())
+/// One layer's weights as [`FusedLlamaOps::decoder_layer`] takes them: the products'
+/// `[in, out]` views — q|k|v `[D, (H + 2·KVH)·Dh]`, o `[H·Dh, D]`, gate|up `[D, 2I]`, down
+/// `[I, D]` — and the norms `[1, D]`.
+#[derive(ExtensionType)]
+#[extension_type(fusion: cfg(feature = "fusion"))]
+pub struct FusedWeights<B: Backend> {
+    pub input_norm: FloatTensor<B>,
+    pub qkv: FloatTensor<B>,
+    pub o: FloatTensor<B>,
+    pub post_norm: FloatTensor<B>,
+    pub gate_up: FloatTensor<B>,
+    pub down: FloatTensor<B>,
 }
 
-/// Output metadata of [`FusedLlamaOps::decoder_layer`]: two tensors like `h`.
-#[cfg(feature = "fusion")]
-#[allow(clippy::too_many_arguments)]
-fn layer_meta(
-    h: &TensorSpec,
-    p: &TensorSpec,
-    n: &TensorSpec,
-    q: &TensorSpec,
-    o: &TensorSpec,
-    pn: &TensorSpec,
-    gu: &TensorSpec,
-    dn: &TensorSpec,
-    c: &TensorSpec,
-    si: &TensorSpec,
-    k: &TensorSpec,
-    v: &TensorSpec,
-    sl: &TensorSpec,
-    _mask: &TensorSpec,
-    _hidden: &TensorSpec,
-    hp: &bool,
-    sq: &usize,
-    kl: &usize,
-    hd: &usize,
-    kv: &usize,
-    eps: &f32,
-) -> (TensorSpec, TensorSpec) {
-    layer_meta_causal(h, p, n, q, o, pn, gu, dn, c, si, k, v, sl, hp, sq, kl, hd, kv, eps)
+/// Which keys a layer's queries see.
+#[derive(ExtensionType)]
+#[extension_type(fusion: cfg(feature = "fusion"))]
+pub enum Attend<B: Backend> {
+    /// Causally (bottom-right aligned: the new positions after the cached ones).
+    Causal,
+    /// Through `mask` `[B, H, S, key_len]` (`true` = hidden); `hidden` is the same mask as
+    /// floats `[B, S·key_len]` (1 = hidden), which the one-query decode-attention kernel reads.
+    Masked {
+        mask: BoolTensor<B>,
+        hidden: FloatTensor<B>,
+    },
 }
+
+/// Whether the environment variable `name` is `1`, read once per process (these switches are
+/// asked on every product of every layer).
+fn env_on(name: &str, cell: &'static std::sync::OnceLock<bool>) -> bool {
+    *cell.get_or_init(|| std::env::var(name).is_ok_and(|v| v == "1"))
+}
+
+static GEMV_ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+static DECODE_ATTENTION_ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
 static GEMV: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -255,13 +198,12 @@ pub fn set_decode_attention(on: bool) {
 
 /// Whether decode steps use our attention kernel (see [`set_decode_attention`]).
 pub fn decode_attention_enabled() -> bool {
-    DECODE_ATTENTION.load(std::sync::atomic::Ordering::Relaxed)
-        || std::env::var("DAM_FUSED_ATTENTION").is_ok_and(|v| v == "1")
+    DECODE_ATTENTION.load(std::sync::atomic::Ordering::Relaxed) || env_on("DAM_FUSED_ATTENTION", &DECODE_ATTENTION_ENV)
 }
 
 /// Whether the one-row products use our kernel (see [`set_gemv`]).
 pub fn gemv_enabled() -> bool {
-    GEMV.load(std::sync::atomic::Ordering::Relaxed) || std::env::var("DAM_FUSED_GEMV").is_ok_and(|v| v == "1")
+    GEMV.load(std::sync::atomic::Ordering::Relaxed) || env_on("DAM_FUSED_GEMV", &GEMV_ENV)
 }
 
 /// Whether the fused ops run on `device`: a CUDA device, unless `DAM_FUSED_OPS=0` is set (to
@@ -360,11 +302,9 @@ pub struct LayerStep {
     /// RoPE table rows of the new positions, `[B·S, Dh]`.
     pub cos: Tensor<2>,
     pub sin_signed: Tensor<2>,
-    /// `[B, H, S, key_len]`, `true` = hidden; `None` = causal.
-    pub mask: Option<Tensor<4, Bool>>,
-    /// The mask as floats, `[B, key_len]` (1 = hidden) for one-position steps (see
-    /// [`FusedLlamaOps::decoder_layer`]); present exactly when `mask` is.
-    pub hidden: Option<Tensor<2>>,
+    /// `[B, H, S, key_len]`, `true` = hidden, and the same as floats `[B, S·key_len]`, 1 =
+    /// hidden (see [`Attend::Masked`]); `None` = causal.
+    pub mask: Option<(Tensor<4, Bool>, Tensor<2>)>,
     /// Cache position of the first new token, one int on the device.
     pub slot: Tensor<1, Int>,
     pub seq: usize,
@@ -386,59 +326,38 @@ pub fn decoder_layer(
     let has_pending = pending.is_some();
     // Without a pending MLP output the kernel ignores the operand: pass `h` again.
     let pending = pending.unwrap_or_else(|| h.clone()).into_dispatch();
-    let [n, q, o, pn, gu, dn] = weights.clone().map(Tensor::into_dispatch);
-    let keys = keys.clone().into_dispatch();
-    let values = values.clone().into_dispatch();
-    let (cos, sin) = (
+    let [input_norm, qkv, o, post_norm, gate_up, down] = weights.clone().map(Tensor::into_dispatch);
+    let weights = FusedWeights {
+        input_norm,
+        qkv,
+        o,
+        post_norm,
+        gate_up,
+        down,
+    };
+    let attend = match &step.mask {
+        Some((mask, hidden)) => Attend::Masked {
+            mask: mask.clone().into_dispatch(),
+            hidden: hidden.clone().into_dispatch(),
+        },
+        None => Attend::Causal,
+    };
+    let (h, m) = <Dispatch as FusedLlamaOps>::decoder_layer(
+        h.into_dispatch(),
+        pending,
+        weights,
         step.cos.clone().into_dispatch(),
         step.sin_signed.clone().into_dispatch(),
+        &keys.clone().into_dispatch(),
+        &values.clone().into_dispatch(),
+        step.slot.clone().into_dispatch(),
+        attend,
+        has_pending,
+        step.seq,
+        step.key_len,
+        step.heads,
+        step.kv_heads,
+        step.eps as f32,
     );
-    let eps = step.eps as f32;
-    let (h, m) = match (&step.mask, &step.hidden) {
-        (Some(mask), Some(hidden)) => <Dispatch as FusedLlamaOps>::decoder_layer(
-            h.into_dispatch(),
-            pending,
-            n,
-            q,
-            o,
-            pn,
-            gu,
-            dn,
-            cos,
-            sin,
-            &keys,
-            &values,
-            step.slot.clone().into_dispatch(),
-            mask.clone().into_dispatch(),
-            hidden.clone().into_dispatch(),
-            has_pending,
-            step.seq,
-            step.key_len,
-            step.heads,
-            step.kv_heads,
-            eps,
-        ),
-        _ => <Dispatch as FusedLlamaOps>::decoder_layer_causal(
-            h.into_dispatch(),
-            pending,
-            n,
-            q,
-            o,
-            pn,
-            gu,
-            dn,
-            cos,
-            sin,
-            &keys,
-            &values,
-            step.slot.clone().into_dispatch(),
-            has_pending,
-            step.seq,
-            step.key_len,
-            step.heads,
-            step.kv_heads,
-            eps,
-        ),
-    };
     (Tensor::from_dispatch(h), Tensor::from_dispatch(m))
 }
