@@ -58,14 +58,20 @@ batches = {
         bench("--new-tokens", "256", "--runs", "1", "--warmup", "0", "--cuda-graph", "off", "--json", "@OUT@/bench-b1-unrecorded.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--batch", "16", "--json", "@OUT@/bench-b16.json"),
     ],
-    # The experimental decode kernels (matrix-vector products, one-query attention; off by
-    # default until this batch and `check` have run on a GPU), beside the default in the same
-    # process.
+    # The experiments, each beside the default in the same process: the decode kernels
+    # (matrix-vector products, one-query attention; off by default until this batch and `check`
+    # have run on a GPU) and the materialised vision attention.
     "gemv.jsonl": [
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--gemv", "on", "--json", "@OUT@/bench-b1-gemv.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "0", "--gemv", "on", "--decode-attention", "on",
               "--json", "@OUT@/bench-b1-gemv-attention.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "0", "--json", "@OUT@/bench-b1-default.json"),
+        # The vision attention with materialised scores (SigLIP's 729 positions and head_dim 72
+        # keep burn-cubecl's tensor-core flash kernel out), against the default just above.
+        bench("--new-tokens", "16", "--runs", "3", "--warmup", "1", "--vision-attention", "materialized",
+              "--json", "@OUT@/bench-b1-vision-materialized.json"),
+        bench("--new-tokens", "16", "--runs", "3", "--warmup", "1", "--batch", "16", "--vision-attention", "materialized",
+              "--json", "@OUT@/bench-b16-vision-materialized.json"),
     ],
     # The plain burn-op path (no fused ops, no recording) for comparison on the same machine.
     "bf16-plain.jsonl": [

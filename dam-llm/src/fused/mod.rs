@@ -206,19 +206,34 @@ pub fn gemv_enabled() -> bool {
     GEMV.load(std::sync::atomic::Ordering::Relaxed) || env_on("DAM_FUSED_GEMV", &GEMV_ENV)
 }
 
+static ANY_RUNTIME: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Routes the fused ops to every cubecl device (wgpu too), not only CUDA; `DAM_FUSED_OPS=any`
+/// does the same. For testing: this is how the kernels run without a GPU, on Mesa's software
+/// Vulkan driver (lavapipe) — `dam/tests/fused_wgpu.rs` and `bench --check-fused
+/// --check-shapes small --backend wgpu`.
+pub fn set_any_runtime(on: bool) {
+    ANY_RUNTIME.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Whether the fused ops run on `device`: a CUDA device, unless `DAM_FUSED_OPS=0` is set (to
-/// compare with, or fall back to, the plain burn-op path). The kernels are cubecl and would
-/// compile for wgpu too, but they have only been validated on CUDA (the RMSNorm kernel needs
-/// plane operations, which not every wgpu adapter has), so other cubecl runtimes keep the plain
-/// path.
+/// compare with, or fall back to, the plain burn-op path). The kernels are cubecl and compile
+/// for every cubecl runtime, but they are measured on CUDA only and need plane (subgroup)
+/// operations, which not every wgpu adapter has, so by default other runtimes keep the plain
+/// path; [`set_any_runtime`] or `DAM_FUSED_OPS=any` routes them here too.
 pub fn available(device: &Device) -> bool {
-    if std::env::var("DAM_FUSED_OPS").is_ok_and(|v| v == "0") {
+    let env = std::env::var("DAM_FUSED_OPS");
+    if env.as_deref() == Ok("0") {
         return false;
     }
-    matches!(
-        device.as_dispatch(),
-        burn::backend::DispatchDevice::Cube(burn_cubecl::CubeDevice::Cuda(_))
-    )
+    match device.as_dispatch() {
+        burn::backend::DispatchDevice::Cube(burn_cubecl::CubeDevice::Cuda(_)) => true,
+        burn::backend::DispatchDevice::Cube(_) => {
+            ANY_RUNTIME.load(std::sync::atomic::Ordering::Relaxed) || env.as_deref() == Ok("any")
+        }
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
 }
 
 /// [`FusedLlamaOps::rms_norm`] on tensors.

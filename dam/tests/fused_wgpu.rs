@@ -1,0 +1,141 @@
+//! The fused decoder kernels (`dam::llm::fused`, our own cubecl code) run on a real cubecl
+//! runtime without a GPU: the `wgpu` backend on Mesa's software Vulkan driver (lavapipe),
+//! with the fused ops routed there ([`fused::set_any_runtime`]; by default only CUDA gets
+//! them). Same kernels, same launches and the same burn fusion glue as on CUDA; what a CPU
+//! driver cannot show is CUDA-only (recorded steps) or speed.
+//!
+//! Compiled with `--features wgpu` only; `.ci/run` runs it where a Vulkan driver is
+//! installed. Without any Vulkan adapter the tests fail (they never pass vacuously).
+#![cfg(feature = "wgpu")]
+
+use std::sync::Mutex;
+
+use burn::tensor::Device;
+use dam::core::CheckpointConfig;
+use dam::llm::fused::{self, check::OpCheck};
+use dam::{Backend, DescribeOptions, Describer, FloatType, Mask, Region};
+use dam_core::testing::{Reference, assert_close, dam_case_dir, dam_case_json, dam_expected_ids, dam_tiny_checkpoint};
+
+/// The experimental-kernel switches are process-wide: tests that flip them or depend on them
+/// run one at a time.
+static SWITCHES: Mutex<()> = Mutex::new(());
+
+fn device() -> Device {
+    fused::set_any_runtime(true);
+    let device = Backend::Wgpu
+        .configured_device(FloatType::F32)
+        .expect("a Vulkan adapter (lavapipe, Debian's mesa-vulkan-drivers)");
+    assert!(fused::available(&device), "the fused ops are routed to the wgpu device");
+    device
+}
+
+/// Every op within f32 rounding of its plain burn-op equivalent (relative to the larger of 1
+/// and the reference's magnitude), and the reference is not trivially zero.
+fn assert_checks(what: &str, checks: &[OpCheck], relative: f32) {
+    assert!(!checks.is_empty(), "{what}: no checks ran");
+    for c in checks {
+        assert!(c.max_abs_ref > 0.1, "{what} / {}: reference is {}", c.op, c.max_abs_ref);
+        let bound = relative * c.max_abs_ref.max(1.0);
+        assert!(
+            c.max_abs_diff <= bound,
+            "{what} / {}: max abs diff {:e} > {bound:e}",
+            c.op,
+            c.max_abs_diff
+        );
+    }
+}
+
+/// The mid-size config of `bench --check-fused --check-shapes small`: DAM-3B's head_dim with
+/// widths that are not multiples of the kernels' vector width, and GQA (5 query heads, 1 kv
+/// head). The tiny fixture's own config (MHA) runs end to end in the fixture test below.
+fn mid_config() -> dam::core::config::LlmConfig {
+    let mut mid = CheckpointConfig::load(&dam_tiny_checkpoint()).unwrap().llm;
+    mid.hidden_size = 320;
+    mid.num_attention_heads = 5;
+    mid.num_key_value_heads = Some(1);
+    mid.head_dim = Some(64);
+    mid.intermediate_size = 868;
+    mid.num_hidden_layers = 3;
+    mid
+}
+
+#[test]
+fn each_fused_kernel_matches_the_burn_ops_it_replaces() {
+    let _guard = SWITCHES.lock().unwrap_or_else(|p| p.into_inner());
+    let device = device();
+    // (rows, [hidden, heads, kv_heads, head_dim, intermediate]); `self_check` runs the
+    // matrix-vector kernel and the one-query attention kernel too, whatever the switches say.
+    for (rows, dims) in [
+        ([1, 1], [320, 5, 1, 64, 868]),
+        ([2, 3], [320, 5, 1, 64, 868]),
+        ([2, 5], [64, 8, 2, 8, 96]),
+    ] {
+        let checks = fused::check::self_check(&device, rows, dims);
+        assert_eq!(checks.len(), 11, "every op checked");
+        assert_checks(&format!("{rows:?} rows, dims {dims:?}"), &checks, 1e-5);
+    }
+}
+
+#[test]
+fn fused_stack_matches_the_plain_decoder() {
+    let _guard = SWITCHES.lock().unwrap_or_else(|p| p.into_inner());
+    let device = device();
+    let config = mid_config();
+    for experimental in [false, true] {
+        // Decode steps through burn's matmul/attention, then through our one-row kernels.
+        fused::set_gemv(experimental);
+        fused::set_decode_attention(experimental);
+        let checks = fused::check::stack_check(&config, &device, 2, 5).unwrap();
+        assert_checks(&format!("mid GQA 5/1, decode kernels {experimental}"), &checks, 1e-5);
+    }
+    fused::set_gemv(false);
+    fused::set_decode_attention(false);
+}
+
+fn describer(device: &Device) -> Describer {
+    Describer::builder()
+        .checkpoint(dam_tiny_checkpoint().display().to_string())
+        .device(device.clone())
+        .greedy()
+        .max_new_tokens(24)
+        .build()
+        .unwrap()
+}
+
+/// The fixture cases end to end through the fused decoder on wgpu: the original's greedy ids,
+/// and (traced, one case) the original's step logits within the CPU suite's tolerance.
+#[test]
+fn fixture_cases_through_the_fused_decoder() {
+    let _guard = SWITCHES.lock().unwrap_or_else(|p| p.into_inner());
+    let device = device();
+    let d = describer(&device);
+    for case in ["center", "tiny", "border"] {
+        let dir = dam_case_dir(case);
+        let json = dam_case_json(case);
+        let image = image::open(dir.join("image.png")).unwrap().to_rgb8();
+        let region = Region::Mask(Mask::open(dir.join("mask.png")).unwrap());
+        let options = DescribeOptions {
+            query: Some(json["query"].as_str().unwrap().to_string()),
+            trace: case == "border",
+            ..Default::default()
+        };
+        let out = d.describe_with(&image, &region, &options).unwrap();
+        assert_eq!(out.token_ids, dam_expected_ids(case), "{case}: generated ids");
+        if options.trace {
+            let trace = out.trace.expect("a trace was asked for");
+            let (logits, shape) = Reference::open(case).f32("step_logits");
+            assert_eq!(trace.step_logits.shape, shape, "{case}: step_logits shape");
+            assert_close(&format!("{case} step_logits"), &trace.step_logits.data, &logits, 1e-3);
+        }
+    }
+    // The video case: three frames, one of which skips the context provider.
+    let dir = dam_case_dir("video");
+    let frames: Vec<_> = (0..3)
+        .map(|k| image::open(dir.join(format!("image_{k}.png"))).unwrap().to_rgb8())
+        .collect();
+    let masks: Vec<_> = (0..3)
+        .map(|k| Mask::open(dir.join(format!("mask_{k}.png"))).unwrap())
+        .collect();
+    let out = d.describe_video(&frames, &masks).unwrap();
+    assert_eq!(out.token_ids, dam_expected_ids("video"), "video: generated ids");
+}
