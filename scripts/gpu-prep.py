@@ -66,12 +66,13 @@ batches = {
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "0", "--gemv", "on", "--decode-attention", "on",
               "--json", "@OUT@/bench-b1-gemv-attention.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "0", "--json", "@OUT@/bench-b1-default.json"),
-        # The vision attention with materialised scores (SigLIP's 729 positions and head_dim 72
-        # keep burn-cubecl's tensor-core flash kernel out), against the default just above.
+        # The vision attention's other forms (SigLIP's 729 positions and head_dim 72 keep
+        # burn-cubecl's tensor-core flash kernel out; dam_vision::sdpa), against the default
+        # just above: materialised scores, then padded to the flash kernel's shapes.
         bench("--new-tokens", "16", "--runs", "3", "--warmup", "1", "--vision-attention", "materialized",
               "--json", "@OUT@/bench-b1-vision-materialized.json"),
-        bench("--new-tokens", "16", "--runs", "3", "--warmup", "1", "--batch", "16", "--vision-attention", "materialized",
-              "--json", "@OUT@/bench-b16-vision-materialized.json"),
+        bench("--new-tokens", "16", "--runs", "3", "--warmup", "1", "--vision-attention", "padded",
+              "--json", "@OUT@/bench-b1-vision-padded.json"),
     ],
     # The plain burn-op path (no fused ops, no recording) for comparison on the same machine.
     "bf16-plain.jsonl": [

@@ -21,6 +21,7 @@ pub mod model;
 pub mod projector;
 pub mod recorded;
 pub mod sam;
+pub mod sdpa;
 pub mod tower;
 
 pub use error::{Result, VisionError};

@@ -136,10 +136,11 @@ struct Args {
     #[arg(long, default_value = "off", value_parser = ["on", "off"])]
     decode_attention: String,
     /// The vision attention: `auto` is burn's `attention` (the backend picks its kernel);
-    /// `materialized` computes the scores with two matmuls and an f32 softmax (experimental;
-    /// see `dam::vision::attention::set_materialized_attention`).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "materialized"])]
-    vision_attention: String,
+    /// `materialized` computes the scores with two matmuls and an f32 softmax; `padded` runs
+    /// burn's `attention` on shapes its tensor-core flash kernel accepts (experimental; see
+    /// `dam::vision::sdpa`).
+    #[arg(long, default_value = "auto")]
+    vision_attention: dam::vision::sdpa::AttentionKernel,
     /// After the timed runs: one more generation whose 9th decode step is profiled per stage
     /// of the fused decoder layers (device time; needs `--fused-ops on` on cuda).
     #[arg(long)]
@@ -304,7 +305,7 @@ fn bench(args: &Args) -> Result<()> {
     if args.check_fused {
         return check_fused(args);
     }
-    dam::vision::attention::set_materialized_attention(args.vision_attention == "materialized");
+    dam::vision::sdpa::set_kernel(args.vision_attention);
     #[cfg(any(feature = "cuda", feature = "wgpu"))]
     {
         dam::core::graph::set_enabled(args.cuda_graph == "on");
@@ -911,8 +912,8 @@ struct Report {
     gemv: bool,
     /// Whether decode steps ran our one-query attention kernel.
     decode_attention: bool,
-    /// Whether the vision attention ran materialised.
-    vision_materialized: bool,
+    /// The form of the vision attention.
+    vision_attention: dam::vision::sdpa::AttentionKernel,
     /// Whether every timed run's decode replayed a recorded step (CUDA graph).
     recorded: bool,
     /// Whether the vision encodes were replayed from a recording by the end.
@@ -966,7 +967,7 @@ impl Report {
             fused_ops: bench.llm.fused(),
             gemv: bench.llm.fused() && args.gemv == "on",
             decode_attention: bench.llm.fused() && args.decode_attention == "on",
-            vision_materialized: dam::vision::attention::materialized_attention(),
+            vision_attention: dam::vision::sdpa::kernel(),
             recorded: !runs.is_empty() && runs.iter().all(|r| r.recorded),
             vision_recorded: bench.recorder.has_recordings(),
             runs: args.runs,
@@ -997,10 +998,9 @@ impl Report {
             },
             if self.recorded { "yes" } else { "no" },
             if self.vision_recorded { "yes" } else { "no" },
-            if self.vision_materialized {
-                ", vision attention materialised"
-            } else {
-                ""
+            match self.vision_attention {
+                dam::vision::sdpa::AttentionKernel::Auto => String::new(),
+                other => format!(", vision attention {}", format!("{other:?}").to_lowercase()),
             },
             self.runs,
             self.warmup
@@ -1074,7 +1074,7 @@ impl Report {
             "fused_ops": self.fused_ops,
             "gemv": self.gemv,
             "decode_attention": self.decode_attention,
-            "vision_attention": if self.vision_materialized { "materialized" } else { "auto" },
+            "vision_attention": format!("{:?}", self.vision_attention).to_lowercase(),
             "recorded_decode_step": self.recorded,
             "recorded_vision_encode": self.vision_recorded,
             "runs": self.runs,

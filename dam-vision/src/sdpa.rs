@@ -1,0 +1,174 @@
+//! The scaled dot-product attention of the vision tower and the adapters,
+//! `softmax(q·kᵀ/√Dh)·v` over `[B, H, S, Dh]` heads, in one of three equivalent forms.
+//!
+//! Why more than burn's `attention`: SigLIP's shapes — 729 positions, head_dim 72 — satisfy
+//! neither launch constraint of burn-cubecl's tensor-core flash kernel (its stage of 16 × 2–8
+//! queries must divide `seq_q`; its 16-wide tile must divide `head_dim`), so on CUDA the
+//! autotuner runs the scalar flash kernel or its materialised fallback, and the encode is
+//! device-bound at ≈ 3× the original's time (docs/performance.md). Which kernel runs, and what
+//! it costs, is not measured yet; the two alternatives here are for that measurement
+//! (`bench --vision-attention materialized|padded`) and stay **off by default** until a GPU
+//! run shows one faster. All three agree on the CPU (tests below; fixtures 24/24).
+
+use burn::tensor::activation::softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::{AttentionModuleOptions, PadMode};
+use burn::tensor::{Bool, FloatDType, Tensor};
+
+/// Which form [`attend`] computes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AttentionKernel {
+    /// burn's `attention`: the backend picks its kernel (default).
+    #[default]
+    Auto,
+    /// [`materialized`]: two batched matmuls around an f32 softmax.
+    Materialized,
+    /// [`padded`]: burn's `attention` on shapes the tensor-core flash kernel accepts.
+    Padded,
+}
+
+impl std::str::FromStr for AttentionKernel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "materialized" => Ok(Self::Materialized),
+            "padded" => Ok(Self::Padded),
+            other => Err(format!(
+                "unknown vision attention `{other}` (auto, materialized, padded)"
+            )),
+        }
+    }
+}
+
+/// 0 = not set by [`set_kernel`] (then `DAM_VISION_ATTENTION`, then `Auto`).
+static KERNEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Selects the form of every vision attention in this process (an experiment switch for the
+/// cubecl backends; see the module docs). `DAM_VISION_ATTENTION=materialized|padded` does the
+/// same when this is not called.
+pub fn set_kernel(kernel: AttentionKernel) {
+    let code = match kernel {
+        AttentionKernel::Auto => 1,
+        AttentionKernel::Materialized => 2,
+        AttentionKernel::Padded => 3,
+    };
+    KERNEL.store(code, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The form [`attend`] computes now.
+pub fn kernel() -> AttentionKernel {
+    static ENV: std::sync::OnceLock<AttentionKernel> = std::sync::OnceLock::new();
+    match KERNEL.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => AttentionKernel::Auto,
+        2 => AttentionKernel::Materialized,
+        3 => AttentionKernel::Padded,
+        _ => *ENV.get_or_init(|| {
+            std::env::var("DAM_VISION_ATTENTION")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default()
+        }),
+    }
+}
+
+/// `softmax(q·kᵀ/√Dh)·v` in the selected form; q `[B, H, Sq, Dh]`, k/v `[B, H, Skv, Dh]`,
+/// `mask` `[B, H, Sq, Skv]` (`true` = hidden) → `[B, H, Sq, Dh]`.
+pub fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
+    match kernel() {
+        // Scale 1/√Dh is burn's default; leaving it unset keeps the flash kernels eligible.
+        AttentionKernel::Auto => attention(q, k, v, mask, None, AttentionModuleOptions::default()),
+        AttentionKernel::Materialized => materialized(q, k, v, mask),
+        AttentionKernel::Padded => padded(q, k, v, mask),
+    }
+}
+
+/// The scores materialised, as transformers' eager SigLIP attention computes them: the
+/// products in the activation dtype, the softmax in f32 and cast back. Holds `B·H·Sq·Skv` f32
+/// scores (16 × 729² = 34 MB per DAM-3B view).
+pub fn materialized(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
+    let dtype = q.dtype();
+    let head_dim = q.dims()[3];
+    let scores = q
+        .matmul(k.swap_dims(2, 3))
+        .mul_scalar(1.0 / (head_dim as f64).sqrt())
+        .cast(FloatDType::F32);
+    let scores = match mask {
+        Some(mask) => scores.mask_fill(mask, f32::NEG_INFINITY),
+        None => scores,
+    };
+    softmax(scores, 3).cast(dtype).matmul(v)
+}
+
+/// Queries per flash stage that `seq_q` is padded to a multiple of (16-row tiles × 8 planes,
+/// the largest stage burn-cubecl tries).
+const QUERY_MULTIPLE: usize = 128;
+/// The tensor-core tile width `head_dim` is padded to a multiple of.
+const HEAD_MULTIPLE: usize = 16;
+
+/// burn's `attention` on padded shapes: queries padded with zero rows to a multiple of 128
+/// (their outputs are dropped), and q, k, v padded with zero columns to a head_dim multiple of
+/// 16 (zeros add nothing to a dot product, and v's zero columns are dropped). q is scaled by
+/// √(Dp/Dh) so burn's default scale 1/√Dp amounts to 1/√Dh (one extra rounding of q in half
+/// precision). Keys are not padded — the kernel bounds-checks them — so no mask is added.
+pub fn padded(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
+    let [_, _, s, d] = q.dims();
+    let (sp, dp) = (s.next_multiple_of(QUERY_MULTIPLE), d.next_multiple_of(HEAD_MULTIPLE));
+    let options = AttentionModuleOptions::default();
+    if (sp, dp) == (s, d) {
+        return attention(q, k, v, mask, None, options);
+    }
+    let zero = || PadMode::Constant(0.0);
+    let q = q
+        .mul_scalar((dp as f64 / d as f64).sqrt())
+        .pad([(0, sp - s), (0, dp - d)], zero());
+    let k = k.pad([(0, 0), (0, dp - d)], zero());
+    let v = v.pad([(0, 0), (0, dp - d)], zero());
+    // Padded query rows see every key (their output is dropped).
+    let mask = mask.map(|m| m.int().pad([(0, sp - s), (0, 0)], zero()).greater_elem(0));
+    attention(q, k, v, mask, None, options).narrow(2, 0, s).narrow(3, 0, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, TensorData};
+
+    /// Every form against burn's attention, at SigLIP-like odd sizes (head_dim 9 pads to 16,
+    /// 11 queries to 128), with and without a key mask.
+    #[test]
+    fn every_form_equals_the_backend_attention() {
+        let device = burn::tensor::Device::flex();
+        let normal = Distribution::Normal(0.0, 1.0);
+        let q = Tensor::<4>::random([2, 3, 11, 9], normal, &device);
+        let k = Tensor::<4>::random([2, 3, 13, 9], normal, &device);
+        let v = Tensor::<4>::random([2, 3, 13, 9], normal, &device);
+        let hidden: Vec<bool> = (0..2 * 13).map(|i| i % 5 == 1).collect();
+        let mask = Tensor::<4, Bool>::from_data(TensorData::new(hidden, [2, 1, 1, 13]), &device).expand([2, 3, 11, 13]);
+        for mask in [None, Some(mask)] {
+            let reference = attention(q.clone(), k.clone(), v.clone(), mask.clone(), None, Default::default());
+            let size = reference.clone().abs().max().into_scalar::<f32>();
+            assert!(size > 0.1, "reference {size}");
+            for (name, ours) in [
+                (
+                    "materialized",
+                    materialized(q.clone(), k.clone(), v.clone(), mask.clone()),
+                ),
+                ("padded", padded(q.clone(), k.clone(), v.clone(), mask.clone())),
+            ] {
+                assert_eq!(ours.dims(), reference.dims(), "{name}");
+                let diff = (ours - reference.clone()).abs().max().into_scalar::<f32>();
+                assert!(diff < 1e-5, "{name}: max abs diff {diff}");
+            }
+        }
+    }
+
+    #[test]
+    fn kernel_names_parse() {
+        assert_eq!("padded".parse(), Ok(AttentionKernel::Padded));
+        assert_eq!("materialized".parse(), Ok(AttentionKernel::Materialized));
+        assert_eq!("auto".parse(), Ok(AttentionKernel::Auto));
+        assert!("flash".parse::<AttentionKernel>().is_err());
+    }
+}
