@@ -45,18 +45,10 @@ fn assert_checks(what: &str, checks: &[OpCheck], relative: f32) {
     }
 }
 
-/// The mid-size config of `bench --check-fused --check-shapes small`: DAM-3B's head_dim with
-/// widths that are not multiples of the kernels' vector width, and GQA (5 query heads, 1 kv
-/// head). The tiny fixture's own config (MHA) runs end to end in the fixture test below.
+/// `bench --check-fused --check-shapes small`'s mid-size config (GQA 5/1, head_dim 64, odd
+/// widths); the tiny fixture's own config (MHA) runs end to end in the fixture test below.
 fn mid_config() -> dam::core::config::LlmConfig {
-    let mut mid = CheckpointConfig::load(&dam_tiny_checkpoint()).unwrap().llm;
-    mid.hidden_size = 320;
-    mid.num_attention_heads = 5;
-    mid.num_key_value_heads = Some(1);
-    mid.head_dim = Some(64);
-    mid.intermediate_size = 868;
-    mid.num_hidden_layers = 3;
-    mid
+    fused::check::mid_size(&CheckpointConfig::load(&dam_tiny_checkpoint()).unwrap().llm)
 }
 
 #[test]

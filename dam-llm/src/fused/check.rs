@@ -160,6 +160,21 @@ pub fn self_check(device: &Device, rows: [usize; 2], dims: [usize; 5]) -> Vec<Op
     out
 }
 
+/// A mid-size LLaMA config for checks on small devices (`bench --check-fused --check-shapes
+/// small`, the wgpu tests): `base` (the tiny fixture's) with DAM-3B's head_dim (64), widths
+/// that are not multiples of the kernels' vector width (hidden 320, intermediate 868), GQA
+/// (5 query heads, 1 kv head) and 3 layers.
+pub fn mid_size(base: &LlmConfig) -> LlmConfig {
+    let mut mid = base.clone();
+    mid.hidden_size = 320;
+    mid.num_attention_heads = 5;
+    mid.num_key_value_heads = Some(1);
+    mid.head_dim = Some(64);
+    mid.intermediate_size = 868;
+    mid.num_hidden_layers = 3;
+    mid
+}
+
 /// The whole fused decoder stack against the plain path, on a random model of `config`:
 /// a causal prefill of `prompt` positions for `batch` sequences, then one static-shape decode
 /// step over the whole cache with a mask — final hidden states and the first and last layers'
