@@ -27,50 +27,52 @@ pub enum AttentionKernel {
     Padded,
 }
 
-impl std::str::FromStr for AttentionKernel {
-    type Err = String;
+impl AttentionKernel {
+    const ALL: [Self; 3] = [Self::Auto, Self::Materialized, Self::Padded];
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "materialized" => Ok(Self::Materialized),
-            "padded" => Ok(Self::Padded),
-            other => Err(format!(
-                "unknown vision attention `{other}` (auto, materialized, padded)"
-            )),
+    /// The name `bench --vision-attention` and `DAM_VISION_ATTENTION` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Materialized => "materialized",
+            Self::Padded => "padded",
         }
     }
 }
 
-/// 0 = not set by [`set_kernel`] (then `DAM_VISION_ATTENTION`, then `Auto`).
-static KERNEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+impl std::str::FromStr for AttentionKernel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown vision attention `{s}` (auto, materialized, padded)"))
+    }
+}
+
+/// Set by [`set_kernel`]; `None` until then (`DAM_VISION_ATTENTION`, else `Auto`).
+static KERNEL: std::sync::RwLock<Option<AttentionKernel>> = std::sync::RwLock::new(None);
 
 /// Selects the form of every vision attention in this process (an experiment switch for the
 /// cubecl backends; see the module docs). `DAM_VISION_ATTENTION=materialized|padded` does the
 /// same when this is not called.
 pub fn set_kernel(kernel: AttentionKernel) {
-    let code = match kernel {
-        AttentionKernel::Auto => 1,
-        AttentionKernel::Materialized => 2,
-        AttentionKernel::Padded => 3,
-    };
-    KERNEL.store(code, std::sync::atomic::Ordering::Relaxed);
+    *KERNEL.write().unwrap_or_else(|p| p.into_inner()) = Some(kernel);
 }
 
 /// The form [`attend`] computes now.
 pub fn kernel() -> AttentionKernel {
     static ENV: std::sync::OnceLock<AttentionKernel> = std::sync::OnceLock::new();
-    match KERNEL.load(std::sync::atomic::Ordering::Relaxed) {
-        1 => AttentionKernel::Auto,
-        2 => AttentionKernel::Materialized,
-        3 => AttentionKernel::Padded,
-        _ => *ENV.get_or_init(|| {
+    let set = *KERNEL.read().unwrap_or_else(|p| p.into_inner());
+    set.unwrap_or_else(|| {
+        *ENV.get_or_init(|| {
             std::env::var("DAM_VISION_ATTENTION")
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_default()
-        }),
-    }
+        })
+    })
 }
 
 /// `softmax(q·kᵀ/√Dh)·v` in the selected form; q `[B, H, Sq, Dh]`, k/v `[B, H, Skv, Dh]`,
@@ -166,6 +168,9 @@ mod tests {
 
     #[test]
     fn kernel_names_parse() {
+        for k in AttentionKernel::ALL {
+            assert_eq!(k.name().parse(), Ok(k));
+        }
         assert_eq!("padded".parse(), Ok(AttentionKernel::Padded));
         assert_eq!("materialized".parse(), Ok(AttentionKernel::Materialized));
         assert_eq!("auto".parse(), Ok(AttentionKernel::Auto));

@@ -378,13 +378,6 @@ fn check_fused(args: &Args) -> Result<()> {
     #[cfg(any(feature = "cuda", feature = "wgpu"))]
     {
         let c = CheckpointConfig::dam_3b().llm;
-        let full = [
-            c.hidden_size,
-            c.num_attention_heads,
-            c.num_kv_heads(),
-            c.head_dim(),
-            c.intermediate_size,
-        ];
         println!("| shape | op | max abs diff | max abs reference |");
         println!("| --- | --- | ---: | ---: |");
         let mut worst = 0.0f32;
@@ -405,7 +398,6 @@ fn check_fused(args: &Args) -> Result<()> {
             big.head_dim(),
             big.intermediate_size,
         ];
-        let full = if small { big_dims } else { full };
         let big_decode = format!("{big_name}, decode kernels");
         for (name, config, batch, prompt, experimental) in [
             ("tiny fixture", &tiny, 2, 7, false),
@@ -430,8 +422,8 @@ fn check_fused(args: &Args) -> Result<()> {
         dam::llm::fused::set_decode_attention(false);
         let (one_row, two_by_three) = (format!("{big_name}, 1 row"), format!("{big_name}, 2x3 rows"));
         for (name, rows, dims) in [
-            (one_row.as_str(), [1, 1], full),
-            (two_by_three.as_str(), [2, 3], full),
+            (one_row.as_str(), [1, 1], big_dims),
+            (two_by_three.as_str(), [2, 3], big_dims),
             ("GQA 8/2 heads, 2x5 rows", [2, 5], [64, 8, 2, 8, 96]),
         ] {
             for c in dam::llm::fused::check::self_check(&device, rows, dims) {
@@ -1029,7 +1021,7 @@ impl Report {
             if self.vision_recorded { "yes" } else { "no" },
             match self.vision_attention {
                 dam::vision::sdpa::AttentionKernel::Auto => String::new(),
-                other => format!(", vision attention {}", format!("{other:?}").to_lowercase()),
+                other => format!(", vision attention {}", other.name()),
             },
             self.runs,
             self.warmup
@@ -1103,7 +1095,7 @@ impl Report {
             "fused_ops": self.fused_ops,
             "gemv": self.gemv,
             "decode_attention": self.decode_attention,
-            "vision_attention": format!("{:?}", self.vision_attention).to_lowercase(),
+            "vision_attention": self.vision_attention.name(),
             "recorded_decode_step": self.recorded,
             "recorded_vision_encode": self.vision_recorded,
             "runs": self.runs,
