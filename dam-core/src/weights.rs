@@ -281,39 +281,51 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn read(&self, leaf: &str, shape: &[usize], transpose: bool, init: Init) -> WResult<TensorData> {
+    /// The values of `leaf` (checked to have `shape`), transposed when `transpose` (2-D only).
+    fn read(&self, leaf: &str, shape: &[usize], transpose: bool, init: Init) -> WResult<Vec<f32>> {
         let Weights::Safetensors(s) = self.weights else {
             unreachable!("read() is only called for safetensors weights: {init:?}")
         };
         let values = s.read_f32(&self.name(leaf), shape)?;
-        if transpose {
-            let (rows, cols) = (shape[0], shape[1]);
-            let mut t = vec![0.0f32; values.len()];
-            for r in 0..rows {
-                for c in 0..cols {
-                    t[c * rows + r] = values[r * cols + c];
-                }
-            }
-            Ok(TensorData::new(t, [cols, rows]))
+        Ok(if transpose {
+            transposed(&values, shape[0], shape[1])
         } else {
-            Ok(TensorData::new(values, shape.to_vec()))
-        }
+            values
+        })
     }
 
+    /// Puts `values` on the device as a tensor of `shape`, uploaded **flat** and reshaped there.
+    ///
+    /// Quirk: cubecl's CUDA runtime gives every buffer of rank ≥ 2 a "pitched" layout — each
+    /// row padded to the next power of two of its byte width, up to 512 B
+    /// (cubecl-server's `PitchedMemoryLayoutPolicy`). SigLIP's 1152-wide rows are 2304 B in
+    /// bf16 and take 2560: DAM-3B's vision tower and adapters would hold 94 MB of padding (the
+    /// 6.63 GiB of weights measured on an H100 = 6.55 GiB of values + exactly that padding). A
+    /// rank-1 buffer has no rows to pad, and reshaping a contiguous tensor is free, so the
+    /// weights stay dense; their rows remain 16-byte aligned (every width here is a multiple
+    /// of 8), which is all the vectorised loads need.
+    fn upload<const D: usize>(&self, values: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
+        let n = values.len();
+        Tensor::<1>::from_data(TensorData::new(values, [n]), self.device).reshape(shape)
+    }
+
+    /// A tensor of `shape` initialised by `init` (random weights), flat like [`Self::upload`].
     fn random<const D: usize>(&self, shape: [usize; D], init: Init) -> Tensor<D> {
-        match init {
-            Init::Ones => Tensor::ones(shape, self.device),
-            Init::Zeros => Tensor::zeros(shape, self.device),
-            Init::Const(v) => Tensor::full(shape, v, self.device),
-            Init::Normal(std) => Tensor::random(shape, Distribution::Normal(0.0, std), self.device),
-        }
+        let n = [shape.iter().product::<usize>()];
+        let flat = match init {
+            Init::Ones => Tensor::<1>::ones(n, self.device),
+            Init::Zeros => Tensor::zeros(n, self.device),
+            Init::Const(v) => Tensor::full(n, v, self.device),
+            Init::Normal(std) => Tensor::random(n, Distribution::Normal(0.0, std), self.device),
+        };
+        flat.reshape(shape)
     }
 
     /// The tensor `leaf` with exactly `shape`, in the device's float type.
     pub fn tensor<const D: usize>(&self, leaf: &str, shape: [usize; D], init: Init) -> WResult<Tensor<D>> {
         match self.weights {
             Weights::Random => Ok(self.random(shape, init)),
-            Weights::Safetensors(_) => Ok(Tensor::from_data(self.read(leaf, &shape, false, init)?, self.device)),
+            Weights::Safetensors(_) => Ok(self.upload(self.read(leaf, &shape, false, init)?, shape)),
         }
     }
 
@@ -322,10 +334,7 @@ impl<'a> Loader<'a> {
         let init = Init::Normal(0.02);
         match self.weights {
             Weights::Random => Ok(self.random([d_in, d_out], init)),
-            Weights::Safetensors(_) => Ok(Tensor::from_data(
-                self.read(leaf, &[d_out, d_in], true, init)?,
-                self.device,
-            )),
+            Weights::Safetensors(_) => Ok(self.upload(self.read(leaf, &[d_out, d_in], true, init)?, [d_in, d_out])),
         }
     }
 
@@ -365,43 +374,72 @@ impl<'a> Loader<'a> {
                 self.random([total, d_in], Init::Normal(0.02)),
                 bias.then(|| self.random([total], Init::Zeros)),
             ),
-            Weights::Safetensors(s) => {
-                let join = |param: &str, shape_of: &dyn Fn(usize) -> Vec<usize>| -> WResult<Vec<f32>> {
-                    let mut all = Vec::new();
-                    for (leaf, &d_out) in leaves.iter().zip(d_outs) {
-                        all.extend(s.read_f32(&self.at(leaf).name(param), &shape_of(d_out))?);
-                    }
-                    Ok(all)
-                };
-                let w = join("weight", &|d_out| vec![d_out, d_in])?;
-                let weight = Tensor::from_data(TensorData::new(w, [total, d_in]), self.device);
-                let bias = if bias {
-                    let b = join("bias", &|d_out| vec![d_out])?;
-                    Some(Tensor::from_data(TensorData::new(b, [total]), self.device))
-                } else {
-                    None
-                };
-                (weight, bias)
+            Weights::Safetensors(_) => {
+                let (w, b) = self.joined(leaves, d_in, d_outs, bias)?;
+                (self.upload(w, [total, d_in]), b.map(|b| self.upload(b, [total])))
             }
         };
         Ok(TorchLinear::new(weight, bias))
     }
 
-    /// Several `[out_i, in]` linear layers concatenated along the output (e.g. q, k, v into
-    /// one projection): one bigger matmul instead of several small ones.
+    /// Several `nn.Linear(d_in, d_out_i)` concatenated along the output into one burn `Linear`
+    /// (`[d_in, Σ d_out_i]`; e.g. q, k, v into one projection): one bigger matmul instead of
+    /// several small ones. Joined on the host, transposed once and uploaded once.
     pub fn fused_linear(&self, leaves: &[&str], d_in: usize, d_outs: &[usize], bias: bool) -> WResult<Linear> {
-        let mut weights = Vec::with_capacity(leaves.len());
-        let mut biases = Vec::with_capacity(leaves.len());
-        for (leaf, &d_out) in leaves.iter().zip(d_outs) {
-            let l = self.linear(leaf, d_in, d_out, bias)?;
-            weights.push(l.weight.val());
-            if let Some(b) = l.bias {
-                biases.push(b.val());
+        let total: usize = d_outs.iter().sum();
+        let (weight, bias) = match self.weights {
+            Weights::Random => (
+                self.random([d_in, total], Init::Normal(0.02)),
+                bias.then(|| self.random([total], Init::Zeros)),
+            ),
+            Weights::Safetensors(_) => {
+                let (w, b) = self.joined(leaves, d_in, d_outs, bias)?;
+                let w = self.upload(transposed(&w, total, d_in), [d_in, total]);
+                (w, b.map(|b| self.upload(b, [total])))
             }
-        }
+        };
         Ok(Linear {
-            weight: Param::from_tensor(Tensor::cat(weights, 1)),
-            bias: bias.then(|| Param::from_tensor(Tensor::cat(biases, 0))),
+            weight: Param::from_tensor(weight),
+            bias: bias.map(Param::from_tensor),
         })
     }
+
+    /// The `weight` rows (PyTorch layout, `[Σ d_out_i, d_in]`) and, when `bias`, the biases of
+    /// `leaves`, joined in order on the host.
+    fn joined(
+        &self,
+        leaves: &[&str],
+        d_in: usize,
+        d_outs: &[usize],
+        bias: bool,
+    ) -> WResult<(Vec<f32>, Option<Vec<f32>>)> {
+        let Weights::Safetensors(s) = self.weights else {
+            unreachable!("joined() is only called for safetensors weights")
+        };
+        let join = |param: &str, shape_of: &dyn Fn(usize) -> Vec<usize>| -> WResult<Vec<f32>> {
+            let mut all = Vec::new();
+            for (leaf, &d_out) in leaves.iter().zip(d_outs) {
+                all.extend(s.read_f32(&self.at(leaf).name(param), &shape_of(d_out))?);
+            }
+            Ok(all)
+        };
+        let w = join("weight", &|d_out| vec![d_out, d_in])?;
+        let b = if bias {
+            Some(join("bias", &|d_out| vec![d_out])?)
+        } else {
+            None
+        };
+        Ok((w, b))
+    }
+}
+
+/// `values` (`rows × cols`, row-major) transposed to `cols × rows`.
+fn transposed(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; values.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = values[r * cols + c];
+        }
+    }
+    t
 }

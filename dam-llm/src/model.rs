@@ -80,6 +80,21 @@ impl LlamaModel {
         Ok(model)
     }
 
+    /// Parameters held on the device: embeddings, layers, final norm and the LM head (counted
+    /// once when tied to the embeddings). The RoPE tables are not parameters.
+    pub fn num_params(&self) -> usize {
+        use burn::module::Module;
+        let head = if self.config.tie_word_embeddings {
+            0
+        } else {
+            self.lm_head.num_params()
+        };
+        self.embed_tokens.val().shape().num_elements()
+            + self.layers.iter().map(Module::num_params).sum::<usize>()
+            + self.norm.num_params()
+            + head
+    }
+
     /// Whether the fused decoder stack runs on `device` (a CUDA device with the `cube`
     /// feature, unless `DAM_FUSED_OPS=0`; see [`crate::fused`]).
     pub fn fused_ops_available(device: &Device) -> bool {

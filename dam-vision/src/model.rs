@@ -51,6 +51,11 @@ pub struct VisionOutput {
 }
 
 impl VisionModel {
+    /// Parameters held on the device (the layers that are loaded, adapters, projector).
+    pub fn num_params(&self) -> usize {
+        self.vision_tower.num_params() + self.context_provider.num_params() + self.mm_projector.num_params()
+    }
+
     /// Loads `vision_tower/`, `context_provider/` and `mm_projector/` of a checkpoint folder,
     /// running (and loading) only the layers that influence the selected features.
     pub fn load(dir: &Path, config: &CheckpointConfig, device: &Device) -> Result<Self> {

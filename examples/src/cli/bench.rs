@@ -160,6 +160,20 @@ struct Bench {
     ids: Vec<i64>,
     /// How many prompt ids had to be folded into a small vocabulary.
     clamped_ids: usize,
+    /// The loaded weights on the device.
+    weights: WeightsOnDevice,
+}
+
+/// What the weights take on the device, against what their values need: the difference is
+/// layout padding (cubecl pads rows of 2-D buffers on CUDA; `dam_core::Loader` uploads flat
+/// to avoid it) — a check that the loader keeps them dense.
+#[derive(Clone, Copy, Debug)]
+struct WeightsOnDevice {
+    params: usize,
+    /// `params` × the float type's size.
+    value_bytes: u64,
+    /// Allocator bytes in use right after building the model, where the backend reports it.
+    in_use: Option<u64>,
 }
 
 /// One timed run.
@@ -564,6 +578,16 @@ fn build(args: &Args) -> Result<Bench> {
     let mut llm = LlamaModel::random(&config.llm, &device)?;
     llm.set_fused(args.fused_ops == "on");
     sync(&device)?;
+    let params = vision.num_params() + llm.num_params();
+    let elem: u64 = match args.dtype {
+        FloatType::F32 => 4,
+        FloatType::F16 | FloatType::BF16 => 2,
+    };
+    let weights = WeightsOnDevice {
+        params,
+        value_bytes: params as u64 * elem,
+        in_use: in_use_now(&device),
+    };
     let (ids, clamped_ids) = prompt_ids(config.llm.vocab_size);
     Ok(Bench {
         device,
@@ -574,6 +598,7 @@ fn build(args: &Args) -> Result<Bench> {
         llm,
         ids,
         clamped_ids,
+        weights,
     })
 }
 
@@ -944,6 +969,7 @@ struct Report {
     prompt_positions: usize,
     crops_differ: usize,
     clamped_ids: usize,
+    weights: WeightsOnDevice,
     /// `(key with unit, label, stat)`.
     metrics: Vec<(&'static str, &'static str, Stat)>,
     memory: MemoryPeak,
@@ -996,6 +1022,7 @@ impl Report {
             prompt_positions: runs[0].prompt_positions,
             crops_differ: runs[0].crops_differ,
             clamped_ids: bench.clamped_ids,
+            weights: bench.weights,
             metrics,
             memory,
         }
@@ -1062,6 +1089,15 @@ impl Report {
         if let Some(b) = self.memory.device_in_use {
             println!("device memory in use at the end: {:.2} GiB", gib(b));
         }
+        let w = self.weights;
+        if let Some(b) = w.in_use {
+            println!(
+                "weights on the device: {:.3} GiB in use for {:.3} GiB of values ({} parameters)",
+                gib(b),
+                gib(w.value_bytes),
+                w.params
+            );
+        }
     }
 
     fn print_sampled_peak(&self) {
@@ -1110,6 +1146,9 @@ impl Report {
             "device_memory_in_use_at_end_gib": self.memory.device_in_use.map(gib),
             "device_memory_in_use_at_phase_ends_max_gib": self.memory.in_use_at_phase_ends.map(gib),
             "device_memory_in_use_sampled_peak_gib": self.memory.sampled_peak.map(|p| gib(p.bytes)),
+            "parameters": self.weights.params,
+            "weight_values_gib": gib(self.weights.value_bytes),
+            "weights_in_use_gib": self.weights.in_use.map(gib),
         })
     }
 }
