@@ -75,6 +75,10 @@ batches = {
                 "--json", f"@OUT@/bench-b1-vision-{form}.json") for form in ("materialized", "padded")],
         *[bench("--new-tokens", "256", "--runs", "1", "--warmup", "1", "--batch", "16", "--vision-attention", form,
                 "--json", f"@OUT@/bench-b16-vision-{form}.json") for form in ("materialized", "padded")],
+        # The prompt left-padded 247 -> 256 positions (masked) so the prefill's attention has
+        # shapes the flash kernel accepts (SessionOptions::prompt_multiple).
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--prompt-multiple", "128",
+              "--json", "@OUT@/bench-b1-prompt-multiple-128.json"),
     ],
     # The plain burn-op path (no fused ops, no recording) for comparison on the same machine.
     "bf16-plain.jsonl": [

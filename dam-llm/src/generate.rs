@@ -52,6 +52,7 @@ impl GenerationOptions {
             suppress_eos: self.suppress_eos,
             record_logits: self.record_logits,
             lookahead: crate::session::DEFAULT_LOOKAHEAD,
+            prompt_multiple: crate::session::DEFAULT_PROMPT_MULTIPLE,
         }
     }
 }

@@ -73,10 +73,22 @@ pub struct SessionOptions {
     /// than 1 (42.8 vs 49.4 tok/s) — the fusion queue grows when nothing flushes it. Hence
     /// the default of 1; the option stays for backends where the device is the bottleneck.
     pub lookahead: usize,
+    /// Left-pad the prompts (masked, as for a batch of different lengths) to a multiple of
+    /// this many positions; 1 = off. An experiment for the cubecl backends: DAM-3B's prompt
+    /// of 247 positions misses the launch constraint of burn-cubecl's tensor-core flash
+    /// attention (its query stage of 16 × 2–8 rows must divide the sequence), as SigLIP's
+    /// 729 does (`dam_vision::sdpa`); 128 pads it to 256 for ≈ 4 % more prefill rows and 9
+    /// more cache slots. Not measured on a GPU yet (docs/performance.md), so
+    /// [`DEFAULT_PROMPT_MULTIPLE`] is 1. Skipped when the padded prompt plus the new tokens
+    /// would pass `max_position_embeddings`. The ids are those of the unpadded prompt.
+    pub prompt_multiple: usize,
 }
 
 /// Default [`SessionOptions::lookahead`] (see there for why it is 1).
 pub const DEFAULT_LOOKAHEAD: usize = 1;
+
+/// Default [`SessionOptions::prompt_multiple`]: no padding.
+pub const DEFAULT_PROMPT_MULTIPLE: usize = 1;
 
 /// State of one generation over a batch.
 pub struct Session<'a> {
@@ -114,16 +126,21 @@ impl<'a> Session<'a> {
         if lens.contains(&0) {
             return Err(LlmError::EmptyInput);
         }
-        let p = *lens.iter().max().expect("non-empty");
-        let max_len = p + options.max_new_tokens;
+        let longest = *lens.iter().max().expect("non-empty");
         let max_pos = model.config.max_position_embeddings;
-        if max_len > max_pos {
+        if longest + options.max_new_tokens > max_pos {
             return Err(LlmError::TooLong {
-                prompt: p,
+                prompt: longest,
                 new_tokens: options.max_new_tokens,
                 max: max_pos,
             });
         }
+        // Positions in the batch (and cache slots before the new tokens), padding included.
+        let p = match longest.next_multiple_of(options.prompt_multiple.max(1)) {
+            padded if padded + options.max_new_tokens <= max_pos => padded,
+            _ => longest,
+        };
+        let max_len = p + options.max_new_tokens;
         let pads: Vec<usize> = lens.iter().map(|&l| p - l).collect();
         let d = model.hidden_size();
         let embeds: Vec<Tensor<2>> = prompts

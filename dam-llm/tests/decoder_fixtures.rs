@@ -36,6 +36,7 @@ fn greedy(max_new_tokens: usize, record: bool) -> SessionOptions {
         suppress_eos: false,
         record_logits: record,
         lookahead: dam_llm::session::DEFAULT_LOOKAHEAD,
+        prompt_multiple: dam_llm::session::DEFAULT_PROMPT_MULTIPLE,
     }
 }
 
@@ -95,6 +96,35 @@ fn a_batch_of_different_lengths_gives_the_same_ids_as_one_by_one() {
         assert_eq!(batch.tokens()[i], single.tokens()[0], "{name}: batched vs alone");
         assert_eq!(single.tokens()[0], dam_expected_ids(name), "{name}: alone vs fixture");
     }
+}
+
+#[test]
+fn padding_the_prompt_to_a_multiple_changes_nothing() {
+    let device = Device::flex();
+    let model = model(&device);
+    let mut padded_some = false;
+    for name in dam_cases() {
+        let p = prompt(&model, &name, &device);
+        let multiple = 16;
+        padded_some |= !p.dims()[0].is_multiple_of(multiple);
+        let run = |prompt_multiple: usize| {
+            let options = SessionOptions {
+                prompt_multiple,
+                ..greedy(24, true)
+            };
+            let mut s = Session::new(&model, vec![p.clone()], options).unwrap();
+            while s.step().is_some() {}
+            (s.tokens()[0].clone(), s.step_logits()[0].clone())
+        };
+        let (ids, logits) = run(1);
+        let (padded_ids, padded_logits) = run(multiple);
+        assert_eq!(padded_ids, ids, "{name}: ids with the prompt padded");
+        assert_eq!(padded_ids, dam_expected_ids(&name), "{name}: padded vs fixture");
+        for (i, (a, b)) in padded_logits.iter().zip(&logits).enumerate() {
+            assert_close(&format!("{name} padded step_logits[{i}]"), a, b, 1e-4);
+        }
+    }
+    assert!(padded_some, "some case's prompt is not a multiple already");
 }
 
 #[test]

@@ -48,6 +48,7 @@ fn first_logits(model: &LlamaModel) -> Vec<f32> {
         suppress_eos: false,
         record_logits: true,
         lookahead: dam_llm::session::DEFAULT_LOOKAHEAD,
+        prompt_multiple: dam_llm::session::DEFAULT_PROMPT_MULTIPLE,
     };
     let mut s = Session::new(model, vec![prompt], options).unwrap();
     s.step();

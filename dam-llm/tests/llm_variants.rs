@@ -35,6 +35,7 @@ fn logits(model: &LlamaModel) -> Vec<f32> {
         suppress_eos: true,
         record_logits: true,
         lookahead: dam_llm::session::DEFAULT_LOOKAHEAD,
+        prompt_multiple: dam_llm::session::DEFAULT_PROMPT_MULTIPLE,
     };
     let mut s = Session::new(model, vec![prompt], options).unwrap();
     while s.step().is_some() {}

@@ -131,3 +131,45 @@ fn fixture_cases_through_the_fused_decoder() {
     let out = d.describe_video(&frames, &masks).unwrap();
     assert_eq!(out.token_ids, dam_expected_ids("video"), "video: generated ids");
 }
+
+/// A prompt left-padded to a multiple of 16 positions (`SessionOptions::prompt_multiple`, the
+/// prefill experiment for burn-cubecl's flash kernel) through the fused decoder: a masked
+/// prefill, then masked decode steps — the original's ids and the unpadded run's logits.
+#[test]
+fn a_padded_prompt_through_the_fused_decoder() {
+    use burn::tensor::{Tensor, TensorData};
+    use dam::llm::{LlamaModel, Session, SessionOptions};
+
+    let _guard = SWITCHES.lock().unwrap_or_else(|p| p.into_inner());
+    let device = device();
+    let checkpoint = dam_tiny_checkpoint();
+    let config = CheckpointConfig::load(&checkpoint).unwrap();
+    let model = LlamaModel::load(&checkpoint.join("llm"), &config.llm, &device).unwrap();
+    assert!(model.fused(), "the fused decoder runs");
+    let case = "border";
+    let (embeds, shape) = Reference::open(case).f32("llm_inputs_embeds");
+    let prompt = Tensor::<2>::from_data(TensorData::new(embeds, [shape[1], shape[2]]), &device);
+    let multiple = 16;
+    assert!(!shape[1].is_multiple_of(multiple), "the prompt gets padded");
+    let run = |prompt_multiple: usize| {
+        let options = SessionOptions {
+            max_new_tokens: 24,
+            sampling: dam::Sampling::Greedy,
+            eos: vec![2],
+            suppress_eos: false,
+            record_logits: true,
+            lookahead: 1,
+            prompt_multiple,
+        };
+        let mut s = Session::new(&model, vec![prompt.clone()], options).unwrap();
+        while s.step().is_some() {}
+        (s.tokens()[0].clone(), s.step_logits()[0].clone())
+    };
+    let (ids, logits) = run(1);
+    let (padded_ids, padded_logits) = run(multiple);
+    assert_eq!(ids, dam_expected_ids(case), "{case}: unpadded ids");
+    assert_eq!(padded_ids, ids, "{case}: padded ids");
+    for (i, (a, b)) in padded_logits.iter().zip(&logits).enumerate() {
+        assert_close(&format!("{case} padded step_logits[{i}]"), a, b, 1e-4);
+    }
+}

@@ -104,6 +104,11 @@ struct Args {
     /// see `dam::llm::session::SessionOptions::lookahead`.
     #[arg(long, default_value_t = dam::llm::session::DEFAULT_LOOKAHEAD)]
     lookahead: usize,
+    /// Left-pad each prompt (masked) to a multiple of this many positions, so the prefill's
+    /// attention shapes suit burn-cubecl's tensor-core flash kernel (experimental, 1 = off;
+    /// see `dam::llm::session::SessionOptions::prompt_multiple`).
+    #[arg(long, default_value_t = dam::llm::session::DEFAULT_PROMPT_MULTIPLE)]
+    prompt_multiple: usize,
     /// Instead of the pipeline: time the LLM's matrix products alone (rows 1 and `--batch`),
     /// with the weight in burn's `[in, out]` layout and in PyTorch's `[out, in]` (see
     /// `cli::probe`).
@@ -162,6 +167,8 @@ struct Bench {
     clamped_ids: usize,
     /// The loaded weights on the device.
     weights: WeightsOnDevice,
+    /// `--prompt-multiple`.
+    prompt_multiple: usize,
 }
 
 /// What the weights take on the device, against what their values need: the difference is
@@ -478,6 +485,7 @@ fn check_fused(args: &Args) -> Result<()> {
                     suppress_eos: true,
                     record_logits: false,
                     lookahead: 1,
+                    prompt_multiple: 1,
                 };
                 let mut session = Session::new(&llm, vec![prompt.clone()], options)?;
                 while session.step().is_some() {}
@@ -599,6 +607,7 @@ fn build(args: &Args) -> Result<Bench> {
         ids,
         clamped_ids,
         weights,
+        prompt_multiple: args.prompt_multiple,
     })
 }
 
@@ -699,6 +708,7 @@ fn profile_step(bench: &Bench, image: &RgbImage, masks: &[Mask]) -> Result<()> {
             suppress_eos: true,
             record_logits: false,
             lookahead: 1,
+            prompt_multiple: bench.prompt_multiple,
         };
         // The stages are timed on the ordinary (unrecorded) step: a replay runs them as one
         // dispatch, with nothing to bracket.
@@ -786,6 +796,7 @@ fn time_run(bench: &Bench, image: &RgbImage, masks: &[Mask], new_tokens: usize, 
         suppress_eos: true,
         record_logits: false,
         lookahead,
+        prompt_multiple: bench.prompt_multiple,
     };
     let mut session = Session::new(&bench.llm, embeds, options)?;
     sync(device)?;
@@ -952,6 +963,7 @@ struct Report {
     batch: usize,
     new_tokens: usize,
     lookahead: usize,
+    prompt_multiple: usize,
     /// Whether the LLM ran its fused decoder layers.
     fused_ops: bool,
     /// Whether the fused layers' one-row products ran our matrix-vector kernel.
@@ -1011,6 +1023,7 @@ impl Report {
             batch,
             new_tokens: args.new_tokens,
             lookahead: args.lookahead,
+            prompt_multiple: args.prompt_multiple,
             fused_ops: bench.llm.fused(),
             gemv: bench.llm.fused() && args.gemv == "on",
             decode_attention: bench.llm.fused() && args.decode_attention == "on",
@@ -1056,8 +1069,13 @@ impl Report {
         println!("device: {}", self.device);
         println!("date:   {}", self.date);
         println!(
-            "prompt: {} positions per region; {}/{} regions with a differing crop (both vision passes){}",
+            "prompt: {} positions per region{}; {}/{} regions with a differing crop (both vision passes){}",
             self.prompt_positions,
+            if self.prompt_multiple > 1 {
+                format!(" (left-padded to a multiple of {})", self.prompt_multiple)
+            } else {
+                String::new()
+            },
             self.crops_differ,
             self.batch,
             if self.clamped_ids > 0 {
@@ -1128,6 +1146,7 @@ impl Report {
             "batch": self.batch,
             "new_tokens": self.new_tokens,
             "lookahead": self.lookahead,
+            "prompt_multiple": self.prompt_multiple,
             "fused_ops": self.fused_ops,
             "gemv": self.gemv,
             "decode_attention": self.decode_attention,
