@@ -16,29 +16,38 @@
 #
 # What is still open (issues 5 and 7) fits two calls of the device tool (10 min each at most;
 # the machine is given back after 30 s idle, so send the second at once):
-#   STAGES="check fixtures-bf16-video" OUT=$OUT bash scripts/gpu-check.sh   # <= 400 s
-#   STAGES="gemv profile" OUT=$OUT bash scripts/gpu-check.sh               # <= 450 s
+#   STAGES="check fixtures-bf16-video fixtures-wgpu" OUT=$OUT bash scripts/gpu-check.sh  # <= 550 s
+#   STAGES="gemv profile" OUT=$OUT bash scripts/gpu-check.sh                             # <= 450 s
+# (expected ≈ 4 and ≈ 6 min: check took 63 s, the 3-line bf16 stage 194 s on 2026-11-26).
 #
 # One binary (`dam-tools` = describe + segment + bench) because the CUDA build is ~155 MB
 # stripped / ~33 MB xz and the carry limit is 64 MiB. The device tool brings back only a few
 # files, so every stage packs its outputs into one archive in $OUT as soon as it ends.
 set -u
 OUT=${OUT:-gpu-out}
-STAGES=${STAGES:-"fixtures-f32 bf16 wgpu"}
+STAGES=${STAGES:-"fixtures-f32 bf16 fixtures-wgpu"}
 W=/tmp/dam-work
 mkdir -p "$OUT" "$W" /tmp/dam-bin
 xz -dc gpu-bundle/dam-tools.xz > /tmp/dam-bin/dam-tools && chmod +x /tmp/dam-bin/dam-tools
 T=/tmp/dam-bin/dam-tools
-{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv; date -u; ls /usr/share/vulkan/icd.d /etc/vulkan/icd.d 2>&1; } > "$W/gpu.txt" 2>&1
+{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv; date -u
+  ls /usr/share/vulkan/icd.d /etc/vulkan/icd.d; cat /usr/share/vulkan/icd.d/*.json
+  ldconfig -p | grep -i "vulkan\|GLX_nvidia\|nvidia-vk"; } > "$W/gpu.txt" 2>&1
+# wgpu needs the Vulkan loader (libvulkan.so.1), which this image lacked on 2026-11-26 although
+# NVIDIA's Vulkan ICD is registered: use the bundled one (Debian's) only when there is none.
+if ! ldconfig -p | grep -q "libvulkan.so.1" && [ -f gpu-bundle/lib/libvulkan.so.1 ]; then
+  export LD_LIBRARY_PATH="$PWD/gpu-bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  echo "using the bundled Vulkan loader" >> "$W/gpu.txt"
+fi
 for f in gpu-bundle/*.jsonl; do sed "s#@OUT@#$W#g" "$f" > "/tmp/dam-bin/$(basename "$f")"; done
 for stage in $STAGES; do
   # Default limits from the 2026-11-26 H100 runs (each process compiles and autotunes cold,
   # ~2 min at full size); LIMIT_<stage> overrides.
   case $stage in
     check|fixtures-bf16|fixtures-bf16-video) default=200 ;;
+    fixtures-wgpu) default=150 ;;
     bf16|gemv) default=300 ;;
     profile|memory|fixtures-f32) default=150 ;;
-    wgpu) default=30 ;;
     *) default=120 ;;
   esac
   limit_var="LIMIT_${stage//-/_}"

@@ -16,32 +16,27 @@ bundle = root / "gpu-bundle"
 bundle.mkdir(exist_ok=True)
 
 
-def describe_runs(dtype):
+def describe_runs(dtype, backend="cuda", tag=None):
+    """Every fixture case through `describe`; outputs named `<case>-<tag>` (tag: the dtype)."""
+    tag = tag or dtype
     runs = []
     for case_dir in sorted((root / fix / "cases").iterdir()):
         case = json.loads((case_dir / "case.json").read_text())
         rel = fix / "cases" / case_dir.name
-        args = ["describe", "--model", str(fix / "checkpoint"), "--backend", "cuda", "--dtype", dtype]
+        args = ["describe", "--model", str(fix / "checkpoint"), "--backend", backend, "--dtype", dtype]
         for k in range(case["num_frames"]):
             if case["kind"] == "video":
                 args += ["--image", str(rel / f"image_{k}.png"), "--mask", str(rel / f"mask_{k}.png")]
             else:
                 args += ["--image", str(rel / "image.png"), "--mask", str(rel / "mask.png")]
         args += ["--greedy", "--max-new-tokens", "24", "--json", "--query", case["query"]]
-        args += ["--dump", f"@OUT@/{case_dir.name}-{dtype}.safetensors"]
+        args += ["--dump", f"@OUT@/{case_dir.name}-{tag}.safetensors"]
         runs.append(args)
     return runs
 
 
 def bench(*extra):
     return ["bench", "--backend", "cuda", "--dtype", "bf16", "--config", "full", *extra]
-
-
-def center_on(backend):
-    """The center case on another backend (a quick does-it-run check)."""
-    run = next(r for r in describe_runs("f32") if "/center/" in " ".join(r))
-    run = [backend if a == "cuda" else a for a in run]
-    return [a.replace("center-f32", f"center-{backend}") for a in run]
 
 
 # Ordered by value: a run that times out loses what comes after it.
@@ -90,7 +85,9 @@ batches = {
     "fixtures-bf16-video.jsonl": [r for r in describe_runs("bf16") if "/video/" in " ".join(r)],
     # Batch 1 with fewer runs: the sampled peak of bytes in use (printed after the table).
     "memory.jsonl": [bench("--new-tokens", "256", "--runs", "1", "--warmup", "1", "--json", "@OUT@/bench-memory.json")],
-    "wgpu.jsonl": [center_on("wgpu")],
+    # Every fixture case on wgpu (Vulkan; the 2026-11-26 machine had NVIDIA's Vulkan ICD but no
+    # Vulkan loader, which gpu-check.sh now brings along in gpu-bundle/lib).
+    "fixtures-wgpu.jsonl": describe_runs("f32", backend="wgpu", tag="wgpu"),
     "probe.jsonl": [bench("--probe", "--batch", "16", "--runs", "1", "--json", "@OUT@/probe.json")],
     # cubecl's per-kernel log (gpu-check.sh sets CUBECL_DEBUG_OPTION=profile for this stage):
     # every kernel of one vision encode and a few decode steps, unrecorded so each launch shows.
@@ -99,3 +96,11 @@ batches = {
 for name, runs in batches.items():
     (bundle / name).write_text("".join(json.dumps(r) + "\n" for r in runs))
     print(f"gpu-bundle/{name}: {len(runs)} runs", file=sys.stderr)
+
+# The Vulkan loader for the wgpu stage (the GPU machine's image lacks it); used there only when
+# the system has none.
+loader = pathlib.Path("/usr/lib/x86_64-linux-gnu/libvulkan.so.1")
+if loader.exists():
+    (bundle / "lib").mkdir(exist_ok=True)
+    (bundle / "lib" / "libvulkan.so.1").write_bytes(loader.read_bytes())
+    print("gpu-bundle/lib/libvulkan.so.1: the Vulkan loader", file=sys.stderr)

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Compares a GPU check's fixture runs with the fixtures: ids and dumped tensors.
 
-usage: gpu-report.py DIR   (DIR holds `fixtures-<dtype>.out` and `<case>-<dtype>.safetensors`,
-i.e. an unpacked results-*.tgz of scripts/gpu-check.sh)
+usage: gpu-report.py DIR   (DIR holds `fixtures-<stage>.out` and the `<case>-<tag>.safetensors`
+dumps, i.e. an unpacked results-*.tgz of scripts/gpu-check.sh; which case each run of a stage
+is comes from that stage's batch file in gpu-bundle/)
 
 Needs numpy and safetensors (dev machine only; the GPU machine runs no Python).
 """
@@ -35,19 +36,27 @@ def runs(path):
     return results
 
 
+def dumps(stage):
+    """The `--dump` stem (`<case>-<tag>`) of each run of a stage's batch file, by run index."""
+    stems = []
+    for line in (root / "gpu-bundle" / f"{stage}.jsonl").read_text().splitlines():
+        args = json.loads(line)
+        stems.append(pathlib.Path(args[args.index("--dump") + 1]).stem)
+    return stems
+
+
 for batch in sorted(out.glob("fixtures-*.out")):
-    dtype = batch.stem.split("-", 1)[1]
-    names = sorted(p.name for p in cases_dir.iterdir())
     results = runs(batch)
-    for i, name in enumerate(names):
+    for i, stem in enumerate(dumps(batch.stem)):
+        name, tag = stem.split("-", 1)
         want = json.loads((cases_dir / name / "case.json").read_text())["generated_ids"]
         got = results.get(i)
         if got is None:
-            print(f"{name:7} {dtype:5} no result")
+            print(f"{name:7} {tag:5} no result")
             continue
         same = sum(a == b for a, b in zip(got["token_ids"], want))
-        line = f"{name:7} {dtype:5} ids {same}/{len(want)}{' identical' if got['token_ids'] == want else ''}"
-        dump = out / f"{name}-{dtype}.safetensors"
+        line = f"{name:7} {tag:5} ids {same}/{len(want)}{' identical' if got['token_ids'] == want else ''}"
+        dump = out / f"{stem}.safetensors"
         if dump.exists():
             ref = load_file(str(cases_dir / name / "tensors.safetensors"))
             mine = load_file(str(dump))
