@@ -4,6 +4,8 @@
 //! NVIDIA's Describe Anything Model (DAM-3B, DAM-3B-Video):
 //!
 //! * [`Region`]s (mask, box, points, scribble) and the [`Mask`] type;
+//! * reading images and masks exactly as the original's Pillow does ([`image_io`]: JPEGs
+//!   through libjpeg-turbo's decoder, Pillow's mode conversions);
 //! * the focal prompt: crop geometry ([`focal_crop`]), Pillow-exact resampling
 //!   ([`resample`], hand-written because no crate matches Pillow bit for bit) and the
 //!   8-channel view assembly ([`focal_prompt`]);
@@ -19,6 +21,7 @@ pub mod error;
 pub mod focal_crop;
 #[cfg(feature = "cube")]
 pub mod graph;
+pub mod image_io;
 pub mod mask;
 pub mod nn;
 pub mod preprocess;
@@ -33,6 +36,7 @@ pub mod weights;
 pub use config::CheckpointConfig;
 pub use error::{CoreError, MAX_IMAGE_SIDE, Result};
 pub use focal_crop::{CropRect, focal_crop};
+pub use image_io::open_rgb;
 pub use mask::{Mask, MaskBox};
 pub use preprocess::{FocalPrompt, ImageProcessor, crop_views, focal_prompt, focal_prompts};
 pub use prompt::Granularity;

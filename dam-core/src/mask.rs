@@ -67,26 +67,21 @@ impl Mask {
         Self::from_vec(w, h, image.as_raw().iter().map(|&v| v != 0).collect())
     }
 
-    /// A mask from any image: the first channel's non-zero pixels are foreground (a 0/255 PNG,
-    /// an L image, or an RGB(A) drawing whose first channel marks the region).
+    /// A mask from any image as the original reads a mask file: converted to Pillow's L (grey)
+    /// and non-zero = foreground ([`crate::image_io::foreground`]) — a 0/255 PNG, a grey image,
+    /// or a coloured drawing (any non-black colour marks the region, except the darkest reds and
+    /// blues whose luma rounds to 0). Alpha is ignored.
     pub fn from_image(image: &image::DynamicImage) -> Result<Self> {
         let (w, h) = (image.width(), image.height());
         check_image_size(w, h)?;
-        let data = match image {
-            image::DynamicImage::ImageLuma8(g) => g.as_raw().iter().map(|&v| v != 0).collect(),
-            other => other.to_rgba16().pixels().map(|p| p.0[0] != 0).collect(),
-        };
-        Self::from_vec(w, h, data)
+        Self::from_vec(w, h, crate::image_io::foreground(image))
     }
 
-    /// A mask read from an image file (usually a 0/255 PNG).
+    /// A mask read from an image file (usually a 0/255 PNG), as [`Mask::from_image`] reads it
+    /// (JPEGs decoded as Pillow decodes them).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let image = image::open(path).map_err(|e| CoreError::ImageFile {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        Self::from_image(&image)
+        let (w, h, data) = crate::image_io::open_mask_bits(path)?;
+        Self::from_vec(w, h, data)
     }
 
     /// A mask filled inside the half-open rectangle `[x0, x1) × [y0, y1)`.

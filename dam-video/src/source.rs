@@ -34,14 +34,13 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-/// Reads one frame as 8-bit RGB.
+/// Reads one frame as 8-bit RGB, exactly as the original's Pillow does
+/// ([`dam_core::image_io`]).
 pub fn read_frame(path: &Path) -> Result<RgbImage> {
-    image::open(path)
-        .map(|i| i.to_rgb8())
-        .map_err(|e| VideoError::UnreadableFrame {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })
+    dam_core::open_rgb(path).map_err(|e| VideoError::UnreadableFrame {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 /// Every frame of a folder, in file-name order.

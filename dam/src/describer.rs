@@ -46,7 +46,7 @@ pub struct DescribeOptions {
 /// # fn main() -> Result<(), dam::DamError> {
 /// use dam::{Describer, Mask, Region};
 /// let describer = Describer::builder().checkpoint("path/to/DAM-3B").build()?;
-/// let image = image::open("photo.jpg").unwrap().to_rgb8();
+/// let image = dam::open_rgb("photo.jpg")?;
 /// let mask = Mask::open("mask.png")?;
 /// let d = describer.describe(&image, &Region::Mask(mask))?;
 /// println!("{}", d.text);

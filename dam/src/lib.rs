@@ -10,11 +10,15 @@
 //! let describer = Describer::builder()
 //!     .checkpoint("nvidia/DAM-3B") // or a local folder
 //!     .build()?;
-//! let image = image::open("photo.jpg").unwrap().to_rgb8();
+//! let image = dam::open_rgb("photo.jpg")?;
 //! let d = describer.describe(&image, &Region::Box(BoxRegion::new(40.0, 60.0, 220.0, 300.0)))?;
 //! println!("{}", d.text);
 //! # Ok(()) }
 //! ```
+//!
+//! Read images with [`open_rgb`]: it gives the pixels the original's Pillow gives (JPEGs
+//! through libjpeg-turbo's decoder; the `image` crate's own JPEG decoder is a few levels off on
+//! many pixels), so the model sees what it would see upstream.
 //!
 //! Backends are cargo features (`cpu` = burn's `flex`, default; `wgpu`; `cuda`), chosen at run
 //! time with [`Backend`]; the model code is the same for all. The `hub` feature resolves
@@ -37,7 +41,7 @@ pub use error::{DamError, Result};
 pub use segmenter::{SamSegmenter, ScribbleMode, SegmentPrompt, Segmenter};
 
 pub use dam_core as core;
-pub use dam_core::{BoxRegion, Granularity, Mask, Point, Points, Region};
+pub use dam_core::{BoxRegion, Granularity, Mask, Point, Points, Region, open_rgb};
 pub use dam_llm as llm;
 pub use dam_llm::session::StopReason;
 pub use dam_llm::{GenerationOptions, Sampling, SamplingParams};

@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mask_path = args.next().unwrap_or(format!("{root}/cases/center/mask.png"));
 
     let describer = Describer::builder().checkpoint(checkpoint).max_new_tokens(64).build()?;
-    let image = image::open(&image_path)?.to_rgb8();
+    let image = dam::open_rgb(&image_path)?;
     let mask = Mask::open(&mask_path)?;
     let description = describer.describe(&image, &Region::Mask(mask))?;
     println!("{}", description.text);

@@ -15,7 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_new_tokens(32)
         .build()?;
 
-    let image = image::open(format!("{root}/cases/center/image.png"))?.to_rgb8();
+    let image = dam::open_rgb(format!("{root}/cases/center/image.png"))?;
     let (w, h) = image.dimensions();
     let regions = [
         Region::Mask(Mask::open(format!("{root}/cases/center/mask.png"))?),

@@ -12,7 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/dam-tiny");
     let checkpoint = std::env::args().nth(1).unwrap_or(format!("{root}/checkpoint"));
     let describer = Describer::builder().checkpoint(checkpoint).max_new_tokens(64).build()?;
-    let image = image::open(format!("{root}/cases/border/image.png"))?.to_rgb8();
+    let image = dam::open_rgb(format!("{root}/cases/border/image.png"))?;
     let mask = Mask::open(format!("{root}/cases/border/mask.png"))?;
 
     let mut stream = describer.describe_stream(&image, &Region::Mask(mask))?;

@@ -66,14 +66,13 @@ fn parse_floats(s: &str, n: usize) -> Result<Vec<f64>> {
     Ok(v)
 }
 
-/// Reads an image as 8-bit RGB.
+/// Reads an image as 8-bit RGB, exactly as the original's Pillow does (`dam::open_rgb`).
 pub fn read_rgb(path: &Path) -> Result<RgbImage> {
-    Ok(image::open(path)
-        .with_context(|| format!("cannot read image {}", path.display()))?
-        .to_rgb8())
+    dam::open_rgb(path).with_context(|| format!("cannot read image {}", path.display()))
 }
 
-/// Reads a mask image (any non-zero pixel of the first channel is foreground).
+/// Reads a mask image as the original does: Pillow's grey (L) conversion, non-zero is
+/// foreground.
 pub fn read_mask(path: &Path) -> Result<Mask> {
     Mask::open(path).with_context(|| format!("cannot read mask {}", path.display()))
 }
