@@ -55,6 +55,11 @@ for name, kwargs in [
     files.append(f"{name}.jpg")
 Image.fromarray(photo(30, 45)).convert("L").save(out / "jpeg-grey.jpg", quality=85)
 files.append("jpeg-grey.jpg")
+# The other formats a frame folder may hold (dam-video): lossy WebP, BMP, TIFF.
+Image.fromarray(photo(37, 61)).save(out / "webp-lossy.webp", quality=80)
+Image.fromarray(photo(21, 13)).save(out / "bmp.bmp")
+Image.fromarray(photo(21, 13)).save(out / "tiff.tif")
+files += ["webp-lossy.webp", "bmp.bmp", "tiff.tif"]
 # A mask drawn in colours: dark blues and reds whose luma rounds to 0, pure green, etc.
 colours = [(0, 0, b) for b in range(8)] + [(r, 0, 0) for r in range(4)] + [(0, g, 0) for g in range(3)]
 colours += [(0, 255, 0), (0, 0, 255), (255, 0, 0), (10, 10, 10), (0, 0, 0)]

@@ -20,7 +20,9 @@
 //!     luma in Pillow's fixed point — so a pure green or blue mask is foreground (any channel
 //!     can mark the region), but a blue of 1–4 or a red of 1 is not, exactly as upstream.
 //!
-//! Alpha is dropped (Pillow's RGBA → RGB and → L ignore it).
+//! Alpha is dropped (Pillow's RGBA → RGB and → L ignore it). PNG, BMP, TIFF and WebP are
+//! decoded by the `image` crate (lossless formats decode to the same samples; the lossy WebP
+//! test file too).
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! `dam_core::image_io` against Pillow 11.3 (the original's image library) on the modes users
 //! hand us: JPEGs (4:4:4, 4:2:0, 4:2:2, progressive, grey; odd sizes), a mask drawn in
 //! colours, RGBA, grey+alpha, palettes with and without transparency, 2-bit grey and the
-//! 16-bit PNG kinds. The expected pixels are Pillow's `convert("RGB")` and `convert("L") > 0`
+//! 16-bit PNG kinds; lossy WebP, BMP and TIFF. The expected pixels are Pillow's `convert("RGB")` and `convert("L") > 0`
 //! (`scripts/make-pillow-modes.py`).
 
 use std::path::PathBuf;
