@@ -368,17 +368,7 @@ impl<'a> Loader<'a> {
         d_outs: &[usize],
         bias: bool,
     ) -> WResult<TorchLinear> {
-        let total: usize = d_outs.iter().sum();
-        let (weight, bias) = match self.weights {
-            Weights::Random => (
-                self.random([total, d_in], Init::Normal(0.02)),
-                bias.then(|| self.random([total], Init::Zeros)),
-            ),
-            Weights::Safetensors(_) => {
-                let (w, b) = self.joined(leaves, d_in, d_outs, bias)?;
-                (self.upload(w, [total, d_in]), b.map(|b| self.upload(b, [total])))
-            }
-        };
+        let (weight, bias) = self.fused(leaves, d_in, d_outs, bias, false)?;
         Ok(TorchLinear::new(weight, bias))
     }
 
@@ -386,21 +376,35 @@ impl<'a> Loader<'a> {
     /// (`[d_in, Σ d_out_i]`; e.g. q, k, v into one projection): one bigger matmul instead of
     /// several small ones. Joined on the host, transposed once and uploaded once.
     pub fn fused_linear(&self, leaves: &[&str], d_in: usize, d_outs: &[usize], bias: bool) -> WResult<Linear> {
+        let (weight, bias) = self.fused(leaves, d_in, d_outs, bias, true)?;
+        Ok(Linear {
+            weight: Param::from_tensor(weight),
+            bias: bias.map(Param::from_tensor),
+        })
+    }
+
+    /// The joined weight — `[Σ d_out_i, d_in]`, or `[d_in, Σ d_out_i]` when `transpose` — and
+    /// the joined bias of `leaves`.
+    fn fused(
+        &self,
+        leaves: &[&str],
+        d_in: usize,
+        d_outs: &[usize],
+        bias: bool,
+        transpose: bool,
+    ) -> WResult<(Tensor<2>, Option<Tensor<1>>)> {
         let total: usize = d_outs.iter().sum();
-        let (weight, bias) = match self.weights {
+        let shape = if transpose { [d_in, total] } else { [total, d_in] };
+        Ok(match self.weights {
             Weights::Random => (
-                self.random([d_in, total], Init::Normal(0.02)),
+                self.random(shape, Init::Normal(0.02)),
                 bias.then(|| self.random([total], Init::Zeros)),
             ),
             Weights::Safetensors(_) => {
                 let (w, b) = self.joined(leaves, d_in, d_outs, bias)?;
-                let w = self.upload(transposed(&w, total, d_in), [d_in, total]);
-                (w, b.map(|b| self.upload(b, [total])))
+                let w = if transpose { transposed(&w, total, d_in) } else { w };
+                (self.upload(w, shape), b.map(|b| self.upload(b, [total])))
             }
-        };
-        Ok(Linear {
-            weight: Param::from_tensor(weight),
-            bias: bias.map(Param::from_tensor),
         })
     }
 
