@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes tests/fixtures/pillow-modes/: small images in the PNG/JPEG modes users hand us, each
 with what Pillow (the original's image library) makes of it — `<name>.rgb.png`, the
-`convert("RGB")` pixels, and `<name>.mask.png`, `convert("L")` non-zero as 0/255. The test
+`convert("RGB")` pixels, `<name>.mask.png`, `convert("L")` non-zero as 0/255, and
+`<name>.scribble.png`, the alpha > 0 of a drawing layer (where there is alpha). The test
 `dam-core/tests/pillow_modes.rs` checks `dam_core::image_io` against them.
 
 Run once with Pillow 11.3 (the version the dam-tiny fixtures were made with):
@@ -88,6 +89,12 @@ png16(out / "la16.png", 8, 2, 4, sixteen(32))
 png16(out / "rgb16.png", 8, 2, 2, sixteen(48))
 png16(out / "rgba16.png", 8, 2, 6, sixteen(64))
 files += ["grey16.png", "la16.png", "rgb16.png", "rgba16.png"]
+# A scribble layer as the demo's editor draws it: a black brush on a transparent layer.
+layer = np.zeros((5, 9, 4), dtype=np.uint8)
+layer[2, 1:8, 3] = 255
+layer[1:4, 4, 3] = 128
+Image.fromarray(layer).save(out / "scribble-layer.png")
+files.append("scribble-layer.png")
 
 for f in files:
     image = Image.open(out / f)
@@ -95,4 +102,8 @@ for f in files:
     image.convert("RGB").save(out / f"{stem}.rgb.png")
     mask = (np.array(image.convert("L")) > 0).astype(np.uint8) * 255
     Image.fromarray(mask).save(out / f"{stem}.mask.png")
+    # A scribble: the drawing layer's alpha > 0 where there is alpha, else as a mask.
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        mask = (np.array(image.convert("RGBA"))[..., 3] > 0).astype(np.uint8) * 255
+    Image.fromarray(mask).save(out / f"{stem}.scribble.png")
     print(f"{f:22} mode {image.mode:5} {image.size}")

@@ -65,6 +65,27 @@ pub fn open_mask_bits(path: impl AsRef<Path>) -> Result<(u32, u32, Vec<bool>)> {
     Ok(bits)
 }
 
+/// The strokes of a scribble file, `[height × width]` row-major, as the original's demo reads
+/// its drawing layer: where the file has an alpha channel, alpha > 0 (the demo draws a black
+/// brush on a transparent layer, so the colour says nothing); otherwise as a mask file
+/// ([`open_mask_bits`]). 16-bit alpha counts by its high byte, as Pillow reads it.
+pub fn open_scribble_bits(path: impl AsRef<Path>) -> Result<(u32, u32, Vec<bool>)> {
+    let path = path.as_ref();
+    if !is_jpeg(&std::fs::read(path).map_err(|e| file_error(path, e.to_string()))?) {
+        let image = image::open(path).map_err(|e| file_error(path, e.to_string()))?;
+        if image.color().has_alpha() {
+            let alpha = match &image {
+                DynamicImage::ImageLumaA16(_) | DynamicImage::ImageRgba16(_) => {
+                    image.to_rgba16().pixels().map(|p| p.0[3] >> 8 != 0).collect()
+                }
+                _ => image.to_rgba8().pixels().map(|p| p.0[3] != 0).collect(),
+            };
+            return Ok((image.width(), image.height(), alpha));
+        }
+    }
+    open_mask_bits(path)
+}
+
 /// Pillow's `convert("RGB")` of a decoded image (see the module docs for the 16-bit rules).
 pub fn to_rgb(image: &DynamicImage) -> RgbImage {
     let (w, h) = (image.width(), image.height());
@@ -106,7 +127,7 @@ fn decode(bytes: &[u8]) -> std::result::Result<DynamicImage, String> {
 /// A JPEG decoded by libjpeg-turbo's decoder (through `mozjpeg`) as RGB; `None` when `bytes`
 /// is not a JPEG, or is a CMYK/YCCK one (left to the `image` crate).
 fn decode_jpeg(bytes: &[u8]) -> std::result::Result<Option<RgbImage>, String> {
-    if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+    if !is_jpeg(bytes) {
         return Ok(None);
     }
     // libjpeg reports fatal errors by unwinding out of its error handler (mozjpeg's design:
@@ -135,6 +156,10 @@ fn decode_jpeg(bytes: &[u8]) -> std::result::Result<Option<RgbImage>, String> {
             .cloned()
             .unwrap_or_else(|| "libjpeg fatal error".to_string())),
     }
+}
+
+fn is_jpeg(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0xD8, 0xFF])
 }
 
 fn file_error(path: &Path, reason: String) -> CoreError {

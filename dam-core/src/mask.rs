@@ -8,8 +8,9 @@ use crate::error::{CoreError, Result, check_image_size};
 
 /// An H×W binary mask; `true` is the region.
 ///
-/// Built from a PNG (any non-zero pixel of the first channel is foreground, as upstream's
-/// `mask > 0`), from a `Vec<bool>` or from an `ndarray` array.
+/// Built from an image file (Pillow's grey conversion, non-zero is foreground, as upstream's
+/// `mask > 0`; [`Mask::open`]), a scribble layer ([`Mask::open_scribble`]), a `Vec<bool>` or
+/// an `ndarray` array.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Mask {
     width: u32,
@@ -81,6 +82,14 @@ impl Mask {
     /// (JPEGs decoded as Pillow decodes them).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let (w, h, data) = crate::image_io::open_mask_bits(path)?;
+        Self::from_vec(w, h, data)
+    }
+
+    /// A scribble read from an image file as the original's demo reads its drawing layer:
+    /// alpha > 0 where the file has alpha (a black brush on a transparent layer), else as
+    /// [`Mask::open`] ([`crate::image_io::open_scribble_bits`]).
+    pub fn open_scribble(path: impl AsRef<Path>) -> Result<Self> {
+        let (w, h, data) = crate::image_io::open_scribble_bits(path)?;
         Self::from_vec(w, h, data)
     }
 

@@ -19,12 +19,14 @@ fn inputs() -> Vec<(String, PathBuf)> {
         .map(|e| e.unwrap().path())
         .filter(|p| {
             let name = p.file_name().unwrap().to_str().unwrap();
-            !name.ends_with(".rgb.png") && !name.ends_with(".mask.png")
+            ![".rgb.png", ".mask.png", ".scribble.png"]
+                .iter()
+                .any(|s| name.ends_with(s))
         })
         .map(|p| (p.file_stem().unwrap().to_str().unwrap().to_string(), p))
         .collect();
     files.sort();
-    assert!(files.len() >= 15, "the fixture files are there: {files:?}");
+    assert!(files.len() >= 19, "the fixture files are there: {files:?}");
     files
 }
 
@@ -41,14 +43,26 @@ fn images_decode_to_pillows_rgb_pixels() {
 
 #[test]
 fn masks_read_as_pillows_l_above_zero() {
+    check_masks("mask", |p| Mask::open(p));
+}
+
+#[test]
+fn scribbles_read_as_the_demos_drawing_layer() {
+    check_masks("scribble", |p| Mask::open_scribble(p));
+}
+
+/// Every input read by `open` against Pillow's `<stem>.<kind>.png`.
+fn check_masks(kind: &str, open: impl Fn(&std::path::Path) -> dam_core::Result<Mask>) {
     for (stem, path) in inputs() {
-        let expected = image::open(dir().join(format!("{stem}.mask.png"))).unwrap().to_luma8();
+        let expected = image::open(dir().join(format!("{stem}.{kind}.png")))
+            .unwrap()
+            .to_luma8();
         let want: Vec<bool> = expected.as_raw().iter().map(|&v| v != 0).collect();
-        match Mask::open(&path) {
+        match open(&path) {
             Ok(mask) => {
                 assert_eq!((mask.width(), mask.height()), expected.dimensions(), "{stem}: size");
                 let differing = mask.as_slice().iter().zip(&want).filter(|(a, b)| a != b).count();
-                assert_eq!(differing, 0, "{stem}: {differing} mask pixels differ from Pillow's");
+                assert_eq!(differing, 0, "{stem}: {differing} {kind} pixels differ from Pillow's");
             }
             // An all-background file is an empty mask, which is an error for a region.
             Err(e) => assert!(want.iter().all(|&v| !v), "{stem}: {e}"),

@@ -51,7 +51,9 @@ struct Args {
     /// Region box X0,Y0,X1,Y1 (through SAM with --sam, else the filled rectangle).
     #[arg(long = "box")]
     bbox: Option<String>,
-    /// Region scribble PNG (the stroke itself; with --sam, up to 8 stroke pixels go to SAM).
+    /// Region scribble image: a drawing layer's alpha > 0 (the original demo's black brush on a
+    /// transparent layer), or a grey/colour image's non-zero pixels where there is no alpha. The
+    /// stroke itself is the region; with --sam, up to 8 stroke pixels go to SAM.
     #[arg(long)]
     scribble: Option<PathBuf>,
     /// Region clicks 'X,Y;X,Y' (needs --sam).
@@ -195,7 +197,7 @@ fn work(args: &Args) -> Result<Work> {
     } else if let Some(b) = &args.bbox {
         Region::Box(parse_box(b)?)
     } else if let Some(s) = &args.scribble {
-        Region::Scribble(read_mask(s)?)
+        Region::Scribble(dam::Mask::open_scribble(s).with_context(|| format!("cannot read scribble {}", s.display()))?)
     } else {
         Region::Points(parse_points(
             args.points.as_deref().unwrap_or_default(),
