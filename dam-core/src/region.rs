@@ -17,8 +17,9 @@ pub enum Region {
     Box(BoxRegion),
     /// Clicks; the original turns them into a mask with SAM, so they need a segmenter.
     Points(Points),
-    /// A drawn stroke. By default the stroke itself is the mask (the original demo's
-    /// "skip SAM"); with a segmenter it can be sampled into points instead.
+    /// A drawn stroke (read a drawing layer with [`Mask::open_scribble`]). By default the
+    /// stroke itself is the mask (the original demo's "skip SAM"); with a segmenter it can be
+    /// sampled into points instead.
     Scribble(Mask),
 }
 
