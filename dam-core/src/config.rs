@@ -1,6 +1,6 @@
 //! Checkpoint configs (serde mirrors of the Hugging Face `config.json` files) with validation.
 //!
-//! The spec marks several DAM values as inherited from VILA1.5-3b ([base]) or unconfirmed;
+//! The spec marks several DAM values as inherited from VILA1.5-3b (`[base]`) or unconfirmed;
 //! they are read from the files and checked here, and anything this implementation does not
 //! support is an error naming the file, the key, the value found and what is supported.
 
@@ -37,13 +37,13 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
 pub struct TopConfig {
     #[serde(default)]
     pub model_type: Option<String>,
-    /// Index into the tower's hidden states whose features are used; VILA's -2 ([base]).
+    /// Index into the tower's hidden states whose features are used; VILA's -2 (`[base]`).
     #[serde(default = "default_select_layer")]
     pub mm_vision_select_layer: i64,
-    /// `cls_patch` keeps all 729 tokens ([base]); `patch` would drop one and break the projector.
+    /// `cls_patch` keeps all 729 tokens (`[base]`); `patch` would drop one and break the projector.
     #[serde(default = "default_select_feature")]
     pub mm_vision_select_feature: String,
-    /// `resize` squashes each view to a square ([base]).
+    /// `resize` squashes each view to a square (`[base]`).
     #[serde(default = "default_aspect")]
     pub image_aspect_ratio: String,
     #[serde(default)]

@@ -6,7 +6,7 @@
 //! * [`Region`]s (mask, box, points, scribble) and the [`Mask`] type;
 //! * reading images and masks exactly as the original's Pillow does ([`image_io`]: JPEGs
 //!   through libjpeg-turbo's decoder, Pillow's mode conversions);
-//! * the focal prompt: crop geometry ([`focal_crop`]), Pillow-exact resampling
+//! * the focal prompt: crop geometry ([`focal_crop`](mod@focal_crop)), Pillow-exact resampling
 //!   ([`resample`], hand-written because no crate matches Pillow bit for bit) and the
 //!   8-channel view assembly ([`focal_prompt`]);
 //! * the `v1` conversation template and DAM's queries ([`prompt`]);

@@ -6,7 +6,7 @@
 //!
 //! Data flow: [`tokenizer`] (prompt → ids with image sentinels) → [`splice`] (ids + image
 //! embeddings → input embeddings) → [`session`] (batched prefill, KV cache, decode steps,
-//! [`sampling`]) → [`generate`] (stop conditions, text, streaming).
+//! [`sampling`]) → [`generate`](mod@generate) (stop conditions, text, streaming).
 
 pub mod attention;
 #[cfg(feature = "cube")]

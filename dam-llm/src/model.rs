@@ -96,7 +96,7 @@ impl LlamaModel {
     }
 
     /// Whether the fused decoder stack runs on `device` (a CUDA device with the `cube`
-    /// feature, unless `DAM_FUSED_OPS=0`; see [`crate::fused`]).
+    /// feature, unless `DAM_FUSED_OPS=0`; see `dam_llm::fused`, built with the `cube` feature).
     pub fn fused_ops_available(device: &Device) -> bool {
         fused_available(device)
     }

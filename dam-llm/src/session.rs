@@ -241,7 +241,7 @@ impl<'a> Session<'a> {
         self.timings
     }
 
-    /// Whether decode steps replay a recorded step (see [`crate::decode_graph`]).
+    /// Whether decode steps replay a recorded step (see `dam_llm::decode_graph`, CUDA builds only).
     pub fn decode_recorded(&self) -> bool {
         #[cfg(feature = "cube")]
         {
