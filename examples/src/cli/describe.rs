@@ -12,7 +12,7 @@
 //! object (`text`, `token_ids`, `stop_reason`, timings).
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -303,19 +303,23 @@ fn run(args: Args) -> Result<()> {
     };
     let stream = !args.json && args.dump.is_none();
     let mut out = std::io::stdout().lock();
+    let mut waiting = FirstRunNotice::start(args.backend);
     let description = match &work {
         Work::Image(image, region) if stream => {
             let mut s = describer.describe_stream_with(image, region, &options)?;
             for delta in s.by_ref() {
+                waiting.end();
                 write!(out, "{delta}")?;
                 out.flush()?;
             }
+            waiting.end();
             writeln!(out)?;
             s.finish()
         }
         Work::Image(image, region) => describer.describe_with(image, region, &options)?,
         Work::Video(frames, masks) => describer.describe_video_with(frames, masks, &options)?,
     };
+    waiting.end();
     if let Some(path) = &args.dump {
         dump(&description, path)?;
     }
@@ -330,6 +334,35 @@ fn run(args: Args) -> Result<()> {
         writeln!(out, "{}", description.text)?;
     }
     Ok(())
+}
+
+/// Says on stderr, for a GPU backend, why the first result takes long: each process compiles
+/// and autotunes its GPU kernels on first use (≈ 2 minutes at DAM-3B size on an H100,
+/// docs/performance.md). A spinner on a terminal, one line otherwise; nothing on the CPU.
+struct FirstRunNotice(Option<indicatif::ProgressBar>);
+
+impl FirstRunNotice {
+    const TEXT: &str = "the first run in a process compiles and autotunes the GPU kernels \
+                        (about 2 minutes for DAM-3B on an H100; later regions are fast)";
+
+    fn start(backend: Backend) -> Self {
+        if backend == Backend::Cpu {
+            return Self(None);
+        }
+        if !std::io::stderr().is_terminal() {
+            eprintln!("note: {}", Self::TEXT);
+            return Self(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner().with_message(Self::TEXT);
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Self(Some(bar))
+    }
+
+    fn end(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// Runs `describe` with these arguments (the first is the program name, as in `std::env::args_os`).
