@@ -32,9 +32,7 @@ use crate::error::{CoreError, Result, check_image_size};
 
 /// Reads an image file as 8-bit RGB exactly as Pillow's `Image.open(path).convert("RGB")`.
 pub fn open_rgb(path: impl AsRef<Path>) -> Result<RgbImage> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| file_error(path, e.to_string()))?;
-    decode_rgb(&bytes).map_err(|reason| file_error(path, reason))
+    from_file(path.as_ref(), decode_rgb)
 }
 
 /// Decodes an encoded image (PNG, JPEG) as 8-bit RGB exactly as Pillow's
@@ -49,20 +47,7 @@ pub fn decode_rgb(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
 /// The foreground of a mask file, `[height × width]` row-major, as the original reads one:
 /// `Image.open(path).convert("L")`, non-zero = foreground.
 pub fn open_mask_bits(path: impl AsRef<Path>) -> Result<(u32, u32, Vec<bool>)> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| file_error(path, e.to_string()))?;
-    let bits = match decode_jpeg(&bytes).map_err(|reason| file_error(path, reason))? {
-        Some(rgb) => (
-            rgb.width(),
-            rgb.height(),
-            rgb.pixels().map(|p| luma(p.0) != 0).collect(),
-        ),
-        None => {
-            let image = decode(&bytes).map_err(|reason| file_error(path, reason))?;
-            (image.width(), image.height(), foreground(&image))
-        }
-    };
-    Ok(bits)
+    from_file(path.as_ref(), mask_bits)
 }
 
 /// The strokes of a scribble file, `[height × width]` row-major, as the original's demo reads
@@ -70,20 +55,37 @@ pub fn open_mask_bits(path: impl AsRef<Path>) -> Result<(u32, u32, Vec<bool>)> {
 /// brush on a transparent layer, so the colour says nothing); otherwise as a mask file
 /// ([`open_mask_bits`]). 16-bit alpha counts by its high byte, as Pillow reads it.
 pub fn open_scribble_bits(path: impl AsRef<Path>) -> Result<(u32, u32, Vec<bool>)> {
-    let path = path.as_ref();
-    if !is_jpeg(&std::fs::read(path).map_err(|e| file_error(path, e.to_string()))?) {
-        let image = image::open(path).map_err(|e| file_error(path, e.to_string()))?;
-        if image.color().has_alpha() {
-            let alpha = match &image {
-                DynamicImage::ImageLumaA16(_) | DynamicImage::ImageRgba16(_) => {
-                    image.to_rgba16().pixels().map(|p| p.0[3] >> 8 != 0).collect()
-                }
-                _ => image.to_rgba8().pixels().map(|p| p.0[3] != 0).collect(),
-            };
-            return Ok((image.width(), image.height(), alpha));
+    from_file(path.as_ref(), |bytes| {
+        if is_jpeg(bytes) {
+            return mask_bits(bytes);
         }
-    }
-    open_mask_bits(path)
+        let image = decode(bytes)?;
+        let bits = match &image {
+            DynamicImage::ImageLumaA16(_) | DynamicImage::ImageRgba16(_) => {
+                image.to_rgba16().pixels().map(|p| p.0[3] >> 8 != 0).collect()
+            }
+            _ if image.color().has_alpha() => image.to_rgba8().pixels().map(|p| p.0[3] != 0).collect(),
+            _ => foreground(&image),
+        };
+        Ok((image.width(), image.height(), bits))
+    })
+}
+
+/// Pillow's `convert("L")` `!= 0` of an encoded image (JPEGs decoded as Pillow decodes them).
+fn mask_bits(bytes: &[u8]) -> std::result::Result<(u32, u32, Vec<bool>), String> {
+    Ok(match decode_jpeg(bytes)? {
+        Some(rgb) => (rgb.width(), rgb.height(), rgb_foreground(&rgb)),
+        None => {
+            let image = decode(bytes)?;
+            (image.width(), image.height(), foreground(&image))
+        }
+    })
+}
+
+/// Reads `path` once and hands its bytes to `parse`; errors name the file.
+fn from_file<T>(path: &Path, parse: impl FnOnce(&[u8]) -> std::result::Result<T, String>) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| file_error(path, e.to_string()))?;
+    parse(&bytes).map_err(|reason| file_error(path, reason))
 }
 
 /// Pillow's `convert("RGB")` of a decoded image (see the module docs for the 16-bit rules).
@@ -109,8 +111,13 @@ pub fn foreground(image: &DynamicImage) -> Vec<bool> {
         DynamicImage::ImageLuma8(grey) => grey.as_raw().iter().map(|&v| v != 0).collect(),
         DynamicImage::ImageLumaA8(grey) => grey.pixels().map(|p| p.0[0] != 0).collect(),
         DynamicImage::ImageLuma16(grey) => grey.as_raw().iter().map(|&v| v != 0).collect(),
-        other => to_rgb(other).pixels().map(|p| luma(p.0) != 0).collect(),
+        other => rgb_foreground(&to_rgb(other)),
     }
+}
+
+/// Pillow's RGB → L, then `!= 0`, per pixel.
+fn rgb_foreground(rgb: &RgbImage) -> Vec<bool> {
+    rgb.pixels().map(|p| luma(p.0) != 0).collect()
 }
 
 /// Pillow's RGB → L: ITU-R 601-2 luma in 16-bit fixed point, rounded.
