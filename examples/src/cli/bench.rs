@@ -167,8 +167,6 @@ struct Bench {
     clamped_ids: usize,
     /// The loaded weights on the device.
     weights: WeightsOnDevice,
-    /// `--prompt-multiple`.
-    prompt_multiple: usize,
 }
 
 /// What the weights take on the device, against what their values need: the difference is
@@ -270,7 +268,7 @@ fn sampled_peak(bench: &Bench, image: &RgbImage, masks: &[Mask], args: &Args) ->
                 }
                 (peak, samples)
             });
-            let run = time_run(bench, image, masks, args.new_tokens, args.lookahead);
+            let run = time_run(bench, image, masks, args);
             stop.store(true, Ordering::Relaxed);
             (monitor.join().unwrap_or((0, 0)), run)
         });
@@ -354,12 +352,12 @@ fn bench(args: &Args) -> Result<()> {
 
     for i in 0..args.warmup {
         eprintln!("warm-up {}/{}", i + 1, args.warmup);
-        time_run(&bench, &image, &masks, args.new_tokens, args.lookahead)?;
+        time_run(&bench, &image, &masks, args)?;
     }
     let mut runs = Vec::with_capacity(args.runs);
     for i in 0..args.runs {
         eprintln!("run {}/{}", i + 1, args.runs);
-        let run = time_run(&bench, &image, &masks, args.new_tokens, args.lookahead)?;
+        let run = time_run(&bench, &image, &masks, args)?;
         eprintln!(
             "  total {:.1} ms, decode {:.1} tok/s",
             ms(run.total()),
@@ -381,7 +379,7 @@ fn bench(args: &Args) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     if args.profile_step {
-        profile_step(&bench, &image, &masks)?;
+        profile_step(&bench, &image, &masks, args)?;
     }
     Ok(())
 }
@@ -587,13 +585,10 @@ fn build(args: &Args) -> Result<Bench> {
     llm.set_fused(args.fused_ops == "on");
     sync(&device)?;
     let params = vision.num_params() + llm.num_params();
-    let elem: u64 = match args.dtype {
-        FloatType::F32 => 4,
-        FloatType::F16 | FloatType::BF16 => 2,
-    };
+    let elem = burn::tensor::DType::from(burn::tensor::FloatDType::from(args.dtype)).size();
     let weights = WeightsOnDevice {
         params,
-        value_bytes: params as u64 * elem,
+        value_bytes: (params * elem) as u64,
         in_use: in_use_now(&device),
     };
     let (ids, clamped_ids) = prompt_ids(config.llm.vocab_size);
@@ -607,7 +602,6 @@ fn build(args: &Args) -> Result<Bench> {
         ids,
         clamped_ids,
         weights,
-        prompt_multiple: args.prompt_multiple,
     })
 }
 
@@ -685,7 +679,7 @@ fn ellipse_masks(width: u32, height: u32, n: usize) -> Result<Vec<Mask>> {
 
 /// `--profile-step`: the fused layers' stages during one decode step (the 9th), device time
 /// per stage summed over the layers, beside the step's wall time.
-fn profile_step(bench: &Bench, image: &RgbImage, masks: &[Mask]) -> Result<()> {
+fn profile_step(bench: &Bench, image: &RgbImage, masks: &[Mask], args: &Args) -> Result<()> {
     #[cfg(any(feature = "cuda", feature = "wgpu"))]
     {
         use dam::llm::fused::profile;
@@ -708,7 +702,7 @@ fn profile_step(bench: &Bench, image: &RgbImage, masks: &[Mask]) -> Result<()> {
             suppress_eos: true,
             record_logits: false,
             lookahead: 1,
-            prompt_multiple: bench.prompt_multiple,
+            prompt_multiple: args.prompt_multiple,
         };
         // The stages are timed on the ordinary (unrecorded) step: a replay runs them as one
         // dispatch, with nothing to bracket.
@@ -762,13 +756,15 @@ fn profile_step(bench: &Bench, image: &RgbImage, masks: &[Mask]) -> Result<()> {
     }
     #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
     {
-        let _ = (bench, image, masks);
+        let _ = (bench, image, masks, args);
         bail!("--profile-step needs a build with the cuda or wgpu feature")
     }
 }
 
 /// One pass over the four phases for all masks; the device is synchronised at each phase's end.
-fn time_run(bench: &Bench, image: &RgbImage, masks: &[Mask], new_tokens: usize, lookahead: usize) -> Result<RunTimes> {
+/// One run of the pipeline with `args`' generation settings (`--new-tokens`, `--lookahead`,
+/// `--prompt-multiple`).
+fn time_run(bench: &Bench, image: &RgbImage, masks: &[Mask], args: &Args) -> Result<RunTimes> {
     let device = &bench.device;
 
     let t = Instant::now();
@@ -790,13 +786,13 @@ fn time_run(bench: &Bench, image: &RgbImage, masks: &[Mask], new_tokens: usize, 
         .collect::<Result<Vec<_>, _>>()?;
     let prompt_positions = embeds[0].dims()[0];
     let options = SessionOptions {
-        max_new_tokens: new_tokens,
+        max_new_tokens: args.new_tokens,
         sampling: Sampling::Greedy,
         eos: vec![EOS],
         suppress_eos: true,
         record_logits: false,
-        lookahead,
-        prompt_multiple: bench.prompt_multiple,
+        lookahead: args.lookahead,
+        prompt_multiple: args.prompt_multiple,
     };
     let mut session = Session::new(&bench.llm, embeds, options)?;
     sync(device)?;
@@ -811,8 +807,11 @@ fn time_run(bench: &Bench, image: &RgbImage, masks: &[Mask], new_tokens: usize, 
 
     let recorded = session.decode_recorded();
     let tokens: usize = session.tokens().iter().map(Vec::len).sum();
-    if tokens != new_tokens * masks.len() {
-        bail!("expected {} generated tokens, got {tokens}", new_tokens * masks.len());
+    if tokens != args.new_tokens * masks.len() {
+        bail!(
+            "expected {} generated tokens, got {tokens}",
+            args.new_tokens * masks.len()
+        );
     }
     Ok(RunTimes {
         preprocess,
