@@ -55,7 +55,7 @@ batches = {
     ],
     # The experiments, each beside the default in the same process: the decode kernels
     # (matrix-vector products, one-query attention; off by default until this batch and `check`
-    # have run on a GPU) and the materialised vision attention.
+    # have run on a GPU), the vision attention's other forms and the padded prompt.
     "gemv.jsonl": [
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--gemv", "on", "--json", "@OUT@/bench-b1-gemv.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "0", "--gemv", "on", "--decode-attention", "on",

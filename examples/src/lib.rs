@@ -77,6 +77,12 @@ pub fn read_mask(path: &Path) -> Result<Mask> {
     Mask::open(path).with_context(|| format!("cannot read mask {}", path.display()))
 }
 
+/// Reads a scribble image as the original demo reads its drawing layer (alpha > 0 where the
+/// file has alpha, else as a mask; `Mask::open_scribble`).
+pub fn read_scribble(path: &Path) -> Result<Mask> {
+    Mask::open_scribble(path).with_context(|| format!("cannot read scribble {}", path.display()))
+}
+
 /// Writes a mask as a 0/255 PNG.
 pub fn write_mask(mask: &Mask, path: &Path) -> Result<()> {
     mask.to_gray()

@@ -16,7 +16,10 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::{parse_backend, parse_box, parse_dtype, parse_points, read_mask, read_rgb, write_mask, write_safetensors};
+use crate::{
+    parse_backend, parse_box, parse_dtype, parse_points, read_mask, read_rgb, read_scribble, write_mask,
+    write_safetensors,
+};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use dam::checkpoint::{CheckpointKind, resolve_kind};
@@ -197,7 +200,7 @@ fn work(args: &Args) -> Result<Work> {
     } else if let Some(b) = &args.bbox {
         Region::Box(parse_box(b)?)
     } else if let Some(s) = &args.scribble {
-        Region::Scribble(dam::Mask::open_scribble(s).with_context(|| format!("cannot read scribble {}", s.display()))?)
+        Region::Scribble(read_scribble(s)?)
     } else {
         Region::Points(parse_points(
             args.points.as_deref().unwrap_or_default(),
@@ -312,7 +315,6 @@ fn run(args: Args) -> Result<()> {
                 write!(out, "{delta}")?;
                 out.flush()?;
             }
-            waiting.end();
             writeln!(out)?;
             s.finish()
         }
