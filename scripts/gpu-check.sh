@@ -17,7 +17,7 @@
 # What is still open (issues 5 and 7) fits two calls of the device tool (10 min each at most;
 # the machine is given back after 30 s idle, so send the second at once):
 #   STAGES="check fixtures-bf16-video fixtures-wgpu" OUT=$OUT bash scripts/gpu-check.sh  # <= 550 s
-#   STAGES="gemv profile" OUT=$OUT bash scripts/gpu-check.sh                             # <= 450 s
+#   STAGES="gemv profile coldstart" OUT=$OUT bash scripts/gpu-check.sh                   # <= 450 s
 # (expected ≈ 4 and ≈ 6 min: check took 63 s, the 3-line bf16 stage 194 s on 2026-11-26).
 #
 # One binary (`dam-tools` = describe + segment + bench) because the CUDA build is ~155 MB
@@ -39,6 +39,10 @@ if ! ldconfig -p | grep -q "libvulkan.so.1" && [ -f gpu-bundle/lib/libvulkan.so.
   export LD_LIBRARY_PATH="$PWD/gpu-bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   echo "using the bundled Vulkan loader" >> "$W/gpu.txt"
 fi
+# One kernel cache (compiled PTX + autotune decisions, dam's `kernel-cache` feature) for every
+# stage and both calls: the machine keeps /tmp while it stays warm, so the second call's
+# processes load what the first compiled instead of spending minutes on it again.
+export DAM_KERNEL_CACHE=${DAM_KERNEL_CACHE:-$W/kernel-cache}
 for f in gpu-bundle/*.jsonl; do sed "s#@OUT@#$W#g" "$f" > "/tmp/dam-bin/$(basename "$f")"; done
 for stage in $STAGES; do
   # Default limits from the 2026-11-26 H100 runs (each process compiles and autotunes cold,
@@ -47,17 +51,33 @@ for stage in $STAGES; do
     check|fixtures-bf16|fixtures-bf16-video) default=200 ;;
     fixtures-wgpu) default=150 ;;
     bf16|gemv) default=300 ;;
-    profile|memory|fixtures-f32) default=150 ;;
+    profile|memory|fixtures-f32|coldstart) default=150 ;;
     *) default=120 ;;
   esac
   limit_var="LIMIT_${stage//-/_}"
   limit=${!limit_var:-$default}
   extra=()
   [ "$stage" = profile ] && extra=(CUBECL_DEBUG_LOG="$W/profile.log" CUBECL_DEBUG_OPTION=profile)
+  if [ "$stage" = coldstart ]; then
+    # The same `describe` as two fresh processes on an empty kernel cache of their own: the
+    # first compiles and autotunes everything, the second loads it (plus one with the cache
+    # off, for the first's overhead). Wall times go to summary.txt.
+    # The driver's own PTX → SASS cache gets a fresh folder too (cold for the first run, warm
+    # after, as for a user's first and second process).
+    rm -rf "$W/kc-coldstart" "$W/kc-nv"
+    for run in cold cached off; do
+      kc=$W/kc-coldstart; [ $run = off ] && kc=off
+      s=$SECONDS
+      CUDA_CACHE_PATH=$W/kc-nv DAM_KERNEL_CACHE=$kc timeout "$limit" "$T" batch /tmp/dam-bin/coldstart.jsonl > "$W/coldstart-$run.out" 2> "$W/coldstart-$run.err"
+      echo "coldstart $run: exit $? after $((SECONDS - s)) s (limit $limit)" | tee -a "$W/summary.txt"
+    done
+    tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
+    continue
+  fi
   s=$SECONDS
   env "${extra[@]}" timeout "$limit" "$T" batch "/tmp/dam-bin/$stage.jsonl" > "$W/$stage.out" 2> "$W/$stage.err"
   echo "$stage: exit $? after $((SECONDS - s)) s (limit $limit)" | tee -a "$W/summary.txt"
   [ -f "$W/profile.log" ] && xz -6 -f "$W/profile.log"
-  tar czf "$OUT/results-$stage.tgz" -C "$W" .
+  tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
 done
 grep -h "tok/s\|regions/s\|host queuing\|^| \(vision\|prefill\|preproc\)\|peak\|in use" "$W"/bf16.out 2>/dev/null | head -60

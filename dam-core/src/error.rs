@@ -61,6 +61,9 @@ pub enum CoreError {
     /// Errors from the weight files.
     #[error(transparent)]
     Weights(#[from] crate::weights::WeightError),
+    /// A kernel-cache bundle that could not be written or read.
+    #[error("kernel cache bundle {path}: {reason}")]
+    KernelCacheBundle { path: PathBuf, reason: String },
 }
 
 /// Result with [`CoreError`].

@@ -22,6 +22,8 @@ pub mod focal_crop;
 #[cfg(feature = "cube")]
 pub mod graph;
 pub mod image_io;
+#[cfg(feature = "kernel-cache")]
+pub mod kernel_cache;
 pub mod mask;
 pub mod nn;
 pub mod preprocess;

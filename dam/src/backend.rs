@@ -126,7 +126,16 @@ impl Backend {
     /// The device with `dtype` as its default float type. GPU devices are tried once (a tiny
     /// tensor round trip), so a missing driver or GPU is an error here rather than a panic in
     /// a device thread later.
+    ///
+    /// With the `kernel-cache` feature (on with `wgpu` and `cuda`) the first GPU device of the
+    /// process also fixes cubecl's kernel cache: `DAM_KERNEL_CACHE` if set, else
+    /// [`KernelCache::Default`](crate::KernelCache::Default), unless
+    /// [`KernelCache::install`](crate::KernelCache::install) was called before.
     pub fn configured_device(self, dtype: FloatType) -> Result<Device> {
+        #[cfg(feature = "kernel-cache")]
+        if self != Backend::Cpu {
+            install_kernel_cache(None);
+        }
         let mut device = self.device()?;
         let name = self.to_string();
         if self == Backend::Cpu {
@@ -141,6 +150,30 @@ impl Backend {
             Ok(())
         })?;
         Ok(device)
+    }
+}
+
+/// Makes `choice` (else `DAM_KERNEL_CACHE`, else the default) cubecl's kernel cache, unless
+/// cubecl's configuration is fixed already (an earlier call, or a GPU device that started
+/// first). Where the cache lives is logged once.
+#[cfg(feature = "kernel-cache")]
+pub(crate) fn install_kernel_cache(choice: Option<&crate::KernelCache>) {
+    use crate::KernelCache;
+    let explicit = choice.is_some();
+    let choice = choice.cloned().or_else(KernelCache::from_env).unwrap_or_default();
+    if choice.install() {
+        match choice.root() {
+            Some(root) => tracing::info!(
+                "GPU kernel cache ({choice}): {} (DAM_KERNEL_CACHE=off disables it)",
+                root.display()
+            ),
+            None => tracing::info!("GPU kernel cache off"),
+        }
+    } else if explicit {
+        tracing::warn!(
+            "kernel cache {choice} not applied: cubecl's configuration was fixed earlier in this \
+             process (set it before the first GPU device starts)"
+        );
     }
 }
 

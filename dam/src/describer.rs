@@ -95,6 +95,8 @@ pub struct DescriberBuilder {
     segmenter: Option<Box<dyn Segmenter>>,
     scribble_mode: ScribbleMode,
     clip: Option<ClipOptions>,
+    #[cfg(feature = "kernel-cache")]
+    kernel_cache: Option<crate::KernelCache>,
 }
 
 impl Default for DescriberBuilder {
@@ -111,6 +113,8 @@ impl Default for DescriberBuilder {
             segmenter: None,
             scribble_mode: ScribbleMode::default(),
             clip: None,
+            #[cfg(feature = "kernel-cache")]
+            kernel_cache: None,
         }
     }
 }
@@ -132,6 +136,16 @@ impl DescriberBuilder {
     /// An explicit burn device (overrides [`DescriberBuilder::backend`]).
     pub fn device(mut self, device: Device) -> Self {
         self.device = Some(device);
+        self
+    }
+
+    /// Where the GPU backends keep compiled kernels and autotune decisions between processes
+    /// (feature `kernel-cache`, on with `wgpu` and `cuda`). Default: `DAM_KERNEL_CACHE` if set,
+    /// else [`KernelCache::Default`](crate::KernelCache::Default). It is process-wide and fixed
+    /// when the first GPU device starts, so it has no effect after one has (a warning says so).
+    #[cfg(feature = "kernel-cache")]
+    pub fn kernel_cache(mut self, cache: crate::KernelCache) -> Self {
+        self.kernel_cache = Some(cache);
         self
     }
 
@@ -206,6 +220,10 @@ impl DescriberBuilder {
     pub fn build(self) -> Result<Describer> {
         let spec = self.checkpoint.ok_or(DamError::NoCheckpoint)?;
         let dir = checkpoint::resolve(&spec)?;
+        #[cfg(feature = "kernel-cache")]
+        if self.kernel_cache.is_some() {
+            crate::backend::install_kernel_cache(self.kernel_cache.as_ref());
+        }
         let device = match self.device {
             Some(mut d) => {
                 configure(&mut d, self.dtype, "device")?;

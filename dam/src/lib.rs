@@ -22,7 +22,9 @@
 //!
 //! Backends are cargo features (`cpu` = burn's `flex`, default; `wgpu`; `cuda`), chosen at run
 //! time with [`Backend`]; the model code is the same for all. The `hub` feature resolves
-//! Hugging Face ids through the `hf-hub` cache; a local folder always works offline.
+//! Hugging Face ids through the `hf-hub` cache; a local folder always works offline. With the
+//! GPU features, what a process compiles and autotunes is kept on disk for the next one
+//! (`KernelCache`, feature `kernel-cache`, on with `wgpu` and `cuda`).
 //!
 //! The crates underneath are re-exported: [`core`] (regions, masks, focal prompt, configs),
 //! [`vision`] (backbone, projector, SAM), [`llm`] (tokenizer, decoder, generation), [`video`].
@@ -41,6 +43,8 @@ pub use error::{DamError, Result};
 pub use segmenter::{SamSegmenter, ScribbleMode, SegmentPrompt, Segmenter};
 
 pub use dam_core as core;
+#[cfg(feature = "kernel-cache")]
+pub use dam_core::kernel_cache::KernelCache;
 pub use dam_core::{BoxRegion, Granularity, Mask, Point, Points, Region, open_rgb};
 pub use dam_llm as llm;
 pub use dam_llm::session::StopReason;

@@ -153,10 +153,11 @@ where
     }
 }
 
-/// Logging to stderr, controlled by `RUST_LOG` (default: warnings).
+/// Logging to stderr, controlled by `RUST_LOG` (default: warnings; the kernel cache's database
+/// engine, `turso_core`, only errors: it warns about opening a bundle read-only).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,turso_core=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -350,9 +350,16 @@ fn bench(args: &Args) -> Result<()> {
     let image = synthetic_image(IMAGE_W, IMAGE_H);
     let masks = ellipse_masks(IMAGE_W, IMAGE_H, args.batch)?;
 
+    let cache_at_start = kernel_cache_entries(args.backend);
+    // The first run of each shape compiles and autotunes (or loads both from the kernel cache):
+    // its wall time is the cold start.
+    let mut warmup_s = Vec::with_capacity(args.warmup);
     for i in 0..args.warmup {
         eprintln!("warm-up {}/{}", i + 1, args.warmup);
+        let t = Instant::now();
         time_run(&bench, &image, &masks, args)?;
+        warmup_s.push(t.elapsed().as_secs_f64());
+        eprintln!("  took {:.1} s", warmup_s[i]);
     }
     let mut runs = Vec::with_capacity(args.runs);
     for i in 0..args.runs {
@@ -367,6 +374,8 @@ fn bench(args: &Args) -> Result<()> {
     }
     let memory = memory_peak(&bench.device, &runs);
     let mut report = Report::new(args, &bench, &runs, memory);
+    report.warmup_s = warmup_s;
+    report.kernel_cache_at_start = cache_at_start;
     // The table first: what follows runs the model again.
     report.print();
     if let Some(path) = &args.json {
@@ -952,6 +961,24 @@ fn utc_now() -> String {
     )
 }
 
+/// What the kernel cache held before the first run (`(autotune decisions, all entries)`), where
+/// there is one: whether this process started cold. Printed on stderr with the database's path.
+fn kernel_cache_entries(backend: Backend) -> Option<(u64, u64)> {
+    #[cfg(feature = "kernel-cache")]
+    if backend != Backend::Cpu {
+        let contents = dam::KernelCache::contents();
+        let all = contents.namespaces.iter().map(|n| n.entries).sum();
+        let autotune = contents.entries("autotune");
+        eprintln!(
+            "kernel cache {}: {autotune} autotune decisions, {all} entries in all",
+            contents.database.display()
+        );
+        return Some((autotune, all));
+    }
+    let _ = backend;
+    None
+}
+
 /// Everything reported, in display order.
 struct Report {
     config: &'static str,
@@ -984,6 +1011,10 @@ struct Report {
     /// `(key with unit, label, stat)`.
     metrics: Vec<(&'static str, &'static str, Stat)>,
     memory: MemoryPeak,
+    /// Wall time of each warm-up run (the first one compiles and autotunes).
+    warmup_s: Vec<f64>,
+    /// [`kernel_cache_entries`] before the first run.
+    kernel_cache_at_start: Option<(u64, u64)>,
 }
 
 impl Report {
@@ -1037,6 +1068,8 @@ impl Report {
             weights: bench.weights,
             metrics,
             memory,
+            warmup_s: Vec::new(),
+            kernel_cache_at_start: None,
         }
     }
 
@@ -1115,6 +1148,16 @@ impl Report {
                 w.params
             );
         }
+        if let Some(first) = self.warmup_s.first() {
+            let cache = match self.kernel_cache_at_start {
+                Some((0, _)) => ", kernel cache empty at start".to_string(),
+                Some((autotune, all)) => {
+                    format!(", kernel cache at start: {autotune} autotune decisions, {all} entries")
+                }
+                None => String::new(),
+            };
+            println!("first warm-up run (compiles and autotunes): {first:.1} s{cache}");
+        }
     }
 
     fn print_sampled_peak(&self) {
@@ -1167,6 +1210,9 @@ impl Report {
             "parameters": self.weights.params,
             "weight_values_gib": gib(self.weights.value_bytes),
             "weights_in_use_gib": self.weights.in_use.map(gib),
+            "warmup_s": self.warmup_s,
+            "kernel_cache_autotune_entries_at_start": self.kernel_cache_at_start.map(|c| c.0),
+            "kernel_cache_entries_at_start": self.kernel_cache_at_start.map(|c| c.1),
         })
     }
 }

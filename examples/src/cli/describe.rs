@@ -351,13 +351,27 @@ impl FirstRunNotice {
         if backend == Backend::Cpu {
             return Self(None);
         }
+        let text = Self::text();
         if !std::io::stderr().is_terminal() {
-            eprintln!("note: {}", Self::TEXT);
+            eprintln!("note: {text}");
             return Self(None);
         }
-        let bar = indicatif::ProgressBar::new_spinner().with_message(Self::TEXT);
+        let bar = indicatif::ProgressBar::new_spinner().with_message(text);
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         Self(Some(bar))
+    }
+
+    /// The notice, naming the kernel cache where there is one.
+    fn text() -> String {
+        #[cfg(feature = "kernel-cache")]
+        if let Some(root) = dam::KernelCache::from_env().unwrap_or_default().root() {
+            return format!(
+                "{} — what it compiles and tunes is kept in {} for later processes",
+                Self::TEXT,
+                root.display()
+            );
+        }
+        Self::TEXT.to_string()
     }
 
     fn end(&mut self) {

@@ -5,6 +5,8 @@
 //! dam-tools segment ARGS…      same as `segment`
 //! dam-tools bench ARGS…        same as `bench`
 //! dam-tools batch FILE         runs every line of FILE in this one process
+//! dam-tools kernel-cache show|export FILE [NAME]|import FILE
+//!                              the GPU kernel cache: what it holds; ship it as one file
 //! ```
 //! Called through a link named `describe`, `segment` or `bench`, it behaves as that tool.
 //!
@@ -27,7 +29,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: dam-tools (describe|segment|bench) ARGS… | dam-tools batch FILE";
+const USAGE: &str = "usage: dam-tools (describe|segment|bench) ARGS… | dam-tools batch FILE | \
+                     dam-tools kernel-cache [show | export FILE [NAME] | import FILE]";
 
 /// Runs `dam-tools` with these arguments (the first is the program name).
 pub fn main_from(args: impl IntoIterator<Item = OsString>) -> ExitCode {
@@ -53,6 +56,10 @@ pub fn main_from(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             };
             crate::run_main(|| batch(Path::new(file)))
         }
+        "kernel-cache" => {
+            let rest: Vec<String> = args[2..].iter().map(|a| a.to_string_lossy().into_owned()).collect();
+            crate::run_main(|| kernel_cache(&rest))
+        }
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -62,6 +69,49 @@ pub fn main_from(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             eprintln!("error: unknown tool `{other}`\n{USAGE}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// `kernel-cache show | export FILE [NAME] | import FILE`: what the GPU kernel cache in effect
+/// (`DAM_KERNEL_CACHE`, else the default) holds, or ship it to other machines as one file: run
+/// a workload once, `export`, copy the file, `import` on each machine with the same GPU.
+fn kernel_cache(args: &[String]) -> Result<()> {
+    #[cfg(feature = "kernel-cache")]
+    {
+        use dam::KernelCache;
+        let cache = KernelCache::from_env().unwrap_or_default();
+        if cache == KernelCache::Off {
+            bail!("DAM_KERNEL_CACHE=off: there is no kernel cache to use");
+        }
+        cache.install();
+        // `writeln!`, not `println!`: a closed pipe (`| head`) is an error, not a panic.
+        let mut out = std::io::stdout().lock();
+        match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            [] | ["show"] => writeln!(out, "{}", KernelCache::contents())?,
+            ["export", file, name @ ..] => {
+                let name = name.first().copied().unwrap_or("dam-rs kernel cache");
+                let n = KernelCache::export(Path::new(file), name)?;
+                writeln!(out, "wrote {n} entries to {file}")?;
+            }
+            ["import", file] => {
+                let r = KernelCache::import(Path::new(file))?;
+                writeln!(
+                    out,
+                    "imported {} entries into {} ({} already present, {} failed)",
+                    r.imported,
+                    KernelCache::contents().database.display(),
+                    r.already_present,
+                    r.failed
+                )?;
+            }
+            _ => bail!("{USAGE}"),
+        }
+        Ok(())
+    }
+    #[cfg(not(feature = "kernel-cache"))]
+    {
+        let _ = args;
+        bail!("this build has no kernel cache: build with --features cuda or wgpu")
     }
 }
 
