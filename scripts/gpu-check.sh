@@ -42,6 +42,8 @@ fi
 # One kernel cache (compiled PTX + autotune decisions, dam's `kernel-cache` feature) for every
 # stage and both calls: the machine keeps /tmp while it stays warm, so the second call's
 # processes load what the first compiled instead of spending minutes on it again.
+# The cache is new since the 2026-11-26 runs and unmeasured on CUDA: if a stage that passed
+# then fails now, rerun it with DAM_KERNEL_CACHE=off before suspecting the model code.
 export DAM_KERNEL_CACHE=${DAM_KERNEL_CACHE:-$W/kernel-cache}
 for f in gpu-bundle/*.jsonl; do sed "s#@OUT@#$W#g" "$f" > "/tmp/dam-bin/$(basename "$f")"; done
 for stage in $STAGES; do
