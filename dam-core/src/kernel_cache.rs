@@ -45,8 +45,9 @@ pub enum KernelCache {
     User,
     /// This directory (created when first written).
     Dir(PathBuf),
-    /// Nothing kept: every process compiles and tunes afresh (cubecl's behaviour without the
-    /// feature).
+    /// No compiled kernels and no autotune decisions kept: every process compiles and tunes
+    /// afresh. cubecl still keeps its device-throughput probe (seconds of micro-benchmarks per
+    /// device) in its default place: turning that off too made runs several times slower.
     Off,
 }
 
