@@ -99,7 +99,9 @@ impl KernelCache {
             KernelCache::User => config.environment.path = CacheConfig::Global,
             KernelCache::Dir(dir) => config.environment.path = CacheConfig::Directory(dir.clone()),
         }
-        config.autotune.disable_cache = false;
+        // cubecl keeps autotune decisions by default; a `cubecl.toml` or
+        // `CUBECL_AUTOTUNE_CACHE=false` that turns that off is respected. Compiled kernels are
+        // off by default in cubecl: this is what turns them on.
         config.compilation.cache = true;
         config
     }
