@@ -61,9 +61,9 @@ for stage in $STAGES; do
   extra=()
   [ "$stage" = profile ] && extra=(CUBECL_DEBUG_LOG="$W/profile.log" CUBECL_DEBUG_OPTION=profile)
   if [ "$stage" = coldstart ]; then
-    # The same `describe` as two fresh processes on an empty kernel cache of their own: the
-    # first compiles and autotunes everything, the second loads it (plus one with the cache
-    # off, for the first's overhead). Wall times go to summary.txt.
+    # The same `describe` as three fresh processes: on an empty kernel cache of their own (it
+    # compiles and autotunes everything), on the cache that run filled (it loads it), and
+    # with the cache off (for the first's overhead). Wall times go to summary.txt.
     # The driver's own PTX → SASS cache gets a fresh folder too (cold for the first run, warm
     # after, as for a user's first and second process).
     rm -rf "$W/kc-coldstart" "$W/kc-nv"

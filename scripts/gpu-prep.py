@@ -90,7 +90,7 @@ batches = {
     "fixtures-wgpu.jsonl": describe_runs("f32", backend="wgpu", tag="wgpu"),
     # One bf16 `describe` of a fixture case; gpu-check.sh runs it as fresh processes on an empty
     # kernel cache, then on the cache the first filled, then with the cache off (cold start).
-    "coldstart.jsonl": [describe_runs("bf16", tag="coldstart")[1]],
+    "coldstart.jsonl": [r for r in describe_runs("bf16", tag="coldstart") if "/center/" in " ".join(r)],
     "probe.jsonl": [bench("--probe", "--batch", "16", "--runs", "1", "--json", "@OUT@/probe.json")],
     # cubecl's per-kernel log (gpu-check.sh sets CUBECL_DEBUG_OPTION=profile for this stage):
     # every kernel of one vision encode and a few decode steps, unrecorded so each launch shows.

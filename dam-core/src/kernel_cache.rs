@@ -77,6 +77,12 @@ impl std::fmt::Display for KernelCache {
 }
 
 impl KernelCache {
+    /// `DAM_KERNEL_CACHE`'s choice if it is set, else [`KernelCache::Default`]: what a process
+    /// uses unless the program chooses otherwise.
+    pub fn from_env_or_default() -> KernelCache {
+        KernelCache::from_env().unwrap_or_default()
+    }
+
     /// The choice of the `DAM_KERNEL_CACHE` environment variable (same spellings as
     /// [`FromStr`](std::str::FromStr)), if it is set.
     pub fn from_env() -> Option<KernelCache> {
@@ -109,8 +115,15 @@ impl KernelCache {
     /// The directory the cache would live in (cubecl keeps one database per environment under
     /// it); `None` when [`Off`](KernelCache::Off).
     pub fn root(&self) -> Option<PathBuf> {
-        let config = self.apply(CubeClRuntimeConfig::from_current_dir());
-        (*self != KernelCache::Off).then(|| config.environment.path.root())
+        if *self == KernelCache::Off {
+            return None;
+        }
+        Some(
+            self.apply(CubeClRuntimeConfig::from_current_dir())
+                .environment
+                .path
+                .root(),
+        )
     }
 
     /// Makes this choice cubecl's process-wide configuration. Call it before the first GPU device
@@ -220,6 +233,11 @@ pub struct NamespaceEntries {
 }
 
 impl CacheContents {
+    /// Entries in all namespaces.
+    pub fn total(&self) -> u64 {
+        self.namespaces.iter().map(|n| n.entries).sum()
+    }
+
     /// Entries in the namespaces whose name starts with `prefix` (`"autotune"`, `"cuda"`, …).
     pub fn entries(&self, prefix: &str) -> u64 {
         self.namespaces
@@ -232,11 +250,11 @@ impl CacheContents {
 
 impl std::fmt::Display for CacheContents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let total: u64 = self.namespaces.iter().map(|n| n.entries).sum();
         write!(
             f,
-            "{}: {total} entries in {} namespaces",
+            "{}: {} entries in {} namespaces",
             self.database.display(),
+            self.total(),
             self.namespaces.len()
         )?;
         for n in &self.namespaces {

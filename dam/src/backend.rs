@@ -160,7 +160,7 @@ impl Backend {
 pub(crate) fn install_kernel_cache(choice: Option<&crate::KernelCache>) {
     use crate::KernelCache;
     let explicit = choice.is_some();
-    let choice = choice.cloned().or_else(KernelCache::from_env).unwrap_or_default();
+    let choice = choice.cloned().unwrap_or_else(KernelCache::from_env_or_default);
     if choice.install() {
         match choice.root() {
             Some(root) => tracing::info!(

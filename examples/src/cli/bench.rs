@@ -770,9 +770,9 @@ fn profile_step(bench: &Bench, image: &RgbImage, masks: &[Mask], args: &Args) ->
     }
 }
 
-/// One pass over the four phases for all masks; the device is synchronised at each phase's end.
-/// One run of the pipeline with `args`' generation settings (`--new-tokens`, `--lookahead`,
-/// `--prompt-multiple`).
+/// One pass over the four phases for all masks, with `args`' generation settings
+/// (`--new-tokens`, `--lookahead`, `--prompt-multiple`); the device is synchronised at each
+/// phase's end.
 fn time_run(bench: &Bench, image: &RgbImage, masks: &[Mask], args: &Args) -> Result<RunTimes> {
     let device = &bench.device;
 
@@ -967,7 +967,7 @@ fn kernel_cache_entries(backend: Backend) -> Option<(u64, u64)> {
     #[cfg(feature = "kernel-cache")]
     if backend != Backend::Cpu {
         let contents = dam::KernelCache::contents();
-        let all = contents.namespaces.iter().map(|n| n.entries).sum();
+        let all = contents.total();
         let autotune = contents.entries("autotune");
         eprintln!(
             "kernel cache {}: {autotune} autotune decisions, {all} entries in all",

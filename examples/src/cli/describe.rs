@@ -364,7 +364,7 @@ impl FirstRunNotice {
     /// The notice, naming the kernel cache where there is one.
     fn text() -> String {
         #[cfg(feature = "kernel-cache")]
-        if let Some(root) = dam::KernelCache::from_env().unwrap_or_default().root() {
+        if let Some(root) = dam::KernelCache::from_env_or_default().root() {
             return format!(
                 "{} — what it compiles and tunes is kept in {} for later processes",
                 Self::TEXT,

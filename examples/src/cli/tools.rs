@@ -79,7 +79,7 @@ fn kernel_cache(args: &[String]) -> Result<()> {
     #[cfg(feature = "kernel-cache")]
     {
         use dam::KernelCache;
-        let cache = KernelCache::from_env().unwrap_or_default();
+        let cache = KernelCache::from_env_or_default();
         if cache == KernelCache::Off {
             bail!("DAM_KERNEL_CACHE=off: there is no kernel cache to use");
         }
