@@ -14,11 +14,13 @@
 # (LIMIT_<stage>, seconds; defaults below), so CUDA kernel compilation and autotuning (~2 min
 # cold at full size, measured 2026-11-26) is paid once per process.
 #
-# What is still open (issues 5 and 7) fits two calls of the device tool (10 min each at most;
-# the machine is given back after 30 s idle, so send the second at once):
-#   STAGES="check fixtures-bf16-video fixtures-wgpu" OUT=$OUT bash scripts/gpu-check.sh  # <= 550 s
-#   STAGES="gemv profile coldstart" OUT=$OUT bash scripts/gpu-check.sh                   # <= 450 s
-# (expected ≈ 4 and ≈ 6 min: check took 63 s, the 3-line bf16 stage 194 s on 2026-11-26).
+# What is still open (issue 7) fits two calls of the device tool (10 min each at most; the
+# machine is given back after 30 s idle, so send the second at once):
+#   STAGES="decode check" OUT=$OUT bash scripts/gpu-check.sh                   # <= 600 s
+#   STAGES="coldstart fixtures-wgpu profile" OUT=$OUT bash scripts/gpu-check.sh  # <= 600 s
+# (2026-11-26 22:50-23:10 UTC, commit 96c1eca: the first bench process compiled and autotuned
+# for 132 s, the bf16 video fixture 126 s cold; with a filled kernel cache the profile stage
+# took 4 s; `check` did not finish in 200 s, hence 300 now).
 #
 # One binary (`dam-tools` = describe + segment + bench) because the CUDA build is ~155 MB
 # stripped / ~33 MB xz and the carry limit is 64 MiB. The device tool brings back only a few
@@ -50,9 +52,9 @@ for stage in $STAGES; do
   # Default limits from the 2026-11-26 H100 runs (each process compiles and autotunes cold,
   # ~2 min at full size); LIMIT_<stage> overrides.
   case $stage in
-    check|fixtures-bf16|fixtures-bf16-video) default=200 ;;
+    fixtures-bf16|fixtures-bf16-video) default=200 ;;
     fixtures-wgpu) default=150 ;;
-    bf16|gemv) default=300 ;;
+    check|bf16|gemv|decode) default=300 ;;
     profile|memory|fixtures-f32|coldstart) default=150 ;;
     *) default=120 ;;
   esac
@@ -60,6 +62,8 @@ for stage in $STAGES; do
   limit=${!limit_var:-$default}
   extra=()
   [ "$stage" = profile ] && extra=(CUBECL_DEBUG_LOG="$W/profile.log" CUBECL_DEBUG_OPTION=profile)
+  # On 2026-11-26 wgpu found no Vulkan adapter even with the loader: let it say why.
+  [ "$stage" = fixtures-wgpu ] && extra=(VK_LOADER_DEBUG=error,warn,driver)
   if [ "$stage" = coldstart ]; then
     # The same `describe` as three fresh processes: on an empty kernel cache of their own (it
     # compiles and autotunes everything), on the cache that run filled (it loads it), and

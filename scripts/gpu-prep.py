@@ -75,6 +75,15 @@ batches = {
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--prompt-multiple", "128",
               "--json", "@OUT@/bench-b1-prompt-multiple-128.json"),
     ],
+    # Issue 7's table on the current code (cache rounded to 64 slots by default, 503 -> 512),
+    # beside the exact cache (the 2026-11-26 22:59 run's default: 106.1 tok/s, where a 512-slot
+    # cache via --prompt-multiple 128 gave 115.3), then batch 16 for regions/s.
+    "decode.jsonl": [
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--json", "@OUT@/bench-b1-cache-64.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--cache-multiple", "1",
+              "--json", "@OUT@/bench-b1-cache-exact.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--batch", "16", "--json", "@OUT@/bench-b16.json"),
+    ],
     # The plain burn-op path (no fused ops, no recording) for comparison on the same machine.
     "bf16-plain.jsonl": [
         bench("--new-tokens", "256", "--runs", "1", "--warmup", "1", "--fused-ops", "off", "--cuda-graph", "off", "--json", "@OUT@/bench-b1-plain.json"),

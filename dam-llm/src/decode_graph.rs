@@ -33,6 +33,7 @@ use dam_core::graph::{self, Recording};
 
 use crate::kv_cache::KvCache;
 use crate::model::LlamaModel;
+use crate::replay_check::{HostOutput, same};
 
 /// What the host reads after a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,14 +66,6 @@ enum Output {
     Logits(Tensor<2>),
 }
 
-/// A step's output, read back.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum HostOutput {
-    Ids(Vec<u32>),
-    /// Per sequence: `(id, logit)` candidates, largest first for top-k.
-    Candidates(Vec<Vec<(u32, f32)>>),
-}
-
 impl Output {
     fn read(&self, batch: usize) -> Option<HostOutput> {
         match self {
@@ -101,24 +94,6 @@ impl Output {
                 ))
             }
         }
-    }
-}
-
-/// A correct replay gives the last ordinary run's output: the same ids, logits equal to
-/// rounding (the same kernels on the same inputs).
-fn same(a: &HostOutput, b: &HostOutput) -> bool {
-    match (a, b) {
-        (HostOutput::Ids(x), HostOutput::Ids(y)) => x == y,
-        (HostOutput::Candidates(x), HostOutput::Candidates(y)) => {
-            x.len() == y.len()
-                && x.iter().zip(y).all(|(r, s)| {
-                    r.len() == s.len()
-                        && r.iter()
-                            .zip(s)
-                            .all(|(&(i, u), &(j, w))| i == j && (u - w).abs() <= 1e-3 + 1e-2 * u.abs())
-                })
-        }
-        _ => false,
     }
 }
 

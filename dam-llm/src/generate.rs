@@ -53,6 +53,7 @@ impl GenerationOptions {
             record_logits: self.record_logits,
             lookahead: crate::session::DEFAULT_LOOKAHEAD,
             prompt_multiple: crate::session::DEFAULT_PROMPT_MULTIPLE,
+            cache_multiple: crate::session::DEFAULT_CACHE_MULTIPLE,
         }
     }
 }

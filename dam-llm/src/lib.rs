@@ -19,6 +19,7 @@ pub mod generate;
 pub mod kv_cache;
 pub mod mlp;
 pub mod model;
+pub(crate) mod replay_check;
 pub mod rms_norm;
 pub mod rope;
 pub mod sampling;

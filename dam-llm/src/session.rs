@@ -82,6 +82,16 @@ pub struct SessionOptions {
     /// [`DEFAULT_PROMPT_MULTIPLE`] is 1. Skipped when the padded prompt plus the new tokens
     /// would pass `max_position_embeddings`. The ids are those of the unpadded prompt.
     pub prompt_multiple: usize,
+    /// Round the KV cache's length (prompt + new tokens, the key length every decode step
+    /// attends over with a mask) up to a multiple of this many slots; 1 = exact. The extra
+    /// slots are never written and always masked, so the ids and logits are those of an exact
+    /// cache (tested). Why: on an H100 (2026-11-26, one process, burn-cubecl's attention) a
+    /// 512-slot cache decoded DAM-3B at 115.3 tok/s where the exact 503 slots gave 106.1 —
+    /// the only decode shape that differed between the two runs (`--prompt-multiple 128` padded
+    /// the prompt 247 → 256, hence the cache to 512); an aligned key length suits the attention
+    /// kernel's tiles. [`DEFAULT_CACHE_MULTIPLE`] pads 503 → 512; the padding alone is to be
+    /// measured on the next GPU run (`bench --cache-multiple`).
+    pub cache_multiple: usize,
 }
 
 /// Default [`SessionOptions::lookahead`] (see there for why it is 1).
@@ -89,6 +99,9 @@ pub const DEFAULT_LOOKAHEAD: usize = 1;
 
 /// Default [`SessionOptions::prompt_multiple`]: no padding.
 pub const DEFAULT_PROMPT_MULTIPLE: usize = 1;
+
+/// Default [`SessionOptions::cache_multiple`] (see there).
+pub const DEFAULT_CACHE_MULTIPLE: usize = 64;
 
 /// State of one generation over a batch.
 pub struct Session<'a> {
@@ -140,7 +153,8 @@ impl<'a> Session<'a> {
             padded if padded + options.max_new_tokens <= max_pos => padded,
             _ => longest,
         };
-        let max_len = p + options.max_new_tokens;
+        // Cache slots past `p + max_new_tokens` are never written and always masked.
+        let max_len = (p + options.max_new_tokens).next_multiple_of(options.cache_multiple.max(1));
         let pads: Vec<usize> = lens.iter().map(|&l| p - l).collect();
         let d = model.hidden_size();
         let embeds: Vec<Tensor<2>> = prompts
@@ -209,6 +223,11 @@ impl<'a> Session<'a> {
 
     pub fn batch_size(&self) -> usize {
         self.tokens.len()
+    }
+
+    /// Key slots per sequence in the KV cache (see [`SessionOptions::cache_multiple`]).
+    pub fn cache_len(&self) -> usize {
+        self.cache.max_len
     }
 
     /// Generated ids so far, per sequence.
@@ -309,7 +328,7 @@ impl<'a> Session<'a> {
     fn recorded_choice(&mut self) -> Option<Vec<u32>> {
         #[cfg(feature = "cube")]
         {
-            use crate::decode_graph::HostOutput;
+            use crate::replay_check::HostOutput;
             match self.graph.take()? {
                 HostOutput::Ids(ids) => Some(ids),
                 HostOutput::Candidates(candidates) => Some(self.sample_candidates(&candidates)),

@@ -37,6 +37,7 @@ fn greedy(max_new_tokens: usize, record: bool) -> SessionOptions {
         record_logits: record,
         lookahead: dam_llm::session::DEFAULT_LOOKAHEAD,
         prompt_multiple: dam_llm::session::DEFAULT_PROMPT_MULTIPLE,
+        cache_multiple: dam_llm::session::DEFAULT_CACHE_MULTIPLE,
     }
 }
 
@@ -95,6 +96,40 @@ fn a_batch_of_different_lengths_gives_the_same_ids_as_one_by_one() {
         while single.step().is_some() {}
         assert_eq!(batch.tokens()[i], single.tokens()[0], "{name}: batched vs alone");
         assert_eq!(single.tokens()[0], dam_expected_ids(name), "{name}: alone vs fixture");
+    }
+}
+
+/// Extra cache slots (`SessionOptions::cache_multiple`) are never written and always masked:
+/// the same ids and logits as an exact cache, at the default and at an odd multiple.
+#[test]
+fn a_longer_cache_changes_nothing() {
+    let device = Device::flex();
+    let model = model(&device);
+    for name in dam_cases() {
+        let p = prompt(&model, &name, &device);
+        let run = |cache_multiple: usize| {
+            let options = SessionOptions {
+                cache_multiple,
+                ..greedy(24, true)
+            };
+            let mut s = Session::new(&model, vec![p.clone()], options).unwrap();
+            while s.step().is_some() {}
+            (s.tokens()[0].clone(), s.step_logits()[0].clone())
+        };
+        let (ids, logits) = run(1);
+        assert_eq!(ids, dam_expected_ids(&name), "{name}: exact cache vs fixture");
+        for multiple in [dam_llm::session::DEFAULT_CACHE_MULTIPLE, 37] {
+            let (more_ids, more_logits) = run(multiple);
+            assert_eq!(more_ids, ids, "{name}: ids with the cache a multiple of {multiple}");
+            for (i, (a, b)) in more_logits.iter().zip(&logits).enumerate() {
+                assert_close(
+                    &format!("{name} cache multiple {multiple} step_logits[{i}]"),
+                    a,
+                    b,
+                    1e-5,
+                );
+            }
+        }
     }
 }
 

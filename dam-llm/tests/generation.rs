@@ -97,6 +97,7 @@ fn cpu_runs_the_plain_path_even_when_fused_is_asked_for() {
         record_logits: false,
         lookahead: 1,
         prompt_multiple: 1,
+        cache_multiple: dam_llm::session::DEFAULT_CACHE_MULTIPLE,
     };
     let mut session = dam_llm::Session::new(&model, vec![prompt(&model, &tokenizer, name, &device)], options).unwrap();
     while session.step().is_some() {}

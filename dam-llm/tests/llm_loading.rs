@@ -49,6 +49,7 @@ fn first_logits(model: &LlamaModel) -> Vec<f32> {
         record_logits: true,
         lookahead: dam_llm::session::DEFAULT_LOOKAHEAD,
         prompt_multiple: dam_llm::session::DEFAULT_PROMPT_MULTIPLE,
+        cache_multiple: dam_llm::session::DEFAULT_CACHE_MULTIPLE,
     };
     let mut s = Session::new(model, vec![prompt], options).unwrap();
     s.step();

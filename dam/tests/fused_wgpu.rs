@@ -133,10 +133,11 @@ fn fixture_cases_through_the_fused_decoder() {
 }
 
 /// A prompt left-padded to a multiple of 16 positions (`SessionOptions::prompt_multiple`, the
-/// prefill experiment for burn-cubecl's flash kernel) through the fused decoder: a masked
-/// prefill, then masked decode steps — the original's ids and the unpadded run's logits.
+/// prefill experiment for burn-cubecl's flash kernel), and a cache longer than needed
+/// (`SessionOptions::cache_multiple`), through the fused decoder: a masked prefill, then
+/// masked decode steps — the original's ids and the exact run's logits.
 #[test]
-fn a_padded_prompt_through_the_fused_decoder() {
+fn a_padded_prompt_and_a_longer_cache_through_the_fused_decoder() {
     use burn::tensor::{Tensor, TensorData};
     use dam::llm::{LlamaModel, Session, SessionOptions};
 
@@ -151,7 +152,7 @@ fn a_padded_prompt_through_the_fused_decoder() {
     let prompt = Tensor::<2>::from_data(TensorData::new(embeds, [shape[1], shape[2]]), &device);
     let multiple = 16;
     assert!(!shape[1].is_multiple_of(multiple), "the prompt gets padded");
-    let run = |prompt_multiple: usize| {
+    let run = |prompt_multiple: usize, cache_multiple: usize| {
         let options = SessionOptions {
             max_new_tokens: 24,
             sampling: dam::Sampling::Greedy,
@@ -160,16 +161,19 @@ fn a_padded_prompt_through_the_fused_decoder() {
             record_logits: true,
             lookahead: 1,
             prompt_multiple,
+            cache_multiple,
         };
         let mut s = Session::new(&model, vec![prompt.clone()], options).unwrap();
         while s.step().is_some() {}
         (s.tokens()[0].clone(), s.step_logits()[0].clone())
     };
-    let (ids, logits) = run(1);
-    let (padded_ids, padded_logits) = run(multiple);
+    let (ids, logits) = run(1, 1);
     assert_eq!(ids, dam_expected_ids(case), "{case}: unpadded ids");
-    assert_eq!(padded_ids, ids, "{case}: padded ids");
-    for (i, (a, b)) in padded_logits.iter().zip(&logits).enumerate() {
-        assert_close(&format!("{case} padded step_logits[{i}]"), a, b, 1e-4);
+    for (what, prompt_multiple, cache_multiple) in [("padded prompt", multiple, 1), ("longer cache", 1, 64)] {
+        let (padded_ids, padded_logits) = run(prompt_multiple, cache_multiple);
+        assert_eq!(padded_ids, ids, "{case}: {what} ids");
+        for (i, (a, b)) in padded_logits.iter().zip(&logits).enumerate() {
+            assert_close(&format!("{case} {what} step_logits[{i}]"), a, b, 1e-4);
+        }
     }
 }

@@ -109,6 +109,10 @@ struct Args {
     /// see `dam::llm::session::SessionOptions::prompt_multiple`).
     #[arg(long, default_value_t = dam::llm::session::DEFAULT_PROMPT_MULTIPLE)]
     prompt_multiple: usize,
+    /// Round the KV cache's length up to a multiple of this many (masked) slots (1 = exact;
+    /// see `dam::llm::session::SessionOptions::cache_multiple`).
+    #[arg(long, default_value_t = dam::llm::session::DEFAULT_CACHE_MULTIPLE)]
+    cache_multiple: usize,
     /// Instead of the pipeline: time the LLM's matrix products alone (rows 1 and `--batch`),
     /// with the weight in burn's `[in, out]` layout and in PyTorch's `[out, in]` (see
     /// `cli::probe`).
@@ -194,6 +198,8 @@ struct RunTimes {
     tokens: usize,
     /// LLM positions of one region's prompt (text + visual tokens).
     prompt_positions: usize,
+    /// KV-cache slots per region (prompt, padding, new tokens, rounded up).
+    cache_len: usize,
     /// Regions whose crop differs from the full view (both vision passes ran).
     crops_differ: usize,
     /// Allocator bytes in use at the phase ends (max), where the backend reports it.
@@ -493,6 +499,7 @@ fn check_fused(args: &Args) -> Result<()> {
                     record_logits: false,
                     lookahead: 1,
                     prompt_multiple: 1,
+                    cache_multiple: args.cache_multiple,
                 };
                 let mut session = Session::new(&llm, vec![prompt.clone()], options)?;
                 while session.step().is_some() {}
@@ -712,6 +719,7 @@ fn profile_step(bench: &Bench, image: &RgbImage, masks: &[Mask], args: &Args) ->
             record_logits: false,
             lookahead: 1,
             prompt_multiple: args.prompt_multiple,
+            cache_multiple: args.cache_multiple,
         };
         // The stages are timed on the ordinary (unrecorded) step: a replay runs them as one
         // dispatch, with nothing to bracket.
@@ -802,6 +810,7 @@ fn time_run(bench: &Bench, image: &RgbImage, masks: &[Mask], args: &Args) -> Res
         record_logits: false,
         lookahead: args.lookahead,
         prompt_multiple: args.prompt_multiple,
+        cache_multiple: args.cache_multiple,
     };
     let mut session = Session::new(&bench.llm, embeds, options)?;
     sync(device)?;
@@ -830,6 +839,7 @@ fn time_run(bench: &Bench, image: &RgbImage, masks: &[Mask], args: &Args) -> Res
         decode_enqueue: session.timings().decode_enqueue,
         tokens,
         prompt_positions,
+        cache_len: session.cache_len(),
         crops_differ: crop_flags.iter().filter(|&&d| d).count(),
         in_use,
         recorded,
@@ -990,6 +1000,7 @@ struct Report {
     new_tokens: usize,
     lookahead: usize,
     prompt_multiple: usize,
+    cache_multiple: usize,
     /// Whether the LLM ran its fused decoder layers.
     fused_ops: bool,
     /// Whether the fused layers' one-row products ran our matrix-vector kernel.
@@ -1005,6 +1016,7 @@ struct Report {
     runs: usize,
     warmup: usize,
     prompt_positions: usize,
+    cache_len: usize,
     crops_differ: usize,
     clamped_ids: usize,
     weights: WeightsOnDevice,
@@ -1054,6 +1066,7 @@ impl Report {
             new_tokens: args.new_tokens,
             lookahead: args.lookahead,
             prompt_multiple: args.prompt_multiple,
+            cache_multiple: args.cache_multiple,
             fused_ops: bench.llm.fused(),
             gemv: bench.llm.fused() && args.gemv == "on",
             decode_attention: bench.llm.fused() && args.decode_attention == "on",
@@ -1063,6 +1076,7 @@ impl Report {
             runs: args.runs,
             warmup: args.warmup,
             prompt_positions: runs[0].prompt_positions,
+            cache_len: runs[0].cache_len,
             crops_differ: runs[0].crops_differ,
             clamped_ids: bench.clamped_ids,
             weights: bench.weights,
@@ -1101,13 +1115,14 @@ impl Report {
         println!("device: {}", self.device);
         println!("date:   {}", self.date);
         println!(
-            "prompt: {} positions per region{}; {}/{} regions with a differing crop (both vision passes){}",
+            "prompt: {} positions per region{}, KV cache {} slots; {}/{} regions with a differing crop (both vision passes){}",
             self.prompt_positions,
             if self.prompt_multiple > 1 {
                 format!(" (left-padded to a multiple of {})", self.prompt_multiple)
             } else {
                 String::new()
             },
+            self.cache_len,
             self.crops_differ,
             self.batch,
             if self.clamped_ids > 0 {
@@ -1189,6 +1204,7 @@ impl Report {
             "new_tokens": self.new_tokens,
             "lookahead": self.lookahead,
             "prompt_multiple": self.prompt_multiple,
+            "cache_multiple": self.cache_multiple,
             "fused_ops": self.fused_ops,
             "gemv": self.gemv,
             "decode_attention": self.decode_attention,
@@ -1199,6 +1215,7 @@ impl Report {
             "warmup": self.warmup,
             "image_size_px": [IMAGE_W, IMAGE_H],
             "prompt_positions": self.prompt_positions,
+            "cache_len": self.cache_len,
             "regions_with_differing_crop": self.crops_differ,
             "prompt_ids_folded_into_vocab": self.clamped_ids,
             "phases": phases,
