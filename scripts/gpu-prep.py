@@ -51,7 +51,14 @@ batches = {
     "bf16.jsonl": [
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--profile-step", "--json", "@OUT@/bench-b1.json"),
         bench("--new-tokens", "256", "--runs", "1", "--warmup", "0", "--cuda-graph", "off", "--json", "@OUT@/bench-b1-unrecorded.json"),
+        # The vision attention with our one-kernel softmax (dam_vision::softmax) against the
+        # default's 54.3-54.7 ms recorded encodes (22:59 UTC), at batch 1 (warm-up 1, so the
+        # median is a replay) and batch 16.
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "fused-softmax",
+              "--json", "@OUT@/bench-b1-vision-fused-softmax.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--batch", "16", "--json", "@OUT@/bench-b16.json"),
+        bench("--new-tokens", "256", "--runs", "1", "--warmup", "1", "--batch", "16", "--vision-attention", "fused-softmax",
+              "--json", "@OUT@/bench-b16-vision-fused-softmax.json"),
     ],
     # The experiments, each beside the default in the same process: the decode kernels
     # (matrix-vector products, one-query attention; off by default until this batch and `check`
@@ -77,12 +84,23 @@ batches = {
     ],
     # Issue 7's table on the current code (cache rounded to 64 slots by default, 503 -> 512),
     # beside the exact cache (the 2026-11-26 22:59 run's default: 106.1 tok/s, where a 512-slot
-    # cache via --prompt-multiple 128 gave 115.3), then batch 16 for regions/s.
+    # cache via --prompt-multiple 128 gave 115.3); then the vision kernels written after that
+    # run (one-kernel softmax, one-kernel LayerNorm; off by default), each alone and together,
+    # against the default's 54.3-54.7 ms recorded encodes (warm-up 1, so the median is a
+    # replay); then batch 16 for regions/s, default and with both kernels.
     "decode.jsonl": [
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--json", "@OUT@/bench-b1-cache-64.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--cache-multiple", "1",
               "--json", "@OUT@/bench-b1-cache-exact.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "fused-softmax",
+              "--json", "@OUT@/bench-b1-vision-fused-softmax.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--layer-norm", "kernel",
+              "--json", "@OUT@/bench-b1-layer-norm-kernel.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "fused-softmax",
+              "--layer-norm", "kernel", "--json", "@OUT@/bench-b1-vision-kernels.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--batch", "16", "--json", "@OUT@/bench-b16.json"),
+        bench("--new-tokens", "256", "--runs", "1", "--warmup", "1", "--batch", "16", "--vision-attention", "fused-softmax",
+              "--layer-norm", "kernel", "--json", "@OUT@/bench-b16-vision-kernels.json"),
     ],
     # The plain burn-op path (no fused ops, no recording) for comparison on the same machine.
     "bf16-plain.jsonl": [

@@ -24,6 +24,8 @@ pub mod graph;
 pub mod image_io;
 #[cfg(feature = "kernel-cache")]
 pub mod kernel_cache;
+#[cfg(feature = "cube")]
+pub mod layer_norm_kernel;
 pub mod mask;
 pub mod nn;
 pub mod preprocess;

@@ -26,8 +26,17 @@ impl LayerNorm {
         })
     }
 
-    /// Normalises over the last dimension.
+    /// Normalises over the last dimension (in one kernel on cubecl devices where
+    /// `layer_norm_kernel::enabled`; the same rounding points).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        #[cfg(feature = "cube")]
+        if crate::layer_norm_kernel::enabled(&x.device()) {
+            let dims = x.dims();
+            let c = dims[D - 1];
+            let rows = x.reshape([-1, c as i32]);
+            let out = crate::layer_norm_kernel::layer_norm(rows, self.weight.val(), self.bias.val(), self.eps);
+            return out.reshape(dims);
+        }
         self.forward_dim(x, D - 1)
     }
 

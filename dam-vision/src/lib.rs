@@ -22,6 +22,8 @@ pub mod projector;
 pub mod recorded;
 pub mod sam;
 pub mod sdpa;
+#[cfg(feature = "cube")]
+pub mod softmax;
 pub mod tower;
 
 pub use error::{Result, VisionError};

@@ -1,14 +1,16 @@
 //! The scaled dot-product attention of the vision tower and the adapters,
-//! `softmax(q·kᵀ/√Dh)·v` over `[B, H, S, Dh]` heads, in one of three equivalent forms.
+//! `softmax(q·kᵀ/√Dh)·v` over `[B, H, S, Dh]` heads, in one of four equivalent forms.
 //!
 //! Why more than burn's `attention`: SigLIP's shapes — 729 positions, head_dim 72 — satisfy
 //! neither launch constraint of burn-cubecl's tensor-core flash kernel (its stage of 16 × 2–8
-//! queries must divide `seq_q`; its 16-wide tile must divide `head_dim`), so on CUDA the
-//! autotuner runs the scalar flash kernel or its materialised fallback, and the encode is
-//! device-bound at ≈ 3× the original's time (docs/performance.md). Which kernel runs, and what
-//! it costs, is not measured yet; the two alternatives here are for that measurement
-//! (`bench --vision-attention materialized|padded`) and stay **off by default** until a GPU
-//! run shows one faster. All three agree on the CPU (tests below; fixtures 24/24).
+//! queries must divide `seq_q`; its 16-wide tile must divide `head_dim`). Measured on an H100
+//! (docs/performance.md, 2026-11-26 22:59 UTC, bf16, recorded encodes): every attention then
+//! runs burn-cubecl's materialised fallback (two matmuls and a ten-kernel softmax); `auto`
+//! and `padded` both take 54.3–54.7 ms per encode, `materialized` 68.4 ms (its f32 softmax
+//! costs casts). `fused-softmax` (the softmax as one kernel of ours) is not measured yet.
+//! The alternatives stay **off by default** until a GPU run shows one faster
+//! (`bench --vision-attention …`, `DAM_VISION_ATTENTION=…`). All four agree on the CPU (tests
+//! below; fixtures 24/24).
 
 use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
@@ -25,10 +27,12 @@ pub enum AttentionKernel {
     Materialized,
     /// [`padded`]: burn's `attention` on shapes the tensor-core flash kernel accepts.
     Padded,
+    /// [`fused_softmax`]: two batched matmuls around our one-kernel softmax.
+    FusedSoftmax,
 }
 
 impl AttentionKernel {
-    const ALL: [Self; 3] = [Self::Auto, Self::Materialized, Self::Padded];
+    const ALL: [Self; 4] = [Self::Auto, Self::Materialized, Self::Padded, Self::FusedSoftmax];
 
     /// The name `bench --vision-attention` and `DAM_VISION_ATTENTION` use.
     pub fn name(self) -> &'static str {
@@ -36,6 +40,7 @@ impl AttentionKernel {
             Self::Auto => "auto",
             Self::Materialized => "materialized",
             Self::Padded => "padded",
+            Self::FusedSoftmax => "fused-softmax",
         }
     }
 }
@@ -47,7 +52,7 @@ impl std::str::FromStr for AttentionKernel {
         Self::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown vision attention `{s}` (auto, materialized, padded)"))
+            .ok_or_else(|| format!("unknown vision attention `{s}` (auto, materialized, padded, fused-softmax)"))
     }
 }
 
@@ -83,6 +88,7 @@ pub fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, B
         AttentionKernel::Auto => attention(q, k, v, mask, None, AttentionModuleOptions::default()),
         AttentionKernel::Materialized => materialized(q, k, v, mask),
         AttentionKernel::Padded => padded(q, k, v, mask),
+        AttentionKernel::FusedSoftmax => fused_softmax(q, k, v, mask),
     }
 }
 
@@ -101,6 +107,44 @@ pub fn materialized(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tenso
         None => scores,
     };
     softmax(scores, 3).cast(dtype).matmul(v)
+}
+
+/// The scores materialised as in [`materialized`] (same rounding points), the scaling and
+/// the softmax in **one kernel** per score row on the cubecl backends
+/// ([`crate::softmax`]; burn ops elsewhere): three launches per attention where burn-cubecl's
+/// fallback takes twelve. Holds `B·H·Sq·Skv` scores in the activation dtype.
+pub fn fused_softmax(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
+    let [b, h, sq, head_dim] = q.dims();
+    let skv = k.dims()[2];
+    let scores = q.matmul(k.swap_dims(2, 3));
+    // -inf stays -inf through the scaling.
+    let scores = match mask {
+        Some(mask) => scores.mask_fill(mask, f32::NEG_INFINITY),
+        None => scores,
+    };
+    let rows = scores.reshape([b * h * sq, skv]);
+    let probs = scaled_softmax(rows, 1.0 / (head_dim as f64).sqrt());
+    probs.reshape([b, h, sq, skv]).matmul(v)
+}
+
+/// `softmax(x · scale)` over the last axis of `x` `[R, N]`: the kernel of [`crate::softmax`]
+/// on cubecl devices, [`scaled_softmax_reference`] elsewhere.
+fn scaled_softmax(x: Tensor<2>, scale: f64) -> Tensor<2> {
+    #[cfg(feature = "cube")]
+    {
+        crate::softmax::scaled_softmax(x, scale)
+    }
+    #[cfg(not(feature = "cube"))]
+    {
+        scaled_softmax_reference(x, scale)
+    }
+}
+
+/// `softmax(x · scale)` over the last axis with burn ops, rounded as transformers' eager
+/// attention: the product in `x`'s dtype, the softmax in f32, the result back in `x`'s dtype.
+pub fn scaled_softmax_reference(x: Tensor<2>, scale: f64) -> Tensor<2> {
+    let dtype = x.dtype();
+    softmax(x.mul_scalar(scale).cast(FloatDType::F32), 1).cast(dtype)
 }
 
 /// Queries per flash stage that `seq_q` is padded to a multiple of (16-row tiles × 8 planes,
@@ -158,6 +202,10 @@ mod tests {
                     materialized(q.clone(), k.clone(), v.clone(), mask.clone()),
                 ),
                 ("padded", padded(q.clone(), k.clone(), v.clone(), mask.clone())),
+                (
+                    "fused-softmax",
+                    fused_softmax(q.clone(), k.clone(), v.clone(), mask.clone()),
+                ),
             ] {
                 assert_eq!(ours.dims(), reference.dims(), "{name}");
                 let diff = (ours - reference.clone()).abs().max().into_scalar::<f32>();
@@ -174,6 +222,7 @@ mod tests {
         assert_eq!("padded".parse(), Ok(AttentionKernel::Padded));
         assert_eq!("materialized".parse(), Ok(AttentionKernel::Materialized));
         assert_eq!("auto".parse(), Ok(AttentionKernel::Auto));
+        assert_eq!("fused-softmax".parse(), Ok(AttentionKernel::FusedSoftmax));
         assert!("flash".parse::<AttentionKernel>().is_err());
     }
 }

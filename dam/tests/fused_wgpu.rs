@@ -177,3 +177,83 @@ fn a_padded_prompt_and_a_longer_cache_through_the_fused_decoder() {
         }
     }
 }
+
+/// The vision tower's kernels against burn's ops: the one-kernel softmax
+/// (`dam::vision::softmax`, the `fused-softmax` attention form) and LayerNorm
+/// (`dam::core::layer_norm_kernel`), at more rows than one grid axis holds (65 535 on wgpu),
+/// rows longer than a plane, and masked (`-inf`) scores; then a fixture case with both
+/// switched on — the original's ids and step logits.
+#[test]
+fn the_vision_kernels_and_a_fixture_through_them() {
+    use burn::module::Param;
+    use burn::tensor::{Distribution, Int, Tensor};
+    use dam::core::{layer_norm_kernel, nn::LayerNorm};
+    use dam::vision::sdpa::{self, AttentionKernel};
+    use dam::vision::softmax::scaled_softmax;
+
+    let _guard = SWITCHES.lock().unwrap_or_else(|p| p.into_inner());
+    let device = device();
+    let normal = Distribution::Normal(0.0, 3.0);
+    for (rows, n, scale) in [(70_000, 13, 0.7), (66, 729, 1.0 / 72f64.sqrt())] {
+        let x = Tensor::<2>::random([rows, n], normal, &device);
+        // Every 5th column of every 3rd row hidden, as a key mask leaves it.
+        let hidden = Tensor::<1, Int>::arange(0..(rows * n) as i64, &device)
+            .reshape([rows, n])
+            .remainder_scalar(5)
+            .equal_elem(0)
+            .bool_and(
+                Tensor::<1, Int>::arange(0..rows as i64, &device)
+                    .reshape([rows, 1])
+                    .remainder_scalar(3)
+                    .equal_elem(0)
+                    .expand([rows, n]),
+            );
+        let x = x.mask_fill(hidden, f32::NEG_INFINITY);
+        let ours = scaled_softmax(x.clone(), scale);
+        let reference = sdpa::scaled_softmax_reference(x, scale);
+        let diff = (ours.clone() - reference).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-6, "softmax [{rows}, {n}]: max abs diff {diff:e}");
+        let off = (ours.sum_dim(1) - 1.0).abs().max().into_scalar::<f32>();
+        assert!(off < 1e-5, "softmax [{rows}, {n}]: rows sum to 1 within {off:e}");
+    }
+    for (rows, d) in [(70_000, 13), (5, 1152)] {
+        let norm = LayerNorm {
+            weight: Param::from_tensor(Tensor::random([d], normal, &device)),
+            bias: Param::from_tensor(Tensor::random([d], normal, &device)),
+            eps: 1e-6,
+        };
+        // An offset mean, as activations have.
+        let x = Tensor::<3>::random([1, rows, d], normal, &device) + 4.0;
+        layer_norm_kernel::set_enabled(true);
+        assert!(layer_norm_kernel::enabled(&device));
+        let ours = norm.forward(x.clone());
+        layer_norm_kernel::set_enabled(false);
+        let reference = norm.forward(x);
+        let size = reference.clone().abs().max().into_scalar::<f32>();
+        let diff = (ours - reference).abs().max().into_scalar::<f32>();
+        assert!(
+            size > 1.0 && diff < 1e-5 * size,
+            "layer norm [{rows}, {d}]: max abs diff {diff:e} of {size}"
+        );
+    }
+
+    sdpa::set_kernel(AttentionKernel::FusedSoftmax);
+    layer_norm_kernel::set_enabled(true);
+    let case = "border";
+    let dir = dam_case_dir(case);
+    let image = image::open(dir.join("image.png")).unwrap().to_rgb8();
+    let region = Region::Mask(Mask::open(dir.join("mask.png")).unwrap());
+    let options = DescribeOptions {
+        query: Some(dam_case_json(case)["query"].as_str().unwrap().to_string()),
+        trace: true,
+        ..Default::default()
+    };
+    let out = describer(&device).describe_with(&image, &region, &options);
+    sdpa::set_kernel(AttentionKernel::Auto);
+    layer_norm_kernel::set_enabled(false);
+    let out = out.unwrap();
+    assert_eq!(out.token_ids, dam_expected_ids(case), "{case}: generated ids");
+    let trace = out.trace.expect("a trace was asked for");
+    let (logits, _) = Reference::open(case).f32("step_logits");
+    assert_close(&format!("{case} step_logits"), &trace.step_logits.data, &logits, 1e-3);
+}

@@ -146,10 +146,14 @@ struct Args {
     decode_attention: String,
     /// The vision attention: `auto` is burn's `attention` (the backend picks its kernel);
     /// `materialized` computes the scores with two matmuls and an f32 softmax; `padded` runs
-    /// burn's `attention` on shapes its tensor-core flash kernel accepts (experimental; see
-    /// `dam::vision::sdpa`).
+    /// burn's `attention` on shapes its tensor-core flash kernel accepts; `fused-softmax` runs
+    /// two matmuls around our one-kernel softmax (experimental; see `dam::vision::sdpa`).
     #[arg(long, default_value = "auto")]
     vision_attention: dam::vision::sdpa::AttentionKernel,
+    /// LayerNorms as burn ops (`ops`) or as our one kernel per row on the cubecl backends
+    /// (`kernel`, experimental; see `dam::core::layer_norm_kernel`).
+    #[arg(long, default_value = "ops", value_parser = ["ops", "kernel"])]
+    layer_norm: String,
     /// After the timed runs: one more generation whose 9th decode step is profiled per stage
     /// of the fused decoder layers (device time; needs `--fused-ops on` on cuda).
     #[arg(long)]
@@ -336,6 +340,7 @@ fn bench(args: &Args) -> Result<()> {
         dam::core::graph::set_enabled(args.cuda_graph == "on");
         dam::llm::fused::set_gemv(args.gemv == "on");
         dam::llm::fused::set_decode_attention(args.decode_attention == "on");
+        dam::core::layer_norm_kernel::set_enabled(args.layer_norm == "kernel");
     }
     eprintln!(
         "building model: config {}, backend {}, dtype {}, random weights",
@@ -568,6 +573,10 @@ fn vision_attention_check(device: &Device) -> serde_json::Value {
             sdpa::materialized(q.clone(), k.clone(), v.clone(), None),
         ),
         ("padded", sdpa::padded(q.clone(), k.clone(), v.clone(), None)),
+        (
+            "fused-softmax",
+            sdpa::fused_softmax(q.clone(), k.clone(), v.clone(), None),
+        ),
     ] {
         let diff = (form - reference.clone()).abs().max().into_scalar::<f32>();
         println!(
@@ -575,7 +584,37 @@ fn vision_attention_check(device: &Device) -> serde_json::Value {
         );
         out.insert(name.into(), json!(diff));
     }
+    // The one-kernel LayerNorm (dam::core::layer_norm_kernel) at SigLIP's shape, offset
+    // activations as a residual stream has them.
+    let d = 1152;
+    let norm = dam::core::nn::LayerNorm {
+        weight: burn::module::Param::from_tensor(burn::tensor::Tensor::random([d], normal, device)),
+        bias: burn::module::Param::from_tensor(burn::tensor::Tensor::random([d], normal, device)),
+        eps: 1e-6,
+    };
+    let x = burn::tensor::Tensor::<3>::random([1, 729, d], normal, device) + 4.0;
+    dam::core::layer_norm_kernel::set_enabled(true);
+    let ours = norm.forward(x.clone());
+    dam::core::layer_norm_kernel::set_enabled(false);
+    let reference = norm.forward(x);
+    let size = reference.clone().abs().max().into_scalar::<f32>();
+    let diff = (ours - reference).abs().max().into_scalar::<f32>();
+    println!("layer norm [1, 729, {d}], kernel vs burn ops: max abs diff {diff:.3e} (max abs {size:.3e})");
+    out.insert("layer_norm_kernel".into(), json!(diff));
     serde_json::Value::Object(out)
+}
+
+/// Whether LayerNorms on `device` run `dam::core::layer_norm_kernel` (GPU builds only).
+fn layer_norm_kernel_on(device: &Device) -> bool {
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    {
+        dam::core::layer_norm_kernel::enabled(device)
+    }
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    {
+        let _ = device;
+        false
+    }
 }
 
 fn device(args: &Args) -> Result<Device> {
@@ -1009,6 +1048,8 @@ struct Report {
     decode_attention: bool,
     /// The form of the vision attention.
     vision_attention: dam::vision::sdpa::AttentionKernel,
+    /// Whether LayerNorms ran our kernel.
+    layer_norm_kernel: bool,
     /// Whether every timed run's decode replayed a recorded step (CUDA graph).
     recorded: bool,
     /// Whether the vision encodes were replayed from a recording by the end.
@@ -1071,6 +1112,7 @@ impl Report {
             gemv: bench.llm.fused() && args.gemv == "on",
             decode_attention: bench.llm.fused() && args.decode_attention == "on",
             vision_attention: dam::vision::sdpa::kernel(),
+            layer_norm_kernel: layer_norm_kernel_on(&bench.device),
             recorded: !runs.is_empty() && runs.iter().all(|r| r.recorded),
             vision_recorded: bench.recorder.has_recordings(),
             runs: args.runs,
@@ -1089,7 +1131,7 @@ impl Report {
 
     fn print(&self) {
         println!(
-            "DAM bench — config {}, backend {}, dtype {}, batch {}, {} new tokens, lookahead {}, fused decoder ops {}{}{}, recorded decode step {}, recorded vision encode {}{}, median of {} after {} warm-up",
+            "DAM bench — config {}, backend {}, dtype {}, batch {}, {} new tokens, lookahead {}, fused decoder ops {}{}{}, recorded decode step {}, recorded vision encode {}{}{}, median of {} after {} warm-up",
             self.config,
             self.backend,
             self.dtype,
@@ -1108,6 +1150,11 @@ impl Report {
             match self.vision_attention {
                 dam::vision::sdpa::AttentionKernel::Auto => String::new(),
                 other => format!(", vision attention {}", other.name()),
+            },
+            if self.layer_norm_kernel {
+                ", layer-norm kernel"
+            } else {
+                ""
             },
             self.runs,
             self.warmup
@@ -1209,6 +1256,7 @@ impl Report {
             "gemv": self.gemv,
             "decode_attention": self.decode_attention,
             "vision_attention": self.vision_attention.name(),
+            "layer_norm_kernel": self.layer_norm_kernel,
             "recorded_decode_step": self.recorded,
             "recorded_vision_encode": self.vision_recorded,
             "runs": self.runs,

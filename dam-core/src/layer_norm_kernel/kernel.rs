@@ -1,0 +1,52 @@
+//! The cubecl kernel behind [`super::LayerNormOps::layer_norm`].
+//!
+//! Every tensor is indexed through its strides (cubecl's allocator may pad rows: "pitched"
+//! layouts) and sizes come in as arguments, never from a binding's length.
+
+use burn_cubecl::cubecl;
+use burn_cubecl::cubecl::prelude::*;
+
+/// LayerNorm of one row per cube (one plane per cube: `CUBE_DIM_X == PLANE_DIM`) with the
+/// rounding points of [`crate::nn::LayerNorm::forward`]: mean and biased variance in f32
+/// (two passes over the row), `(x − mean) / √(var + eps)` rounded to the activation dtype `E`,
+/// then `· weight + bias` in `E`. Rows are laid out over a 2-D grid (`CUBE_POS_Y ·
+/// CUBE_COUNT_X + CUBE_POS_X`; one grid axis holds 65 535 cubes on wgpu).
+#[cube(launch_unchecked)]
+pub fn layer_norm_kernel<E: Float>(
+    x: &Tensor<E>,
+    weight: &Tensor<E>,
+    bias: &Tensor<E>,
+    out: &mut Tensor<E>,
+    rows: u32,
+    d: u32,
+    eps: f32,
+    #[define(E)] _dtype: ElemType,
+) {
+    let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    // Uniform per cube (one plane = one row), so the whole plane leaves together.
+    if row >= rows as usize {
+        terminate!();
+    }
+    let d = d as usize;
+    let lane = UNIT_POS_X as usize;
+    let step = CUBE_DIM_X as usize;
+    let (xs, xc) = (row * x.stride(0), x.stride(1));
+    let (os, oc) = (row * out.stride(0), out.stride(1));
+    let (wc, bc) = (weight.stride(0), bias.stride(0));
+
+    let mut sum = 0.0f32;
+    for i in range_stepped(lane, d, step) {
+        sum += f32::cast_from(x[xs + i * xc]);
+    }
+    let mean = plane_sum(sum) / f32::cast_from(d);
+    let mut sq = 0.0f32;
+    for i in range_stepped(lane, d, step) {
+        let c = f32::cast_from(x[xs + i * xc]) - mean;
+        sq += c * c;
+    }
+    let inv = (plane_sum(sq) / f32::cast_from(d) + eps).inverse_sqrt();
+    for i in range_stepped(lane, d, step) {
+        let normed = E::cast_from((f32::cast_from(x[xs + i * xc]) - mean) * inv);
+        out[os + i * oc] = normed * weight[i * wc] + bias[i * bc];
+    }
+}

@@ -1,0 +1,54 @@
+//! The cubecl kernel behind [`super::VisionSoftmaxOps::scaled_softmax`].
+//!
+//! Every tensor is indexed through its strides (cubecl's allocator may pad rows: "pitched"
+//! layouts) and sizes come in as arguments, never from a binding's length.
+
+use burn_cubecl::cubecl;
+use burn_cubecl::cubecl::prelude::*;
+
+/// `softmax(x · scale)` of one row per cube (one plane per cube: `CUBE_DIM_X == PLANE_DIM`),
+/// rounded as transformers' eager SigLIP attention rounds it:
+/// `(q·kᵀ) * scale` is a product in the activation dtype `E` (computed in f32, rounded to `E`),
+/// `softmax(…, dtype=float32)` works in f32 on those rounded values, and `.to(q.dtype)` rounds
+/// the probabilities back to `E`. Rows are laid out over a 2-D grid (`CUBE_POS_Y ·
+/// CUBE_COUNT_X + CUBE_POS_X`): a batch of views has more score rows than one grid axis allows
+/// on some runtimes (65 535 on wgpu).
+#[cube(launch_unchecked)]
+pub fn scaled_softmax_kernel<E: Float>(
+    x: &Tensor<E>,
+    out: &mut Tensor<E>,
+    rows: u32,
+    n: u32,
+    scale: f32,
+    #[define(E)] _dtype: ElemType,
+) {
+    let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    // Uniform per cube (one plane = one row), so the whole plane leaves together.
+    if row >= rows as usize {
+        terminate!();
+    }
+    let n = n as usize;
+    let lane = UNIT_POS_X as usize;
+    let step = CUBE_DIM_X as usize;
+    let (xs, xc) = (row * x.stride(0), x.stride(1));
+    let (os, oc) = (row * out.stride(0), out.stride(1));
+
+    // Pass 1: the row's maximum of the scaled (and rounded) scores.
+    let mut m = f32::new(-1.0e30);
+    for i in range_stepped(lane, n, step) {
+        let s = f32::cast_from(E::cast_from(f32::cast_from(x[xs + i * xc]) * scale));
+        m = max(m, s);
+    }
+    let top = plane_max(m);
+    // Pass 2: the sum of exponentials. Pass 3: normalise and round to `E`.
+    let mut sum = f32::new(0.0);
+    for i in range_stepped(lane, n, step) {
+        let s = f32::cast_from(E::cast_from(f32::cast_from(x[xs + i * xc]) * scale));
+        sum += (s - top).exp();
+    }
+    let inv = 1.0f32 / plane_sum(sum);
+    for i in range_stepped(lane, n, step) {
+        let s = f32::cast_from(E::cast_from(f32::cast_from(x[xs + i * xc]) * scale));
+        out[os + i * oc] = E::cast_from((s - top).exp() * inv);
+    }
+}
