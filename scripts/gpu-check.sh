@@ -16,8 +16,9 @@
 #
 # What is still open (issue 7) fits two calls of the device tool (10 min each at most; the
 # machine is given back after 30 s idle, so send the second at once):
-#   STAGES="decode" OUT=$OUT bash scripts/gpu-check.sh                 # <= 420 s
+#   STAGES="decode" OUT=$OUT bash scripts/gpu-check.sh                 # <= 480 s
 #   STAGES="fixtures-wgpu check" OUT=$OUT bash scripts/gpu-check.sh    # <= 450 s
+# (15 min of device time a session, start included: send the second only if ≥ 6 min are left)
 # `decode` decides whether the cache rounding and the vision kernels become defaults; `check`
 # compares the new vision kernels with burn's ops on the GPU (and finishes what the 22:50 run
 # cut off); `coldstart` (cold / cached / off wall times) if time is left — the kernel cache was
@@ -59,7 +60,7 @@ for stage in $STAGES; do
     fixtures-bf16|fixtures-bf16-video) default=200 ;;
     fixtures-wgpu) default=150 ;;
     check|bf16|gemv) default=300 ;;
-    decode) default=420 ;;
+    decode) default=480 ;;
     profile|memory|fixtures-f32|coldstart) default=150 ;;
     *) default=120 ;;
   esac

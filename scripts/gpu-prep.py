@@ -87,7 +87,8 @@ batches = {
     # cache via --prompt-multiple 128 gave 115.3); then the vision kernels written after that
     # run (one-kernel softmax, one-kernel LayerNorm; off by default), each alone and together,
     # against the default's 54.3-54.7 ms recorded encodes (warm-up 1, so the median is a
-    # replay); then batch 16 for regions/s, default and with both kernels.
+    # replay); then batch 16 for regions/s, default and with both kernels; then the vision
+    # probe.
     "decode.jsonl": [
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--json", "@OUT@/bench-b1-cache-64.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--cache-multiple", "1",
@@ -101,6 +102,9 @@ batches = {
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--batch", "16", "--json", "@OUT@/bench-b16.json"),
         bench("--new-tokens", "256", "--runs", "1", "--warmup", "1", "--batch", "16", "--vision-attention", "fused-softmax",
               "--layer-norm", "kernel", "--json", "@OUT@/bench-b16-vision-kernels.json"),
+        # The vision tower's operations alone (one view, 729 tokens and padded to 768, head_dim
+        # 72 and 80; burn's ops and our kernels): what padding the tower would buy, per op.
+        bench("--probe-vision", "--runs", "1", "--json", "@OUT@/probe-vision.json"),
     ],
     # The plain burn-op path (no fused ops, no recording) for comparison on the same machine.
     "bf16-plain.jsonl": [

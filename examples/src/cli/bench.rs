@@ -118,6 +118,11 @@ struct Args {
     /// `cli::probe`).
     #[arg(long)]
     probe: bool,
+    /// Instead of the pipeline: time the vision tower's operations alone for one view (`--config`
+    /// sizes; DAM-3B: 729 tokens, and padded to 768), as burn's ops and as our kernels (see
+    /// `cli::probe`).
+    #[arg(long)]
+    probe_vision: bool,
     /// Instead of the pipeline: run each fused decoder kernel (CUDA) and the plain
     /// burn ops it replaces on random inputs, and print their largest difference.
     #[arg(long)]
@@ -328,6 +333,14 @@ fn bench(args: &Args) -> Result<()> {
         let table = super::probe::matmul_probe(&device, &config, &rows, 20 * args.runs)?;
         if let Some(path) = &args.json {
             write_json(path, &json!({ "matmul_probe": table }))?;
+        }
+        return Ok(());
+    }
+    if args.probe_vision {
+        let device = device(args)?;
+        let table = super::probe::vision_probe(&device, &checkpoint_config(args)?, 5 * args.runs)?;
+        if let Some(path) = &args.json {
+            write_json(path, &json!({ "vision_probe": table }))?;
         }
         return Ok(());
     }
@@ -623,17 +636,22 @@ fn device(args: &Args) -> Result<Device> {
         .with_context(|| format!("cannot set up {} with {}", args.backend, args.dtype))
 }
 
-/// Builds the configured model with random weights on a seeded device.
-fn build(args: &Args) -> Result<Bench> {
-    let device = device(args)?;
-    device.seed(0);
-    let config = match args.config {
+/// `--config`: DAM-3B's sizes or the tiny fixture's.
+fn checkpoint_config(args: &Args) -> Result<CheckpointConfig> {
+    Ok(match args.config {
         ConfigArg::Full => CheckpointConfig::dam_3b(),
         ConfigArg::Tiny => {
             let dir = workspace_root().join("tests/fixtures/dam-tiny/checkpoint");
             CheckpointConfig::load(&dir).with_context(|| format!("cannot read the tiny config in {}", dir.display()))?
         }
-    };
+    })
+}
+
+/// Builds the configured model with random weights on a seeded device.
+fn build(args: &Args) -> Result<Bench> {
+    let device = device(args)?;
+    device.seed(0);
+    let config = checkpoint_config(args)?;
     let processor = ImageProcessor::from_config(&config.preprocessor)?;
     let vision = VisionModel::random(&config, &device)?;
     let mut llm = LlamaModel::random(&config.llm, &device)?;

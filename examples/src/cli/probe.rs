@@ -66,3 +66,120 @@ pub fn matmul_probe(device: &Device, config: &CheckpointConfig, rows: &[usize], 
     }
     Ok(Value::Array(out))
 }
+
+/// Median seconds per call of `f`, each timing covering `reps` calls between two syncs (so a
+/// small kernel's time is not its launch and sync), after `reps` untimed calls.
+fn time_each<T>(device: &Device, reps: usize, iters: usize, mut f: impl FnMut() -> T) -> Result<f64> {
+    for _ in 0..reps {
+        let _ = f();
+    }
+    sync(device)?;
+    let mut times = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = Instant::now();
+        for _ in 0..reps {
+            let _ = f();
+        }
+        sync(device)?;
+        times.push(t.elapsed().as_secs_f64() / reps as f64);
+    }
+    Ok(summarise(&times).median)
+}
+
+/// `bench --probe-vision`: the vision tower's operations alone, for one view, at SigLIP's 729
+/// tokens and padded to 768 (a multiple of the matmul and flash-attention tiles), and with
+/// head_dim 72 and padded to 80 — what padding the whole tower would buy. Times each op as
+/// burn's ops and, where we have one, as our kernel (`fused-softmax`, the LayerNorm kernel).
+/// Prints a table (µs per call and TFLOP/s for the products), returns JSON.
+pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) -> Result<Value> {
+    use burn::tensor::activation::softmax;
+    use dam::vision::sdpa;
+
+    let c = &config.vision;
+    let (d, inter, heads) = (c.hidden_size, c.intermediate_size, c.num_attention_heads);
+    let head_dim = d / heads;
+    let normal = Distribution::Normal(0.0, 1.0);
+    let reps = 10;
+    let mut out = Vec::new();
+    let mut row = |name: String, tokens: usize, flops: f64, s: f64| {
+        let tflops = if flops > 0.0 {
+            format!("{:.1}", flops / s / 1e12)
+        } else {
+            "—".into()
+        };
+        println!("| {name} | {tokens} | {:.1} | {tflops} |", s * 1e6);
+        out.push(json!({"op": name, "tokens": tokens, "us": s * 1e6, "flops": flops}));
+    };
+    println!("| op (one view) | tokens | µs per call | TFLOP/s |");
+    println!("| --- | ---: | ---: | ---: |");
+    // SigLIP's token count and the next multiple of 128 (729 → 768 at DAM-3B's size).
+    let tokens = c.num_patches_per_side().pow(2);
+    for s in [tokens, tokens.next_multiple_of(128)] {
+        let x = Tensor::<2>::random([s, d], normal, device);
+        let h = Tensor::<2>::random([s, inter], normal, device);
+        for (name, input, k, n) in [
+            ("linear q|k|v", &x, d, 3 * d),
+            ("linear o", &x, d, d),
+            ("linear fc1", &x, d, inter),
+            ("linear fc2", &h, inter, d),
+        ] {
+            // PyTorch's `[out, in]` layout through a transposed view, as `TorchLinear` keeps it.
+            let w = Tensor::<2>::random([n, k], Distribution::Normal(0.0, 0.02), device);
+            let t = time_each(device, reps, iters, || input.clone().matmul(w.clone().transpose()))?;
+            row(format!("{name} {k}→{n}"), s, 2.0 * (s * k * n) as f64, t);
+        }
+        let mut head_dims = vec![head_dim];
+        if !head_dim.is_multiple_of(16) {
+            head_dims.push(head_dim.next_multiple_of(16));
+        }
+        for dh in head_dims {
+            let q = Tensor::<4>::random([1, heads, s, dh], normal, device);
+            let k = Tensor::<4>::random([1, heads, s, dh], normal, device);
+            let v = Tensor::<4>::random([1, heads, s, dh], normal, device);
+            let flops = 2.0 * (heads * s * s * dh) as f64;
+            let t = time_each(device, reps, iters, || q.clone().matmul(k.clone().swap_dims(2, 3)))?;
+            row(format!("attention q·kᵀ, head_dim {dh}"), s, flops, t);
+            let p = Tensor::<4>::random([1, heads, s, s], normal, device);
+            let t = time_each(device, reps, iters, || p.clone().matmul(v.clone()))?;
+            row(format!("attention p·v, head_dim {dh}"), s, flops, t);
+            for form in [sdpa::AttentionKernel::Auto, sdpa::AttentionKernel::FusedSoftmax] {
+                sdpa::set_kernel(form);
+                let t = time_each(device, reps, iters, || {
+                    sdpa::attend(q.clone(), k.clone(), v.clone(), None)
+                })?;
+                row(format!("attention `{}`, head_dim {dh}", form.name()), s, 2.0 * flops, t);
+            }
+            sdpa::set_kernel(sdpa::AttentionKernel::Auto);
+        }
+        let scores = Tensor::<2>::random([heads * s, s], normal, device);
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        let t = time_each(device, reps, iters, || softmax(scores.clone().mul_scalar(scale), 1))?;
+        row("softmax, burn ops".into(), s, 0.0, t);
+        let t = time_each(device, reps, iters, || {
+            sdpa::scaled_softmax_reference(scores.clone(), scale)
+        })?;
+        row("softmax, burn ops, f32 inside".into(), s, 0.0, t);
+        #[cfg(any(feature = "cuda", feature = "wgpu"))]
+        {
+            let t = time_each(device, reps, iters, || {
+                dam::vision::softmax::scaled_softmax(scores.clone(), scale)
+            })?;
+            row("softmax, our kernel".into(), s, 0.0, t);
+        }
+        let norm = dam::core::nn::LayerNorm {
+            weight: burn::module::Param::from_tensor(Tensor::random([d], normal, device)),
+            bias: burn::module::Param::from_tensor(Tensor::random([d], normal, device)),
+            eps: 1e-6,
+        };
+        let t = time_each(device, reps, iters, || norm.forward_dim(x.clone(), 1))?;
+        row("layer norm, burn ops".into(), s, 0.0, t);
+        #[cfg(any(feature = "cuda", feature = "wgpu"))]
+        {
+            dam::core::layer_norm_kernel::set_enabled(true);
+            let t = time_each(device, reps, iters, || norm.forward(x.clone()))?;
+            dam::core::layer_norm_kernel::set_enabled(false);
+            row("layer norm, our kernel".into(), s, 0.0, t);
+        }
+    }
+    Ok(Value::Array(out))
+}
