@@ -32,6 +32,8 @@ pub mod preprocess;
 pub mod prompt;
 pub mod region;
 pub mod resample;
+#[cfg(feature = "cube")]
+pub mod row_kernels;
 #[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;

@@ -6,11 +6,12 @@
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
 
+use crate::row_kernels::grid_row;
+
 /// LayerNorm of one row per cube (one plane per cube: `CUBE_DIM_X == PLANE_DIM`) with the
 /// rounding points of [`crate::nn::LayerNorm::forward`]: mean and biased variance in f32
 /// (two passes over the row), `(x − mean) / √(var + eps)` rounded to the activation dtype `E`,
-/// then `· weight + bias` in `E`. Rows are laid out over a 2-D grid (`CUBE_POS_Y ·
-/// CUBE_COUNT_X + CUBE_POS_X`; one grid axis holds 65 535 cubes on wgpu).
+/// then `· weight + bias` in `E`. Rows are laid out over [`crate::row_kernels::row_grid`].
 #[cube(launch_unchecked)]
 pub fn layer_norm_kernel<E: Float>(
     x: &Tensor<E>,
@@ -22,7 +23,7 @@ pub fn layer_norm_kernel<E: Float>(
     eps: f32,
     #[define(E)] _dtype: ElemType,
 ) {
-    let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    let row = grid_row();
     // Uniform per cube (one plane = one row), so the whole plane leaves together.
     if row >= rows as usize {
         terminate!();

@@ -5,14 +5,14 @@
 
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
+use dam_core::row_kernels::grid_row;
 
 /// `softmax(x · scale)` of one row per cube (one plane per cube: `CUBE_DIM_X == PLANE_DIM`),
 /// rounded as transformers' eager SigLIP attention rounds it:
 /// `(q·kᵀ) * scale` is a product in the activation dtype `E` (computed in f32, rounded to `E`),
 /// `softmax(…, dtype=float32)` works in f32 on those rounded values, and `.to(q.dtype)` rounds
-/// the probabilities back to `E`. Rows are laid out over a 2-D grid (`CUBE_POS_Y ·
-/// CUBE_COUNT_X + CUBE_POS_X`): a batch of views has more score rows than one grid axis allows
-/// on some runtimes (65 535 on wgpu).
+/// the probabilities back to `E`. Rows are laid out over `dam_core::row_kernels::row_grid` (a
+/// batch of views has more score rows than one grid axis holds on wgpu).
 #[cube(launch_unchecked)]
 pub fn scaled_softmax_kernel<E: Float>(
     x: &Tensor<E>,
@@ -22,7 +22,7 @@ pub fn scaled_softmax_kernel<E: Float>(
     scale: f32,
     #[define(E)] _dtype: ElemType,
 ) {
-    let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    let row = grid_row();
     // Uniform per cube (one plane = one row), so the whole plane leaves together.
     if row >= rows as usize {
         terminate!();

@@ -13,18 +13,21 @@ use serde_json::{Value, json};
 
 use super::bench::{summarise, sync};
 
-/// Median seconds of `iters` timed calls of `f` (each synced), after `warmup` untimed ones.
-fn time(device: &Device, warmup: usize, iters: usize, mut f: impl FnMut() -> Tensor<2>) -> Result<f64> {
+/// Median seconds per call of `f` over `iters` timings, each covering `reps` calls between two
+/// syncs (so a small kernel's time is not its launch and sync), after `warmup` untimed calls.
+fn time_each<T>(device: &Device, warmup: usize, reps: usize, iters: usize, mut f: impl FnMut() -> T) -> Result<f64> {
     for _ in 0..warmup {
         let _ = f();
-        sync(device)?;
     }
+    sync(device)?;
     let mut times = Vec::with_capacity(iters);
     for _ in 0..iters {
         let t = Instant::now();
-        let _ = f();
+        for _ in 0..reps {
+            let _ = f();
+        }
         sync(device)?;
-        times.push(t.elapsed().as_secs_f64());
+        times.push(t.elapsed().as_secs_f64() / reps as f64);
     }
     Ok(summarise(&times).median)
 }
@@ -54,10 +57,10 @@ pub fn matmul_probe(device: &Device, config: &CheckpointConfig, rows: &[usize], 
             let w_in_out = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 0.02), device);
             let w_out_in = Tensor::<2>::random([n, k], Distribution::Normal(0.0, 0.02), device);
             sync(device)?;
-            let a = time(device, 3, iters, || {
+            let a = time_each(device, 3, 1, iters, || {
                 burn::tensor::module::linear(x.clone(), w_in_out.clone(), None)
             })?;
-            let b = time(device, 3, iters, || x.clone().matmul(w_out_in.clone().transpose()))?;
+            let b = time_each(device, 3, 1, iters, || x.clone().matmul(w_out_in.clone().transpose()))?;
             let gbs = (k * n) as f64 * bytes_per / a.min(b) / 1e9;
             println!("| {name} {k}→{n} | {m} | {:.1} | {:.1} | {gbs:.0} |", a * 1e6, b * 1e6);
             out.push(json!({"name": name, "rows": m, "d_in": k, "d_out": n,
@@ -65,25 +68,6 @@ pub fn matmul_probe(device: &Device, config: &CheckpointConfig, rows: &[usize], 
         }
     }
     Ok(Value::Array(out))
-}
-
-/// Median seconds per call of `f`, each timing covering `reps` calls between two syncs (so a
-/// small kernel's time is not its launch and sync), after `reps` untimed calls.
-fn time_each<T>(device: &Device, reps: usize, iters: usize, mut f: impl FnMut() -> T) -> Result<f64> {
-    for _ in 0..reps {
-        let _ = f();
-    }
-    sync(device)?;
-    let mut times = Vec::with_capacity(iters);
-    for _ in 0..iters {
-        let t = Instant::now();
-        for _ in 0..reps {
-            let _ = f();
-        }
-        sync(device)?;
-        times.push(t.elapsed().as_secs_f64() / reps as f64);
-    }
-    Ok(summarise(&times).median)
 }
 
 /// `bench --probe-vision`: the vision tower's operations alone, for one view, at SigLIP's 729
@@ -125,7 +109,9 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
         ] {
             // PyTorch's `[out, in]` layout through a transposed view, as `TorchLinear` keeps it.
             let w = Tensor::<2>::random([n, k], Distribution::Normal(0.0, 0.02), device);
-            let t = time_each(device, reps, iters, || input.clone().matmul(w.clone().transpose()))?;
+            let t = time_each(device, reps, reps, iters, || {
+                input.clone().matmul(w.clone().transpose())
+            })?;
             row(format!("{name} {k}→{n}"), s, 2.0 * (s * k * n) as f64, t);
         }
         let mut head_dims = vec![head_dim];
@@ -137,14 +123,16 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
             let k = Tensor::<4>::random([1, heads, s, dh], normal, device);
             let v = Tensor::<4>::random([1, heads, s, dh], normal, device);
             let flops = 2.0 * (heads * s * s * dh) as f64;
-            let t = time_each(device, reps, iters, || q.clone().matmul(k.clone().swap_dims(2, 3)))?;
+            let t = time_each(device, reps, reps, iters, || {
+                q.clone().matmul(k.clone().swap_dims(2, 3))
+            })?;
             row(format!("attention q·kᵀ, head_dim {dh}"), s, flops, t);
             let p = Tensor::<4>::random([1, heads, s, s], normal, device);
-            let t = time_each(device, reps, iters, || p.clone().matmul(v.clone()))?;
+            let t = time_each(device, reps, reps, iters, || p.clone().matmul(v.clone()))?;
             row(format!("attention p·v, head_dim {dh}"), s, flops, t);
             for form in [sdpa::AttentionKernel::Auto, sdpa::AttentionKernel::FusedSoftmax] {
                 sdpa::set_kernel(form);
-                let t = time_each(device, reps, iters, || {
+                let t = time_each(device, reps, reps, iters, || {
                     sdpa::attend(q.clone(), k.clone(), v.clone(), None)
                 })?;
                 row(format!("attention `{}`, head_dim {dh}", form.name()), s, 2.0 * flops, t);
@@ -153,15 +141,17 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
         }
         let scores = Tensor::<2>::random([heads * s, s], normal, device);
         let scale = 1.0 / (head_dim as f64).sqrt();
-        let t = time_each(device, reps, iters, || softmax(scores.clone().mul_scalar(scale), 1))?;
+        let t = time_each(device, reps, reps, iters, || {
+            softmax(scores.clone().mul_scalar(scale), 1)
+        })?;
         row("softmax, burn ops".into(), s, 0.0, t);
-        let t = time_each(device, reps, iters, || {
+        let t = time_each(device, reps, reps, iters, || {
             sdpa::scaled_softmax_reference(scores.clone(), scale)
         })?;
         row("softmax, burn ops, f32 inside".into(), s, 0.0, t);
         #[cfg(any(feature = "cuda", feature = "wgpu"))]
         {
-            let t = time_each(device, reps, iters, || {
+            let t = time_each(device, reps, reps, iters, || {
                 dam::vision::softmax::scaled_softmax(scores.clone(), scale)
             })?;
             row("softmax, our kernel".into(), s, 0.0, t);
@@ -171,12 +161,12 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
             bias: burn::module::Param::from_tensor(Tensor::random([d], normal, device)),
             eps: 1e-6,
         };
-        let t = time_each(device, reps, iters, || norm.forward_dim(x.clone(), 1))?;
+        let t = time_each(device, reps, reps, iters, || norm.forward_dim(x.clone(), 1))?;
         row("layer norm, burn ops".into(), s, 0.0, t);
         #[cfg(any(feature = "cuda", feature = "wgpu"))]
         {
             dam::core::layer_norm_kernel::set_enabled(true);
-            let t = time_each(device, reps, iters, || norm.forward(x.clone()))?;
+            let t = time_each(device, reps, reps, iters, || norm.forward(x.clone()))?;
             dam::core::layer_norm_kernel::set_enabled(false);
             row("layer norm, our kernel".into(), s, 0.0, t);
         }
