@@ -46,34 +46,39 @@ impl MultiHeadAttention {
         })
     }
 
-    /// `[B, S, D]` → `[B, H, S, Dh]`.
-    fn heads(&self, x: Tensor<3>) -> Tensor<4> {
+    /// `[B, S, N·D]` (N projections side by side: q|k|v, k|v or q alone) → N tensors
+    /// `[B, H, S, Dh]`, each contiguous, from **one** copy: `[B, S, N, H, Dh]` permuted to
+    /// `[N, B, H, S, Dh]` and merged to `[N·B, H, S, Dh]` (the dims are no longer adjacent in
+    /// memory, so that reshape moves the data once), then narrowed per projection (free).
+    /// Narrowing each projection and permuting its heads instead costs a slice and a copy per
+    /// projection on the cubecl backends (an encode's 656 copy and slice kernels, H100
+    /// profile, docs/performance.md).
+    fn split_heads<const N: usize>(&self, x: Tensor<3>) -> [Tensor<4>; N] {
         let [b, s, _] = x.dims();
-        x.reshape([b, s, self.num_heads, self.head_dim]).swap_dims(1, 2)
+        let (h, dh) = (self.num_heads, self.head_dim);
+        let all = x
+            .reshape([b, s, N, h, dh])
+            .permute([2, 0, 3, 1, 4])
+            .reshape([N * b, h, s, dh]);
+        std::array::from_fn(|i| all.clone().narrow(0, i * b, b))
     }
 
     /// Self-attention over `x` (`[B, S, D]`).
     pub fn forward_self(&self, x: Tensor<3>) -> Tensor<3> {
-        let d = self.num_heads * self.head_dim;
-        let qkv = self.q_proj.forward(x);
-        let q = self.heads(qkv.clone().narrow(2, 0, d));
-        let k = self.heads(qkv.clone().narrow(2, d, d));
-        let v = self.heads(qkv.narrow(2, 2 * d, d));
+        let [q, k, v] = self.split_heads(self.q_proj.forward(x));
         self.attend(q, k, v, None)
     }
 
     /// Cross-attention from `x` (`[B, Sq, D]`) to `context` (`[B, Skv, D]`); `key_mask`
     /// (`[B, Skv]`, `true` = masked) hides context tokens.
     pub fn forward_cross(&self, x: Tensor<3>, context: Tensor<3>, key_mask: Option<Tensor<2, Bool>>) -> Tensor<3> {
-        let d = self.num_heads * self.head_dim;
-        let q = self.heads(self.q_proj.forward(x));
+        let [q] = self.split_heads(self.q_proj.forward(x));
         let kv = self
             .kv_proj
             .as_ref()
             .expect("cross-attention has kv_proj")
             .forward(context);
-        let k = self.heads(kv.clone().narrow(2, 0, d));
-        let v = self.heads(kv.narrow(2, d, d));
+        let [k, v] = self.split_heads(kv);
         let mask = key_mask.map(|m| {
             let [b, s_kv] = m.dims();
             let [_, h, s_q, _] = q.dims();
