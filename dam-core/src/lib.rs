@@ -34,6 +34,7 @@ pub mod region;
 pub mod resample;
 #[cfg(feature = "cube")]
 pub mod row_kernels;
+pub mod switch;
 #[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;

@@ -56,28 +56,20 @@ impl std::str::FromStr for AttentionKernel {
     }
 }
 
-/// Set by [`set_kernel`]; `None` until then (`DAM_VISION_ATTENTION`, else `Auto`).
-static KERNEL: std::sync::RwLock<Option<AttentionKernel>> = std::sync::RwLock::new(None);
+/// Set by [`set_kernel`], else `DAM_VISION_ATTENTION`, else `Auto`.
+static KERNEL: dam_core::switch::Switch<AttentionKernel> =
+    dam_core::switch::Switch::new("DAM_VISION_ATTENTION", |v| v.parse().ok());
 
 /// Selects the form of every vision attention in this process (an experiment switch for the
-/// cubecl backends; see the module docs). `DAM_VISION_ATTENTION=materialized|padded` does the
+/// cubecl backends; see the module docs). `DAM_VISION_ATTENTION=materialized|padded|…` does the
 /// same when this is not called.
 pub fn set_kernel(kernel: AttentionKernel) {
-    *KERNEL.write().unwrap_or_else(|p| p.into_inner()) = Some(kernel);
+    KERNEL.set(kernel);
 }
 
 /// The form [`attend`] computes now.
 pub fn kernel() -> AttentionKernel {
-    static ENV: std::sync::OnceLock<AttentionKernel> = std::sync::OnceLock::new();
-    let set = *KERNEL.read().unwrap_or_else(|p| p.into_inner());
-    set.unwrap_or_else(|| {
-        *ENV.get_or_init(|| {
-            std::env::var("DAM_VISION_ATTENTION")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_default()
-        })
-    })
+    KERNEL.get()
 }
 
 /// `softmax(q·kᵀ/√Dh)·v` in the selected form; q `[B, H, Sq, Dh]`, k/v `[B, H, Skv, Dh]`,
@@ -93,20 +85,11 @@ pub fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, B
 }
 
 /// The scores materialised, as transformers' eager SigLIP attention computes them: the
-/// products in the activation dtype, the softmax in f32 and cast back. Holds `B·H·Sq·Skv` f32
-/// scores (16 × 729² = 34 MB per DAM-3B view).
+/// products in the activation dtype, the softmax in f32 and cast back
+/// ([`scaled_softmax_reference`]). Holds `B·H·Sq·Skv` f32 scores (16 × 729² = 34 MB per DAM-3B
+/// view).
 pub fn materialized(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
-    let dtype = q.dtype();
-    let head_dim = q.dims()[3];
-    let scores = q
-        .matmul(k.swap_dims(2, 3))
-        .mul_scalar(1.0 / (head_dim as f64).sqrt())
-        .cast(FloatDType::F32);
-    let scores = match mask {
-        Some(mask) => scores.mask_fill(mask, f32::NEG_INFINITY),
-        None => scores,
-    };
-    softmax(scores, 3).cast(dtype).matmul(v)
+    around_scores(q, k, v, mask, scaled_softmax_reference)
 }
 
 /// The scores materialised as in [`materialized`] (same rounding points), the scaling and
@@ -114,16 +97,27 @@ pub fn materialized(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tenso
 /// ([`crate::softmax`]; burn ops elsewhere): three launches per attention where burn-cubecl's
 /// fallback takes twelve. Holds `B·H·Sq·Skv` scores in the activation dtype.
 pub fn fused_softmax(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
+    around_scores(q, k, v, mask, scaled_softmax)
+}
+
+/// `softmax(q·kᵀ · 1/√Dh)·v` with the scores materialised: `q·kᵀ` in the activation dtype,
+/// hidden keys set to `-inf` (which stays `-inf` through the scaling), `softmax` over each
+/// score row (`[B·H·Sq, Skv]`, with the scale), then `·v`.
+fn around_scores(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Option<Tensor<4, Bool>>,
+    row_softmax: fn(Tensor<2>, f64) -> Tensor<2>,
+) -> Tensor<4> {
     let [b, h, sq, head_dim] = q.dims();
     let skv = k.dims()[2];
     let scores = q.matmul(k.swap_dims(2, 3));
-    // -inf stays -inf through the scaling.
     let scores = match mask {
         Some(mask) => scores.mask_fill(mask, f32::NEG_INFINITY),
         None => scores,
     };
-    let rows = scores.reshape([b * h * sq, skv]);
-    let probs = scaled_softmax(rows, 1.0 / (head_dim as f64).sqrt());
+    let probs = row_softmax(scores.reshape([b * h * sq, skv]), 1.0 / (head_dim as f64).sqrt());
     probs.reshape([b, h, sq, skv]).matmul(v)
 }
 

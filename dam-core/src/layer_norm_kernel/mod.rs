@@ -32,21 +32,19 @@ pub trait LayerNormOps: Backend {
     ) -> FloatTensor<Self>;
 }
 
-static ENABLED: std::sync::RwLock<Option<bool>> = std::sync::RwLock::new(None);
+/// Set by [`set_enabled`], else `DAM_LAYER_NORM=kernel`, else off.
+static ENABLED: crate::switch::Switch<bool> = crate::switch::Switch::new("DAM_LAYER_NORM", |v| Some(v == "kernel"));
 
 /// Switches every [`crate::nn::LayerNorm`] in this process to the kernel on cubecl devices
 /// (an experiment until measured on a GPU; `DAM_LAYER_NORM=kernel` does the same when this is
 /// not called).
 pub fn set_enabled(on: bool) {
-    *ENABLED.write().unwrap_or_else(|p| p.into_inner()) = Some(on);
+    ENABLED.set(on);
 }
 
 /// Whether LayerNorms on `device` run the kernel: a cubecl device, and switched on.
 pub fn enabled(device: &Device) -> bool {
-    static ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let set = *ENABLED.read().unwrap_or_else(|p| p.into_inner());
-    let on = set.unwrap_or_else(|| *ENV.get_or_init(|| std::env::var("DAM_LAYER_NORM").is_ok_and(|v| v == "kernel")));
-    on && matches!(device.as_dispatch(), burn::backend::DispatchDevice::Cube(_))
+    ENABLED.get() && matches!(device.as_dispatch(), burn::backend::DispatchDevice::Cube(_))
 }
 
 /// [`LayerNormOps::layer_norm`] on tensors: `x` `[R, D]`, `weight` / `bias` `[D]`.

@@ -107,10 +107,10 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
             ("linear fc1", &x, d, inter),
             ("linear fc2", &h, inter, d),
         ] {
-            // PyTorch's `[out, in]` layout through a transposed view, as `TorchLinear` keeps it.
-            let w = Tensor::<2>::random([n, k], Distribution::Normal(0.0, 0.02), device);
+            // burn `Linear`'s `[in, out]` layout, as the vision tower keeps its weights.
+            let w = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 0.02), device);
             let t = time_each(device, reps, reps, iters, || {
-                input.clone().matmul(w.clone().transpose())
+                burn::tensor::module::linear(input.clone(), w.clone(), None)
             })?;
             row(format!("{name} {k}→{n}"), s, 2.0 * (s * k * n) as f64, t);
         }

@@ -1,0 +1,65 @@
+//! A process-wide experiment switch: a value set in code, else read once from an environment
+//! variable, else the type's default (`dam_vision::sdpa`'s attention form, the LayerNorm
+//! kernel).
+
+use std::sync::{OnceLock, RwLock};
+
+/// See the module docs. `const`-constructible, so it lives in a `static`.
+pub struct Switch<T: 'static> {
+    /// The environment variable read when nothing was set in code.
+    var: &'static str,
+    /// Its value, or `None` to fall back to the default.
+    parse: fn(&str) -> Option<T>,
+    set: RwLock<Option<T>>,
+    env: OnceLock<T>,
+}
+
+impl<T: Copy + Default + Send + Sync + 'static> Switch<T> {
+    pub const fn new(var: &'static str, parse: fn(&str) -> Option<T>) -> Self {
+        Self {
+            var,
+            parse,
+            set: RwLock::new(None),
+            env: OnceLock::new(),
+        }
+    }
+
+    /// Overrides the environment for the rest of the process.
+    pub fn set(&self, value: T) {
+        *self.set.write().unwrap_or_else(|p| p.into_inner()) = Some(value);
+    }
+
+    /// The value set in code, else the environment variable's (read once), else the default.
+    pub fn get(&self) -> T {
+        let set = *self.set.read().unwrap_or_else(|p| p.into_inner());
+        set.unwrap_or_else(|| {
+            *self.env.get_or_init(|| {
+                std::env::var(self.var)
+                    .ok()
+                    .and_then(|v| (self.parse)(&v))
+                    .unwrap_or_default()
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Switch;
+
+    #[test]
+    fn code_overrides_the_environment_which_overrides_the_default() {
+        // A variable no test sets: the default until set in code.
+        static UNSET: Switch<bool> = Switch::new("DAM_TEST_SWITCH_NEVER_SET", |v| Some(v == "on"));
+        assert!(!UNSET.get());
+        UNSET.set(true);
+        assert!(UNSET.get());
+        // One whose parse fails falls back to the default; `PATH` is always set.
+        static UNPARSED: Switch<u8> = Switch::new("PATH", |v| v.parse().ok());
+        assert_eq!(UNPARSED.get(), 0);
+        static PARSED: Switch<bool> = Switch::new("PATH", |v| Some(!v.is_empty()));
+        assert!(PARSED.get());
+        PARSED.set(false);
+        assert!(!PARSED.get());
+    }
+}
