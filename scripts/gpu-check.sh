@@ -14,8 +14,11 @@
 # (LIMIT_<stage>, seconds; defaults below), so CUDA kernel compilation and autotuning (~2 min
 # cold at full size, measured 2026-11-26) is paid once per process.
 #
-# What is still open (issue 7) fits two calls of the device tool (10 min each at most; the
-# machine is given back after 30 s idle, so send the second at once):
+# Next (2026-11-27 plan): the matmul kernels — one call, <= 590 s:
+#   STAGES="matmul" OUT=$OUT bash scripts/gpu-check.sh
+# (torch reference ~20 s, probe <= 245 s, then the winner end to end <= 260 s).
+# Before it, what was still open (issue 7) fits two calls of the device tool (10 min each at
+# most; the machine is given back after 30 s idle, so send the second at once):
 #   STAGES="decode" OUT=$OUT bash scripts/gpu-check.sh                 # <= 480 s
 #   STAGES="fixtures-wgpu check" OUT=$OUT bash scripts/gpu-check.sh    # <= 450 s
 # (15 min of device time a session, start included: send the second only if ≥ 6 min are left)
@@ -52,6 +55,12 @@ fi
 # The cache is new since the 2026-11-26 runs and unmeasured on CUDA: if a stage that passed
 # then fails now, rerun it with DAM_KERNEL_CACHE=off before suspecting the model code.
 export DAM_KERNEL_CACHE=${DAM_KERNEL_CACHE:-$W/kernel-cache}
+# The `matmul` stage's probe: burn's two paths and cubek's routines on tensor cores (the
+# `unit` routines use none, and the rest of ROUTINES are variants of these; MATMUL_KERNELS=all
+# tries every one, ~2x the time).
+# Most promising first (the probe stops starting kernels after 200 s).
+MATMUL_KERNELS=${MATMUL_KERNELS:-fusion,autotune,tma-mma,specialized-tma-mma,double-mma,ordered-double-mma,specialized-mma,simple-mma,tma-multirow-mma,double-specialized-mma,simple-multirow-mma,simple-cmma}
+[ "$MATMUL_KERNELS" = all ] && MATMUL_KERNELS=$(python3 -c "print(','.join(['fusion','autotune']+[l.strip().strip('\",') for l in open('dam-core/src/matmul_kernel/mod.rs').read().split('pub const ROUTINES')[1].split('];')[0].splitlines()[1:] if l.strip()]))")
 for f in gpu-bundle/*.jsonl; do sed "s#@OUT@#$W#g" "$f" > "/tmp/dam-bin/$(basename "$f")"; done
 for stage in $STAGES; do
   # Default limits from the 2026-11-26 H100 runs (each process compiles and autotunes cold,
@@ -61,6 +70,7 @@ for stage in $STAGES; do
     fixtures-wgpu) default=150 ;;
     check|bf16|gemv) default=300 ;;
     decode) default=480 ;;
+    matmul) default=260 ;;
     profile|memory|fixtures-f32|coldstart) default=150 ;;
     *) default=120 ;;
   esac
@@ -70,6 +80,47 @@ for stage in $STAGES; do
   [ "$stage" = profile ] && extra=(CUBECL_DEBUG_LOG="$W/profile.log" CUBECL_DEBUG_OPTION=profile)
   # On 2026-11-26 wgpu found no Vulkan adapter even with the loader: let it say why.
   [ "$stage" = fixtures-wgpu ] && extra=(VK_LOADER_DEBUG=error,warn,driver)
+  if [ "$stage" = matmul ]; then
+    # Issue 7's vision lever (docs/performance.md, "Matmul kernels"): 1. the products through
+    # PyTorch/cuBLAS (what the card does at these shapes); 2. every kernel of
+    # dam_core::matmul_kernel on the vision and prefill products (`bench --probe-matmul`; rows
+    # print as they go, so a cut-off probe still ranks what it measured); 3. the winner for the
+    # vision encode (scripts/pick-matmul.py) end to end, in one process beside the default and
+    # the two vision kernels alone: batch 1 (issue 7's protocol) and batch 16.
+    s=$SECONDS
+    timeout 90 python3 scripts/torch-matmul.py > "$W/torch-matmul.out" 2>&1
+    echo "torch-matmul: exit $? after $((SECONDS - s)) s" | tee -a "$W/summary.txt"
+    # One process per kernel (a routine that fails to compile or hangs costs only its own
+    # rows; the kernel cache carries compiled kernels across them), each within 45 s, none
+    # started after LIMIT_probe_matmul (240 s).
+    s=$SECONDS
+    for kernel in ${MATMUL_KERNELS//,/ }; do
+      [ $((SECONDS - s)) -ge "${LIMIT_probe_matmul:-200}" ] && { echo "probe-matmul: out of time before $kernel" >> "$W/summary.txt"; break; }
+      k0=$SECONDS
+      timeout 45 "$T" bench --backend cuda --dtype bf16 --config full --probe-matmul --probe-shapes both \
+        --probe-kernels "$kernel" --runs 1 >> "$W/probe-matmul.out" 2>> "$W/probe-matmul.err"
+      echo "probe-matmul $kernel: exit $? after $((SECONDS - k0)) s" >> "$W/summary.txt"
+    done
+    echo "probe-matmul: $((SECONDS - s)) s" | tee -a "$W/summary.txt"
+    python3 scripts/pick-matmul.py "$W/probe-matmul.out" > "$W/pick-matmul.md" 2>&1
+    best=$(python3 scripts/pick-matmul.py "$W/probe-matmul.out" --best 2>/dev/null || echo fusion)
+    echo "matmul winner for the vision encode: $best" | tee -a "$W/summary.txt"
+    tar czf "$OUT/results-$stage-probe.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
+    b='["bench", "--backend", "cuda", "--dtype", "bf16", "--config", "full", "--new-tokens", "256"'
+    k='"--vision-attention", "fused-softmax", "--layer-norm", "kernel"'
+    {
+      echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--json\", \"$W/bench-b1-default.json\"]"
+      echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", $k, \"--json\", \"$W/bench-b1-vision-kernels.json\"]"
+      echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--matmul\", \"$best\", $k, \"--json\", \"$W/bench-b1-matmul-$best.json\"]"
+      echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--matmul\", \"$best\", \"--json\", \"$W/bench-b1-matmul-$best-only.json\"]"
+      echo "$b, \"--runs\", \"1\", \"--warmup\", \"1\", \"--batch\", \"16\", \"--matmul\", \"$best\", $k, \"--json\", \"$W/bench-b16-matmul-$best.json\"]"
+    } > /tmp/dam-bin/matmul-bench.jsonl
+    s=$SECONDS
+    timeout "$limit" "$T" batch /tmp/dam-bin/matmul-bench.jsonl > "$W/matmul-bench.out" 2> "$W/matmul-bench.err"
+    echo "matmul-bench: exit $? after $((SECONDS - s)) s (limit $limit)" | tee -a "$W/summary.txt"
+    tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
+    continue
+  fi
   if [ "$stage" = coldstart ]; then
     # The same `describe` as three fresh processes: on an empty kernel cache of their own (it
     # compiles and autotunes everything), on the cache that run filled (it loads it), and

@@ -27,6 +27,7 @@ pub mod kernel_cache;
 #[cfg(feature = "cube")]
 pub mod layer_norm_kernel;
 pub mod mask;
+pub mod matmul_kernel;
 pub mod nn;
 pub mod preprocess;
 pub mod prompt;

@@ -4,6 +4,7 @@
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{Bool, Tensor};
+use dam_core::matmul_kernel::linear;
 use dam_core::{Loader, WeightError};
 
 use crate::sdpa;
@@ -65,19 +66,15 @@ impl MultiHeadAttention {
 
     /// Self-attention over `x` (`[B, S, D]`).
     pub fn forward_self(&self, x: Tensor<3>) -> Tensor<3> {
-        let [q, k, v] = self.split_heads(self.q_proj.forward(x));
+        let [q, k, v] = self.split_heads(linear(&self.q_proj, x));
         self.attend(q, k, v, None)
     }
 
     /// Cross-attention from `x` (`[B, Sq, D]`) to `context` (`[B, Skv, D]`); `key_mask`
     /// (`[B, Skv]`, `true` = masked) hides context tokens.
     pub fn forward_cross(&self, x: Tensor<3>, context: Tensor<3>, key_mask: Option<Tensor<2, Bool>>) -> Tensor<3> {
-        let [q] = self.split_heads(self.q_proj.forward(x));
-        let kv = self
-            .kv_proj
-            .as_ref()
-            .expect("cross-attention has kv_proj")
-            .forward(context);
+        let [q] = self.split_heads(linear(&self.q_proj, x));
+        let kv = linear(self.kv_proj.as_ref().expect("cross-attention has kv_proj"), context);
         let [k, v] = self.split_heads(kv);
         let mask = key_mask.map(|m| {
             let [b, s_kv] = m.dims();
@@ -91,6 +88,6 @@ impl MultiHeadAttention {
         let [b, _, s, _] = q.dims();
         let o = sdpa::attend(q, k, v, mask);
         let o = o.swap_dims(1, 2).reshape([b, s, self.num_heads * self.head_dim]);
-        self.out_proj.forward(o)
+        linear(&self.out_proj, o)
     }
 }

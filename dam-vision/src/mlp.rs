@@ -3,6 +3,7 @@
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::Tensor;
+use dam_core::matmul_kernel::linear;
 use dam_core::nn::{gelu_erf, gelu_tanh};
 use dam_core::{Loader, WeightError};
 
@@ -24,8 +25,8 @@ impl Mlp {
     }
 
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = self.fc1.forward(x);
+        let h = linear(&self.fc1, x);
         let h = if self.tanh_gelu { gelu_tanh(h) } else { gelu_erf(h) };
-        self.fc2.forward(h)
+        linear(&self.fc2, h)
     }
 }

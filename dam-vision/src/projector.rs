@@ -4,6 +4,7 @@
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::Tensor;
+use dam_core::matmul_kernel::linear;
 use dam_core::nn::{LayerNorm, gelu_erf};
 use dam_core::{Loader, WeightError};
 
@@ -31,8 +32,8 @@ impl Projector {
     /// `[N, g², C]` → `[N, ⌈g/2⌉², H]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let merged = downsample(x);
-        let h = self.linear1.forward(self.layer_norm.forward(merged));
-        self.linear2.forward(gelu_erf(h))
+        let h = linear(&self.linear1, self.layer_norm.forward(merged));
+        linear(&self.linear2, gelu_erf(h))
     }
 }
 

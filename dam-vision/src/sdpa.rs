@@ -16,6 +16,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::{AttentionModuleOptions, PadMode};
 use burn::tensor::{Bool, FloatDType, Tensor};
+use dam_core::matmul_kernel::matmul;
 
 /// Which form [`attend`] computes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -112,13 +113,15 @@ fn around_scores(
 ) -> Tensor<4> {
     let [b, h, sq, head_dim] = q.dims();
     let skv = k.dims()[2];
-    let scores = q.matmul(k.swap_dims(2, 3));
+    // Both products go through the matmul switch (`dam_core::matmul_kernel`, burn's op by
+    // default).
+    let scores = matmul(q, k.swap_dims(2, 3));
     let scores = match mask {
         Some(mask) => scores.mask_fill(mask, f32::NEG_INFINITY),
         None => scores,
     };
     let probs = row_softmax(scores.reshape([b * h * sq, skv]), 1.0 / (head_dim as f64).sqrt());
-    probs.reshape([b, h, sq, skv]).matmul(v)
+    matmul(probs.reshape([b, h, sq, skv]), v)
 }
 
 /// `softmax(x · scale)` over the last axis of `x` `[R, N]`: the kernel of [`crate::softmax`]

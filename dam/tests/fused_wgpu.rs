@@ -257,3 +257,82 @@ fn the_vision_kernels_and_a_fixture_through_them() {
     let (logits, _) = Reference::open(case).f32("step_logits");
     assert_close(&format!("{case} step_logits"), &trace.step_logits.data, &logits, 1e-3);
 }
+
+/// The matmul switch (`dam::core::matmul_kernel`): products through burn-cubecl's autotuned
+/// matmul and through fixed cubek routines — a plain and a transposed (strided) right operand,
+/// batched heads, odd sizes, and a tensor-core routine that lavapipe cannot run (refused, so
+/// the autotuned matmul runs instead) — equal burn's op; then a fixture case with the vision
+/// tower's and the prefill's products on a fixed routine gives the original's ids and step
+/// logits.
+#[test]
+fn the_matmul_kernels_and_a_fixture_through_them() {
+    use burn::tensor::{Distribution, Tensor};
+    use dam::core::matmul_kernel::{self as mk, MatmulKernel};
+
+    let _guard = SWITCHES.lock().unwrap_or_else(|p| p.into_inner());
+    let device = device();
+    let normal = Distribution::Normal(0.0, 1.0);
+    let lhs = Tensor::<4>::random([2, 3, 37, 21], normal, &device);
+    let rhs = Tensor::<4>::random([2, 3, 21, 45], normal, &device);
+    let rhs_t = Tensor::<4>::random([2, 3, 45, 21], normal, &device).swap_dims(2, 3);
+    let kernels: Vec<MatmulKernel> = ["autotune", "simple-unit", "double-unit", "simple-cmma"]
+        .iter()
+        .map(|k| k.parse().unwrap())
+        .collect();
+    for rhs in [rhs, rhs_t] {
+        let reference = lhs.clone().matmul(rhs.clone());
+        let size = reference.clone().abs().max().into_scalar::<f32>();
+        for &k in &kernels {
+            let refused = mk::cube::refusals();
+            let ours = mk::matmul_with(lhs.clone(), rhs.clone(), k);
+            assert_eq!(ours.dims(), [2, 3, 37, 45], "{}", k.name());
+            let diff = (ours - reference.clone()).abs().max().into_scalar::<f32>();
+            assert!(
+                size > 1.0 && diff < 1e-5 * size,
+                "{}: max abs diff {diff:e} of {size}",
+                k.name()
+            );
+            // lavapipe has no tensor cores: only the cmma routine is refused.
+            let was_refused = mk::cube::refusals() > refused;
+            assert_eq!(
+                was_refused,
+                k.name().ends_with("cmma"),
+                "{}: refused {was_refused}",
+                k.name()
+            );
+        }
+    }
+
+    let case = "border";
+    let dir = dam_case_dir(case);
+    let image = image::open(dir.join("image.png")).unwrap().to_rgb8();
+    let region = Region::Mask(Mask::open(dir.join("mask.png")).unwrap());
+    let options = DescribeOptions {
+        query: Some(dam_case_json(case)["query"].as_str().unwrap().to_string()),
+        trace: true,
+        ..Default::default()
+    };
+    let (logits, _) = Reference::open(case).f32("step_logits");
+    // One fixed routine end to end (the vision tower's products and the prefill's); the
+    // autotuned path is the products' check above.
+    for &k in &kernels[1..2] {
+        mk::set_kernel(k);
+        assert_eq!(mk::kernel_on(&device), k);
+        let out = describer(&device).describe_with(&image, &region, &options);
+        mk::set_kernel(MatmulKernel::Fusion);
+        let out = out.unwrap();
+        assert_eq!(
+            out.token_ids,
+            dam_expected_ids(case),
+            "{case}, {}: generated ids",
+            k.name()
+        );
+        let trace = out.trace.expect("a trace was asked for");
+        assert_close(
+            &format!("{case} step_logits, {}", k.name()),
+            &trace.step_logits.data,
+            &logits,
+            1e-3,
+        );
+    }
+}

@@ -162,10 +162,18 @@ fn rope_cache(
 
 /// `x · w` for the layer's products: our matrix-vector kernel for one row when it is switched
 /// on ([`super::set_gemv`]) and the weight is a `[out, in]` buffer seen transposed (the
-/// contiguous axis is `k`), burn-cubecl's autotuned matmul otherwise.
+/// contiguous axis is `k`); for several rows (a prefill) the cubek routine fixed by
+/// `dam_core::matmul_kernel` if one is; burn-cubecl's autotuned matmul otherwise (which is
+/// what that switch's `fusion` and `autotune` both mean here).
 fn matmul(x: CubeTensor, w: CubeTensor) -> CubeTensor {
     let [rows, k_in] = x.shape().dims::<2>();
     let n_out = w.shape()[1];
+    if rows > 1
+        && let dam_core::matmul_kernel::MatmulKernel::Routine(_) = dam_core::matmul_kernel::kernel()
+    {
+        // A prefill's products with a fixed cubek routine (`bench --matmul NAME`).
+        return dam_core::matmul_kernel::cube::matmul_cube(x, w, dam_core::matmul_kernel::kernel().code());
+    }
     if !super::gemv_enabled() || rows != 1 || w.meta.strides()[0] != 1 || x.dtype != w.dtype {
         return B::float_matmul(x, w);
     }

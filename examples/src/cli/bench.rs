@@ -123,6 +123,17 @@ struct Args {
     /// `cli::probe`).
     #[arg(long)]
     probe_vision: bool,
+    /// Instead of the pipeline: time every `--matmul` choice on the vision tower's products
+    /// (729 tokens at DAM-3B's size) and the LLM prefill's (`--batch` × 247 rows), and check
+    /// each against burn's op (see `cli::probe`).
+    #[arg(long)]
+    probe_matmul: bool,
+    /// `--probe-matmul`'s kernels, comma-separated (default: all of them).
+    #[arg(long, value_delimiter = ',')]
+    probe_kernels: Vec<dam::core::matmul_kernel::MatmulKernel>,
+    /// `--probe-matmul`'s products: the vision tower's, the LLM prefill's, or both.
+    #[arg(long, default_value = "both", value_parser = ["vision", "prefill", "both"])]
+    probe_shapes: String,
     /// Instead of the pipeline: run each fused decoder kernel (CUDA) and the plain
     /// burn ops it replaces on random inputs, and print their largest difference.
     #[arg(long)]
@@ -159,6 +170,12 @@ struct Args {
     /// (`kernel`, experimental; see `dam::core::layer_norm_kernel`).
     #[arg(long, default_value = "ops", value_parser = ["ops", "kernel"])]
     layer_norm: String,
+    /// The kernel of the vision tower's products (and, for a cubek routine, the LLM
+    /// prefill's) on the cubecl backends: `fusion` (burn's op, default), `autotune`
+    /// (burn-cubecl's tuner below burn's fusion) or one of cubek's routines by name
+    /// (experimental; see `dam::core::matmul_kernel`).
+    #[arg(long, default_value = "fusion")]
+    matmul: dam::core::matmul_kernel::MatmulKernel,
     /// After the timed runs: one more generation whose 9th decode step is profiled per stage
     /// of the fused decoder layers (device time; needs `--fused-ops on` on cuda).
     #[arg(long)]
@@ -344,10 +361,32 @@ fn bench(args: &Args) -> Result<()> {
         }
         return Ok(());
     }
+    if args.probe_matmul {
+        let device = device(args)?;
+        let kernels = if args.probe_kernels.is_empty() {
+            dam::core::matmul_kernel::MatmulKernel::all().collect()
+        } else {
+            args.probe_kernels.clone()
+        };
+        let config = checkpoint_config(args)?;
+        let table = super::probe::matmul_kernel_probe(
+            &device,
+            &config,
+            &kernels,
+            &args.probe_shapes,
+            args.batch,
+            5 * args.runs,
+        )?;
+        if let Some(path) = &args.json {
+            write_json(path, &json!({ "matmul_kernel_probe": table }))?;
+        }
+        return Ok(());
+    }
     if args.check_fused {
         return check_fused(args);
     }
     dam::vision::sdpa::set_kernel(args.vision_attention);
+    dam::core::matmul_kernel::set_kernel(args.matmul);
     #[cfg(any(feature = "cuda", feature = "wgpu"))]
     {
         dam::core::graph::set_enabled(args.cuda_graph == "on");
@@ -1068,6 +1107,8 @@ struct Report {
     vision_attention: dam::vision::sdpa::AttentionKernel,
     /// Whether LayerNorms ran our kernel.
     layer_norm_kernel: bool,
+    /// The vision tower's matmul kernel.
+    matmul: dam::core::matmul_kernel::MatmulKernel,
     /// Whether every timed run's decode replayed a recorded step (CUDA graph).
     recorded: bool,
     /// Whether the vision encodes were replayed from a recording by the end.
@@ -1131,6 +1172,7 @@ impl Report {
             decode_attention: bench.llm.fused() && args.decode_attention == "on",
             vision_attention: dam::vision::sdpa::kernel(),
             layer_norm_kernel: layer_norm_kernel_on(&bench.device),
+            matmul: dam::core::matmul_kernel::kernel_on(&bench.device),
             recorded: !runs.is_empty() && runs.iter().all(|r| r.recorded),
             vision_recorded: bench.recorder.has_recordings(),
             runs: args.runs,
@@ -1149,7 +1191,7 @@ impl Report {
 
     fn print(&self) {
         println!(
-            "DAM bench — config {}, backend {}, dtype {}, batch {}, {} new tokens, lookahead {}, fused decoder ops {}{}{}, recorded decode step {}, recorded vision encode {}{}{}, median of {} after {} warm-up",
+            "DAM bench — config {}, backend {}, dtype {}, batch {}, {} new tokens, lookahead {}, fused decoder ops {}{}{}, recorded decode step {}, recorded vision encode {}{}{}{}, median of {} after {} warm-up",
             self.config,
             self.backend,
             self.dtype,
@@ -1173,6 +1215,10 @@ impl Report {
                 ", layer-norm kernel"
             } else {
                 ""
+            },
+            match self.matmul {
+                dam::core::matmul_kernel::MatmulKernel::Fusion => String::new(),
+                other => format!(", matmul {}", other.name()),
             },
             self.runs,
             self.warmup
@@ -1275,6 +1321,7 @@ impl Report {
             "decode_attention": self.decode_attention,
             "vision_attention": self.vision_attention.name(),
             "layer_norm_kernel": self.layer_norm_kernel,
+            "matmul": self.matmul.name(),
             "recorded_decode_step": self.recorded,
             "recorded_vision_encode": self.vision_recorded,
             "runs": self.runs,

@@ -173,3 +173,132 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
     }
     Ok(Value::Array(out))
 }
+
+/// One product of `bench --probe-matmul`: `lhs` · `rhs` as the model computes it.
+struct Product {
+    name: String,
+    lhs: Tensor<4>,
+    rhs: Tensor<4>,
+    flops: f64,
+}
+
+/// The vision tower's products for one view (`[tokens, in]` · burn `Linear`'s `[in, out]`,
+/// and the attention's two score products per head), and the LLM prefill's for `rows` rows
+/// (weights `[out, in]` seen transposed, as the fused decoder layers keep them).
+fn probe_products(device: &Device, config: &CheckpointConfig, rows: usize, which: &str) -> Vec<Product> {
+    let normal = Distribution::Normal(0.0, 1.0);
+    let weight = Distribution::Normal(0.0, 0.02);
+    let mut out = Vec::new();
+    let mut linear = |name: &str, m: usize, k: usize, n: usize, transposed: bool| {
+        let lhs = Tensor::<2>::random([m, k], normal, device).reshape([1, 1, m, k]);
+        let rhs = if transposed {
+            Tensor::<2>::random([n, k], weight, device).transpose()
+        } else {
+            Tensor::<2>::random([k, n], weight, device)
+        };
+        out.push(Product {
+            name: format!("{name} {m}×{k}→{n}"),
+            lhs,
+            rhs: rhs.reshape([1, 1, k, n]),
+            flops: 2.0 * (m * k * n) as f64,
+        });
+    };
+    if which != "prefill" {
+        let v = &config.vision;
+        let t = v.num_patches_per_side().pow(2);
+        let (d, i) = (v.hidden_size, v.intermediate_size);
+        linear("vision q|k|v", t, d, 3 * d, false);
+        linear("vision k|v (adapter)", t, d, 2 * d, false);
+        linear("vision o", t, d, d, false);
+        linear("vision fc1", t, d, i, false);
+        linear("vision fc2", t, i, d, false);
+    }
+    if which != "vision" {
+        let c = &config.llm;
+        let (d, i) = (c.hidden_size, c.intermediate_size);
+        let qkv = (c.num_attention_heads + 2 * c.num_kv_heads()) * c.head_dim();
+        linear("prefill q|k|v", rows, d, qkv, true);
+        linear("prefill o", rows, d, d, true);
+        linear("prefill gate|up", rows, d, 2 * i, true);
+        linear("prefill down", rows, i, d, true);
+    }
+    if which != "prefill" {
+        let v = &config.vision;
+        let t = v.num_patches_per_side().pow(2);
+        let (h, dh) = (v.num_attention_heads, v.hidden_size / v.num_attention_heads);
+        let q = Tensor::<4>::random([1, h, t, dh], normal, device);
+        let k = Tensor::<4>::random([1, h, t, dh], normal, device);
+        let p = burn::tensor::activation::softmax(Tensor::<4>::random([1, h, t, t], normal, device), 3);
+        let flops = 2.0 * (h * t * t * dh) as f64;
+        out.push(Product {
+            name: format!("vision q·kᵀ {h}×{t}×{dh}"),
+            lhs: q,
+            rhs: k.clone().swap_dims(2, 3),
+            flops,
+        });
+        out.push(Product {
+            name: format!("vision p·v {h}×{t}×{t}"),
+            lhs: p,
+            rhs: k,
+            flops,
+        });
+    }
+    out
+}
+
+/// `bench --probe-matmul`: each of `kernels` on every product of [`probe_products`] (`which`:
+/// `vision`, `prefill` or `both`): µs per call, TFLOP/s, and the largest difference from
+/// burn's op relative to its largest value. A routine that refused the product (and fell back
+/// to the autotuned matmul) is marked. Prints a table row by row, returns JSON.
+pub fn matmul_kernel_probe(
+    device: &Device,
+    config: &CheckpointConfig,
+    kernels: &[dam::core::matmul_kernel::MatmulKernel],
+    which: &str,
+    batch: usize,
+    iters: usize,
+) -> Result<Value> {
+    use dam::core::matmul_kernel as mk;
+    // The bench prompt's 247 positions per region (DAM-3B, one view pair).
+    let rows = batch * 247;
+    let reps = 10;
+    println!("| product | kernel | µs per call | TFLOP/s | max rel. diff vs burn's op |");
+    println!("| --- | --- | ---: | ---: | ---: |");
+    let mut out = Vec::new();
+    for p in probe_products(device, config, rows, which) {
+        let reference = p.lhs.clone().matmul(p.rhs.clone());
+        let size = reference
+            .clone()
+            .abs()
+            .max()
+            .into_scalar::<f32>()
+            .max(f32::MIN_POSITIVE);
+        for &k in kernels {
+            #[cfg(any(feature = "cuda", feature = "wgpu"))]
+            let refused_before = mk::cube::refusals();
+            let ours = mk::matmul_with(p.lhs.clone(), p.rhs.clone(), k);
+            let diff = (ours - reference.clone()).abs().max().into_scalar::<f32>() / size;
+            #[cfg(any(feature = "cuda", feature = "wgpu"))]
+            let refused = mk::cube::refusals() > refused_before;
+            #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+            let refused = false;
+            let s = time_each(device, 3, reps, iters, || {
+                mk::matmul_with(p.lhs.clone(), p.rhs.clone(), k)
+            })?;
+            let mark = if refused { " (refused: autotune ran)" } else { "" };
+            let wrong = if diff > 5e-2 { " **WRONG**" } else { "" };
+            println!(
+                "| {} | {}{mark} | {:.1} | {:.1} | {diff:.1e}{wrong} |",
+                p.name,
+                k.name(),
+                s * 1e6,
+                p.flops / s / 1e12
+            );
+            out.push(
+                json!({"product": p.name, "kernel": k.name(), "refused": refused, "us": s * 1e6,
+                "tflops": p.flops / s / 1e12, "max_rel_diff": diff}),
+            );
+        }
+    }
+    Ok(Value::Array(out))
+}
