@@ -162,15 +162,14 @@ fn rope_cache(
 
 /// `x · w` for the layer's products: our matrix-vector kernel for one row when it is switched
 /// on ([`super::set_gemv`]) and the weight is a `[out, in]` buffer seen transposed (the
-/// contiguous axis is `k`); for several rows (a prefill) the cubek routine fixed by
-/// `dam_core::matmul_kernel` if one is; burn-cubecl's autotuned matmul otherwise (which is
-/// what that switch's `fusion` and `autotune` both mean here).
-fn matmul(x: CubeTensor, w: CubeTensor) -> CubeTensor {
+/// contiguous axis is `k`); in a `prefill` (several positions per sequence; not a batched
+/// decode step) the cubek routine fixed by `dam_core::matmul_kernel` if one is; burn-cubecl's
+/// autotuned matmul otherwise (which is what that switch's `fusion` and `autotune` both mean
+/// here).
+fn matmul(x: CubeTensor, w: CubeTensor, prefill: bool) -> CubeTensor {
     let [rows, k_in] = x.shape().dims::<2>();
     let n_out = w.shape()[1];
-    if rows > 1
-        && let dam_core::matmul_kernel::MatmulKernel::Routine(_) = dam_core::matmul_kernel::kernel()
-    {
+    if prefill && let dam_core::matmul_kernel::MatmulKernel::Routine(_) = dam_core::matmul_kernel::kernel() {
         // A prefill's products with a fixed cubek routine (`bench --matmul NAME`).
         return dam_core::matmul_kernel::cube::matmul_cube(x, w, dam_core::matmul_kernel::kernel().code());
     }
@@ -268,7 +267,7 @@ impl FusedLlamaOps for CubeBackend {
     }
 
     fn matmul(x: CubeTensor, w: CubeTensor) -> CubeTensor {
-        matmul(x, w)
+        matmul(x, w, false)
     }
 
     fn decode_attention(q: CubeTensor, keys: CubeTensor, values: CubeTensor, hidden: CubeTensor) -> CubeTensor {
@@ -361,7 +360,8 @@ fn decoder_layer(
     };
     let c = h.client.clone();
     let (h, normed) = stage!(c, "input RMSNorm (+ residual)", rms(h, pending, w.input_norm, s.eps));
-    let qkv = stage!(c, "q|k|v matmul", matmul(normed, w.qkv));
+    let prefill = s.seq > 1;
+    let qkv = stage!(c, "q|k|v matmul", matmul(normed, w.qkv, prefill));
     let q = stage!(
         c,
         "RoPE + KV-cache write",
@@ -382,13 +382,13 @@ fn decoder_layer(
             }
         }
     });
-    let a = stage!(c, "o matmul", matmul(o, w.o));
+    let a = stage!(c, "o matmul", matmul(o, w.o, prefill));
     let (h, normed) = stage!(
         c,
         "post-attention RMSNorm + residual",
         rms(h, Some(a), w.post_norm, s.eps)
     );
-    let gate_up = stage!(c, "gate|up matmul", matmul(normed, w.gate_up));
+    let gate_up = stage!(c, "gate|up matmul", matmul(normed, w.gate_up, prefill));
     let m = stage!(c, "SiLU·up", silu_mul(gate_up));
-    (h, stage!(c, "down matmul", matmul(m, w.down)))
+    (h, stage!(c, "down matmul", matmul(m, w.down, prefill)))
 }
