@@ -105,15 +105,16 @@ for stage in $STAGES; do
     python3 scripts/pick-matmul.py "$W/probe-matmul.out" > "$W/pick-matmul.md" 2>&1
     best=$(python3 scripts/pick-matmul.py "$W/probe-matmul.out" --best 2>/dev/null || echo fusion)
     echo "matmul winner for the vision encode: $best" | tee -a "$W/summary.txt"
+    tag=$(echo "$best" | tr '=,' '-_')
     tar czf "$OUT/results-$stage-probe.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
     b='["bench", "--backend", "cuda", "--dtype", "bf16", "--config", "full", "--new-tokens", "256"'
     k='"--vision-attention", "fused-softmax", "--layer-norm", "kernel"'
     {
       echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--json\", \"$W/bench-b1-default.json\"]"
       echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", $k, \"--json\", \"$W/bench-b1-vision-kernels.json\"]"
-      echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--matmul\", \"$best\", $k, \"--json\", \"$W/bench-b1-matmul-$best.json\"]"
-      echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--matmul\", \"$best\", \"--json\", \"$W/bench-b1-matmul-$best-only.json\"]"
-      echo "$b, \"--runs\", \"1\", \"--warmup\", \"1\", \"--batch\", \"16\", \"--matmul\", \"$best\", $k, \"--json\", \"$W/bench-b16-matmul-$best.json\"]"
+      echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--matmul\", \"$best\", $k, \"--json\", \"$W/bench-b1-matmul-$tag.json\"]"
+      echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--matmul\", \"$best\", \"--json\", \"$W/bench-b1-matmul-$tag-only.json\"]"
+      echo "$b, \"--runs\", \"1\", \"--warmup\", \"1\", \"--batch\", \"16\", \"--matmul\", \"$best\", $k, \"--json\", \"$W/bench-b16-matmul-$tag.json\"]"
     } > /tmp/dam-bin/matmul-bench.jsonl
     s=$SECONDS
     timeout "$limit" "$T" batch /tmp/dam-bin/matmul-bench.jsonl > "$W/matmul-bench.out" 2> "$W/matmul-bench.err"

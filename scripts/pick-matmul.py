@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Reads `bench --probe-matmul --json F` output and ranks the matmul kernels by the time one
-DAM-3B vision encode (both passes, the adapters) would spend in its products, and the LLM
-prefill by its own products.
+DAM-3B vision encode (both passes, the adapters) would spend in its linears and in its
+attention score products (each kind can have its own kernel: `bench --matmul
+linear=A,scores=B`), and the LLM prefill by its own products.
 
     python3 scripts/pick-matmul.py probe-matmul.json          # table (markdown)
-    python3 scripts/pick-matmul.py probe-matmul.json --best   # the vision winner's name only
+    python3 scripts/pick-matmul.py probe-matmul.json --best   # the vision winners, `bench --matmul`'s form
 
 Also reads the probe's printed table (any file not ending in .json), so a probe cut off by a
 time limit still ranks what it measured.
@@ -34,9 +35,13 @@ COUNTS = {
 
 
 def stage_of(product):
+    """(stage, count): stage `vision-linear`, `vision-scores` (q·kᵀ, p·v) or `prefill`."""
     for prefix, n in COUNTS.items():
         if product.startswith(prefix + " "):
-            return prefix.split()[0], n
+            stage = prefix.split()[0]
+            if stage == "vision":
+                stage = "vision-scores" if prefix in ("vision q·kᵀ", "vision p·v") else "vision-linear"
+            return stage, n
     return None, 0
 
 
@@ -89,11 +94,16 @@ def main():
     rows = json.loads(text)["matmul_kernel_probe"] if path.endswith(".json") else table_rows(text)
     ranked = rank(rows)
     if "--best" in sys.argv:
-        best = [k for _, k, ok in ranked.get("vision", []) if ok]
-        print(best[0] if best else "fusion")
+        # `bench --matmul`'s form: one name, or one per kind of product.
+        best = {}
+        for stage in ("vision-linear", "vision-scores"):
+            ok = [k for _, k, eligible in ranked.get(stage, []) if eligible]
+            best[stage] = ok[0] if ok else "fusion"
+        linear, scores = best["vision-linear"], best["vision-scores"]
+        print(linear if linear == scores else f"linear={linear},scores={scores}")
         return
     for stage, entries in ranked.items():
-        print(f"\n{stage}: products' time per {'encode' if stage == 'vision' else 'prefill'}")
+        print(f"\n{stage}: products' time per {'prefill' if stage == 'prefill' else 'encode'}")
         print("| kernel | ms | eligible |")
         print("| --- | ---: | --- |")
         for ms, k, ok in entries:

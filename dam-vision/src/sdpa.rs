@@ -16,7 +16,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::{AttentionModuleOptions, PadMode};
 use burn::tensor::{Bool, FloatDType, Tensor};
-use dam_core::matmul_kernel::matmul;
+use dam_core::matmul_kernel::score_matmul;
 
 /// Which form [`attend`] computes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -113,15 +113,15 @@ fn around_scores(
 ) -> Tensor<4> {
     let [b, h, sq, head_dim] = q.dims();
     let skv = k.dims()[2];
-    // Both products go through the matmul switch (`dam_core::matmul_kernel`, burn's op by
-    // default).
-    let scores = matmul(q, k.swap_dims(2, 3));
+    // Both products with the matmul switch's `scores` kernel (`dam_core::matmul_kernel`,
+    // burn's op by default).
+    let scores = score_matmul(q, k.swap_dims(2, 3));
     let scores = match mask {
         Some(mask) => scores.mask_fill(mask, f32::NEG_INFINITY),
         None => scores,
     };
     let probs = row_softmax(scores.reshape([b * h * sq, skv]), 1.0 / (head_dim as f64).sqrt());
-    matmul(probs.reshape([b, h, sq, skv]), v)
+    score_matmul(probs.reshape([b, h, sq, skv]), v)
 }
 
 /// `softmax(x · scale)` over the last axis of `x` `[R, N]`: the kernel of [`crate::softmax`]

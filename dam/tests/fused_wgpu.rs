@@ -316,10 +316,10 @@ fn the_matmul_kernels_and_a_fixture_through_them() {
     // One fixed routine end to end (the vision tower's products and the prefill's); the
     // autotuned path is the products' check above.
     for &k in &kernels[1..2] {
-        mk::set_kernel(k);
-        assert_eq!(mk::kernel_on(&device), k);
+        mk::set_choice(mk::MatmulChoice::uniform(k));
+        assert_eq!(mk::choice_on(&device).linear, k);
         let out = describer(&device).describe_with(&image, &region, &options);
-        mk::set_kernel(MatmulKernel::Fusion);
+        mk::set_choice(mk::MatmulChoice::default());
         let out = out.unwrap();
         assert_eq!(
             out.token_ids,

@@ -20,6 +20,9 @@
 //!   that cannot run a product (no tensor cores, no TMA, a shape it refuses) falls back to
 //!   `Autotune` for that product, with a warning the first time.
 //!
+//! The linears and the attention's score products each get their kernel ([`MatmulChoice`]:
+//! `DAM_MATMUL=tma-mma` or `DAM_MATMUL=linear=tma-mma,scores=simple-mma`).
+//!
 //! On other backends (and builds without the `cube` feature) every choice is burn's op. The
 //! op goes through burn's backend extension (`#[backend_extension]`), like the LayerNorm kernel.
 
@@ -132,37 +135,85 @@ pub trait MatmulOps: Backend {
     fn matmul_with(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>, code: u32) -> FloatTensor<Self>;
 }
 
-/// Set by [`set_kernel`], else `DAM_MATMUL`, else `Fusion`.
-static KERNEL: crate::switch::Switch<MatmulKernel> = crate::switch::Switch::new("DAM_MATMUL", |v| v.parse().ok());
-
-/// Selects the kernel of every product routed through this module in this process.
-/// `DAM_MATMUL=NAME` does the same when this is not called.
-pub fn set_kernel(kernel: MatmulKernel) {
-    KERNEL.set(kernel);
+/// The kernels of the two kinds of product routed here: the **linears** ([`linear`]: the
+/// vision tower's, the adapters' and the projector's; with a fixed routine also the LLM
+/// prefill's) and the attention's **score** products ([`score_matmul`]: q·kᵀ and p·v, K = 72
+/// and K = 729 at DAM-3B's size). Written `NAME` (both) or `linear=NAME,scores=NAME` (a part
+/// left out is `fusion`), as `bench --matmul` and `DAM_MATMUL` take it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MatmulChoice {
+    pub linear: MatmulKernel,
+    pub scores: MatmulKernel,
 }
 
-/// The kernel selected now (whatever the device).
-pub fn kernel() -> MatmulKernel {
-    KERNEL.get()
+impl MatmulChoice {
+    /// The same kernel for both kinds.
+    pub fn uniform(kernel: MatmulKernel) -> Self {
+        Self {
+            linear: kernel,
+            scores: kernel,
+        }
+    }
+
+    /// The written form ([`std::str::FromStr`] reads it back).
+    pub fn name(&self) -> String {
+        if self.linear == self.scores {
+            self.linear.name().to_string()
+        } else {
+            format!("linear={},scores={}", self.linear.name(), self.scores.name())
+        }
+    }
 }
 
-/// The kernel products on `device` use: the selected one on cubecl devices, `Fusion` (burn's
-/// op) elsewhere.
-pub fn kernel_on(device: &Device) -> MatmulKernel {
+impl std::str::FromStr for MatmulChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if !s.contains('=') {
+            return s.parse().map(Self::uniform);
+        }
+        let mut choice = Self::default();
+        for part in s.split(',') {
+            match part.split_once('=') {
+                Some(("linear", k)) => choice.linear = k.parse()?,
+                Some(("scores", k)) => choice.scores = k.parse()?,
+                _ => return Err(format!("`{part}`: expected linear=NAME or scores=NAME")),
+            }
+        }
+        Ok(choice)
+    }
+}
+
+/// Set by [`set_choice`], else `DAM_MATMUL`, else `fusion` for both.
+static CHOICE: crate::switch::Switch<MatmulChoice> = crate::switch::Switch::new("DAM_MATMUL", |v| v.parse().ok());
+
+/// Selects the kernels of every product routed through this module in this process.
+/// `DAM_MATMUL=…` does the same when this is not called.
+pub fn set_choice(choice: MatmulChoice) {
+    CHOICE.set(choice);
+}
+
+/// The kernels selected now (whatever the device).
+pub fn choice() -> MatmulChoice {
+    CHOICE.get()
+}
+
+/// The kernels products on `device` use: the selected ones on cubecl devices, `fusion`
+/// (burn's op) elsewhere.
+pub fn choice_on(device: &Device) -> MatmulChoice {
     #[cfg(feature = "cube")]
     if matches!(device.as_dispatch(), burn::backend::DispatchDevice::Cube(_)) {
-        return kernel();
+        return choice();
     }
     let _ = device;
-    MatmulKernel::Fusion
+    MatmulChoice::default()
 }
 
-/// `lhs · rhs` (batched over the leading dims, which must be equal) with the selected kernel.
-pub fn matmul<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>) -> Tensor<D> {
-    match kernel_on(&lhs.device()) {
-        MatmulKernel::Fusion => lhs.matmul(rhs),
-        k => matmul_with(lhs, rhs, k),
-    }
+/// An attention score product `lhs · rhs` (batched over the leading dims, which must be
+/// equal) with the selected `scores` kernel.
+pub fn score_matmul<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>) -> Tensor<D> {
+    let k = choice_on(&lhs.device()).scores;
+    matmul_with(lhs, rhs, k)
 }
 
 /// `lhs · rhs` with kernel `k` whatever the switch says on a cubecl device; burn's op
@@ -180,10 +231,11 @@ pub fn matmul_with<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>, k: MatmulKern
     lhs.matmul(rhs)
 }
 
-/// burn `Linear` (`[in, out]` weight) on `x` `[.., in]` with the selected kernel: its own
-/// `forward` for `Fusion`, else the rows flattened through [`matmul_with`] and the bias added.
+/// burn `Linear` (`[in, out]` weight) on `x` `[.., in]` with the selected `linear` kernel: its
+/// own `forward` for `Fusion`, else the rows flattened through [`matmul_with`] and the bias
+/// added.
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
-    let k = kernel_on(&x.device());
+    let k = choice_on(&x.device()).linear;
     if k == MatmulKernel::Fusion {
         return layer.forward(x);
     }
@@ -220,6 +272,22 @@ mod tests {
     }
 
     #[test]
+    fn a_choice_is_one_name_or_one_per_kind_of_product() {
+        let tma: MatmulKernel = "tma-mma".parse().unwrap();
+        assert_eq!("tma-mma".parse(), Ok(MatmulChoice::uniform(tma)));
+        let both: MatmulChoice = "linear=tma-mma,scores=autotune".parse().unwrap();
+        assert_eq!((both.linear, both.scores), (tma, MatmulKernel::Autotune));
+        assert_eq!(both.name().parse(), Ok(both));
+        assert_eq!(MatmulChoice::uniform(tma).name(), "tma-mma");
+        // A part left out is burn's op.
+        let linear_only: MatmulChoice = "linear=tma-mma".parse().unwrap();
+        assert_eq!(linear_only.scores, MatmulKernel::Fusion);
+        assert!("linear=tma".parse::<MatmulChoice>().is_err());
+        assert!("lin=tma-mma".parse::<MatmulChoice>().is_err());
+        assert_eq!(MatmulChoice::default(), MatmulChoice::uniform(MatmulKernel::Fusion));
+    }
+
+    #[test]
     fn off_cubecl_every_choice_is_burns_op() {
         let device = Device::default();
         let x = Tensor::<3>::from_floats([[[1.0, 2.0], [3.0, 4.0]]], &device);
@@ -230,10 +298,10 @@ mod tests {
                 &device,
             ))),
         };
-        set_kernel(MatmulKernel::Routine(0));
-        assert_eq!(kernel_on(&device), MatmulKernel::Fusion);
+        set_choice(MatmulChoice::uniform(MatmulKernel::Routine(0)));
+        assert_eq!(choice_on(&device), MatmulChoice::default());
         let y = linear(&layer, x).into_data().try_into_vec::<f32>().unwrap();
-        set_kernel(MatmulKernel::Fusion);
+        set_choice(MatmulChoice::default());
         let want = [5.1, -1.3, 2.3, 11.1, -2.3, 4.3];
         for (a, b) in y.iter().zip(want) {
             assert!((a - b).abs() < 1e-6, "{y:?}");

@@ -163,15 +163,17 @@ fn rope_cache(
 /// `x · w` for the layer's products: our matrix-vector kernel for one row when it is switched
 /// on ([`super::set_gemv`]) and the weight is a `[out, in]` buffer seen transposed (the
 /// contiguous axis is `k`); in a `prefill` (several positions per sequence; not a batched
-/// decode step) the cubek routine fixed by `dam_core::matmul_kernel` if one is; burn-cubecl's
+/// decode step) the cubek routine fixed for the linears by `dam_core::matmul_kernel` if one
+/// is; burn-cubecl's
 /// autotuned matmul otherwise (which is what that switch's `fusion` and `autotune` both mean
 /// here).
 fn matmul(x: CubeTensor, w: CubeTensor, prefill: bool) -> CubeTensor {
     let [rows, k_in] = x.shape().dims::<2>();
     let n_out = w.shape()[1];
-    if prefill && let dam_core::matmul_kernel::MatmulKernel::Routine(_) = dam_core::matmul_kernel::kernel() {
-        // A prefill's products with a fixed cubek routine (`bench --matmul NAME`).
-        return dam_core::matmul_kernel::cube::matmul_cube(x, w, dam_core::matmul_kernel::kernel().code());
+    let fixed = dam_core::matmul_kernel::choice().linear;
+    if prefill && let dam_core::matmul_kernel::MatmulKernel::Routine(_) = fixed {
+        // A prefill's products with the fixed cubek routine of the linears (`bench --matmul`).
+        return dam_core::matmul_kernel::cube::matmul_cube(x, w, fixed.code());
     }
     if !super::gemv_enabled() || rows != 1 || w.meta.strides()[0] != 1 || x.dtype != w.dtype {
         return B::float_matmul(x, w);

@@ -172,10 +172,10 @@ struct Args {
     layer_norm: String,
     /// The kernel of the vision tower's products (and, for a cubek routine, the LLM
     /// prefill's) on the cubecl backends: `fusion` (burn's op, default), `autotune`
-    /// (burn-cubecl's tuner below burn's fusion) or one of cubek's routines by name
-    /// (experimental; see `dam::core::matmul_kernel`).
+    /// (burn-cubecl's tuner below burn's fusion) or one of cubek's routines by name; or one
+    /// per kind, `linear=NAME,scores=NAME` (experimental; see `dam::core::matmul_kernel`).
     #[arg(long, default_value = "fusion")]
-    matmul: dam::core::matmul_kernel::MatmulKernel,
+    matmul: dam::core::matmul_kernel::MatmulChoice,
     /// After the timed runs: one more generation whose 9th decode step is profiled per stage
     /// of the fused decoder layers (device time; needs `--fused-ops on` on cuda).
     #[arg(long)]
@@ -386,7 +386,7 @@ fn bench(args: &Args) -> Result<()> {
         return check_fused(args);
     }
     dam::vision::sdpa::set_kernel(args.vision_attention);
-    dam::core::matmul_kernel::set_kernel(args.matmul);
+    dam::core::matmul_kernel::set_choice(args.matmul);
     #[cfg(any(feature = "cuda", feature = "wgpu"))]
     {
         dam::core::graph::set_enabled(args.cuda_graph == "on");
@@ -1107,8 +1107,8 @@ struct Report {
     vision_attention: dam::vision::sdpa::AttentionKernel,
     /// Whether LayerNorms ran our kernel.
     layer_norm_kernel: bool,
-    /// The vision tower's matmul kernel.
-    matmul: dam::core::matmul_kernel::MatmulKernel,
+    /// The matmul kernels of the linears and the attention's score products.
+    matmul: dam::core::matmul_kernel::MatmulChoice,
     /// Whether every timed run's decode replayed a recorded step (CUDA graph).
     recorded: bool,
     /// Whether the vision encodes were replayed from a recording by the end.
@@ -1172,7 +1172,7 @@ impl Report {
             decode_attention: bench.llm.fused() && args.decode_attention == "on",
             vision_attention: dam::vision::sdpa::kernel(),
             layer_norm_kernel: layer_norm_kernel_on(&bench.device),
-            matmul: dam::core::matmul_kernel::kernel_on(&bench.device),
+            matmul: dam::core::matmul_kernel::choice_on(&bench.device),
             recorded: !runs.is_empty() && runs.iter().all(|r| r.recorded),
             vision_recorded: bench.recorder.has_recordings(),
             runs: args.runs,
@@ -1216,9 +1216,10 @@ impl Report {
             } else {
                 ""
             },
-            match self.matmul {
-                dam::core::matmul_kernel::MatmulKernel::Fusion => String::new(),
-                other => format!(", matmul {}", other.name()),
+            if self.matmul == Default::default() {
+                String::new()
+            } else {
+                format!(", matmul {}", self.matmul.name())
             },
             self.runs,
             self.warmup
