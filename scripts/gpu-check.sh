@@ -85,8 +85,9 @@ for stage in $STAGES; do
     # PyTorch/cuBLAS (what the card does at these shapes); 2. every kernel of
     # dam_core::matmul_kernel on the vision and prefill products (`bench --probe-matmul`; rows
     # print as they go, so a cut-off probe still ranks what it measured); 3. the winner for the
-    # vision encode (scripts/pick-matmul.py) end to end, in one process beside the default and
-    # the two vision kernels alone: batch 1 (issue 7's protocol) and batch 16.
+    # vision encode (scripts/pick-matmul.py) end to end with the two vision kernels, in one
+    # process beside the default, the two kernels alone and the winner alone: batch 1 (issue
+    # 7's protocol), then batch 16. The winner's line first (a time-out loses the last lines).
     s=$SECONDS
     timeout 90 python3 scripts/torch-matmul.py > "$W/torch-matmul.out" 2>&1
     echo "torch-matmul: exit $? after $((SECONDS - s)) s" | tee -a "$W/summary.txt"
@@ -110,9 +111,9 @@ for stage in $STAGES; do
     b='["bench", "--backend", "cuda", "--dtype", "bf16", "--config", "full", "--new-tokens", "256"'
     k='"--vision-attention", "fused-softmax", "--layer-norm", "kernel"'
     {
+      echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--matmul\", \"$best\", $k, \"--json\", \"$W/bench-b1-matmul-$tag.json\"]"
       echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--json\", \"$W/bench-b1-default.json\"]"
       echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", $k, \"--json\", \"$W/bench-b1-vision-kernels.json\"]"
-      echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--matmul\", \"$best\", $k, \"--json\", \"$W/bench-b1-matmul-$tag.json\"]"
       echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--matmul\", \"$best\", \"--json\", \"$W/bench-b1-matmul-$tag-only.json\"]"
       echo "$b, \"--runs\", \"1\", \"--warmup\", \"1\", \"--batch\", \"16\", \"--matmul\", \"$best\", $k, \"--json\", \"$W/bench-b16-matmul-$tag.json\"]"
     } > /tmp/dam-bin/matmul-bench.jsonl

@@ -239,23 +239,42 @@ fn the_vision_kernels_and_a_fixture_through_them() {
 
     sdpa::set_kernel(AttentionKernel::FusedSoftmax);
     layer_norm_kernel::set_enabled(true);
-    let case = "border";
-    let dir = dam_case_dir(case);
+    let out = describe_border(&device);
+    sdpa::set_kernel(AttentionKernel::Auto);
+    layer_norm_kernel::set_enabled(false);
+    assert_border_matches_the_original(out, "vision kernels");
+}
+
+/// The `border` fixture case (its crop differs: both vision passes and the adapters run),
+/// greedy, traced.
+fn describe_border(device: &Device) -> dam::Result<dam::Description> {
+    let dir = dam_case_dir("border");
     let image = image::open(dir.join("image.png")).unwrap().to_rgb8();
     let region = Region::Mask(Mask::open(dir.join("mask.png")).unwrap());
     let options = DescribeOptions {
-        query: Some(dam_case_json(case)["query"].as_str().unwrap().to_string()),
+        query: Some(dam_case_json("border")["query"].as_str().unwrap().to_string()),
         trace: true,
         ..Default::default()
     };
-    let out = describer(&device).describe_with(&image, &region, &options);
-    sdpa::set_kernel(AttentionKernel::Auto);
-    layer_norm_kernel::set_enabled(false);
+    describer(device).describe_with(&image, &region, &options)
+}
+
+/// The original's ids, and its step logits within the CPU suite's tolerance.
+fn assert_border_matches_the_original(out: dam::Result<dam::Description>, what: &str) {
     let out = out.unwrap();
-    assert_eq!(out.token_ids, dam_expected_ids(case), "{case}: generated ids");
+    assert_eq!(
+        out.token_ids,
+        dam_expected_ids("border"),
+        "border, {what}: generated ids"
+    );
     let trace = out.trace.expect("a trace was asked for");
-    let (logits, _) = Reference::open(case).f32("step_logits");
-    assert_close(&format!("{case} step_logits"), &trace.step_logits.data, &logits, 1e-3);
+    let (logits, _) = Reference::open("border").f32("step_logits");
+    assert_close(
+        &format!("border step_logits, {what}"),
+        &trace.step_logits.data,
+        &logits,
+        1e-3,
+    );
 }
 
 /// The matmul switch (`dam::core::matmul_kernel`): products through burn-cubecl's autotuned
@@ -303,36 +322,13 @@ fn the_matmul_kernels_and_a_fixture_through_them() {
         }
     }
 
-    let case = "border";
-    let dir = dam_case_dir(case);
-    let image = image::open(dir.join("image.png")).unwrap().to_rgb8();
-    let region = Region::Mask(Mask::open(dir.join("mask.png")).unwrap());
-    let options = DescribeOptions {
-        query: Some(dam_case_json(case)["query"].as_str().unwrap().to_string()),
-        trace: true,
-        ..Default::default()
-    };
-    let (logits, _) = Reference::open(case).f32("step_logits");
     // One fixed routine end to end (the vision tower's products and the prefill's); the
     // autotuned path is the products' check above.
     for &k in &kernels[1..2] {
         mk::set_choice(mk::MatmulChoice::uniform(k));
         assert_eq!(mk::choice_on(&device).linear, k);
-        let out = describer(&device).describe_with(&image, &region, &options);
+        let out = describe_border(&device);
         mk::set_choice(mk::MatmulChoice::default());
-        let out = out.unwrap();
-        assert_eq!(
-            out.token_ids,
-            dam_expected_ids(case),
-            "{case}, {}: generated ids",
-            k.name()
-        );
-        let trace = out.trace.expect("a trace was asked for");
-        assert_close(
-            &format!("{case} step_logits, {}", k.name()),
-            &trace.step_logits.data,
-            &logits,
-            1e-3,
-        );
+        assert_border_matches_the_original(out, k.name());
     }
 }
