@@ -69,7 +69,7 @@ def rank(rows):
 
 
 def table_rows(text):
-    """The probe's printed rows: | product | kernel[ (refused: …)] | µs | TFLOP/s | diff[ **WRONG**] |"""
+    """The probe's printed rows: | product | kernel[ (why it did not run)] | µs | TFLOP/s | diff[ **WRONG**] |"""
     rows = []
     for line in text.splitlines():
         # Product names hold "|" themselves (q|k|v): the last four cells are fixed.
@@ -77,11 +77,12 @@ def table_rows(text):
         if len(cells) < 5 or not cells[-3].replace(".", "", 1).isdigit():
             continue
         cells = ["|".join(cells[:-4])] + cells[-4:]
-        kernel = cells[1].split(" (refused")[0]
+        kernel = cells[1].split(" (")[0]
         rows.append({
             "product": cells[0],
             "kernel": kernel,
-            "refused": "(refused" in cells[1],
+            # Refused by the routine, or not run at all (not a cubecl device).
+            "refused": " (" in cells[1],
             "us": float(cells[2]),
             "max_rel_diff": float(cells[4].split()[0]),
         })

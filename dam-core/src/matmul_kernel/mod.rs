@@ -198,15 +198,25 @@ pub fn choice() -> MatmulChoice {
     CHOICE.get()
 }
 
-/// The kernels products on `device` use: the selected ones on cubecl devices, `fusion`
-/// (burn's op) elsewhere.
-pub fn choice_on(device: &Device) -> MatmulChoice {
+/// Whether kernels other than `fusion` can run on `device` (a cubecl device, in a build with
+/// the `cube` feature); elsewhere every choice is burn's op.
+pub fn routed(device: &Device) -> bool {
     #[cfg(feature = "cube")]
     if matches!(device.as_dispatch(), burn::backend::DispatchDevice::Cube(_)) {
-        return choice();
+        return true;
     }
     let _ = device;
-    MatmulChoice::default()
+    false
+}
+
+/// The kernels products on `device` use: the selected ones where [`routed`], `fusion`
+/// (burn's op) elsewhere.
+pub fn choice_on(device: &Device) -> MatmulChoice {
+    if routed(device) {
+        choice()
+    } else {
+        MatmulChoice::default()
+    }
 }
 
 /// An attention score product `lhs · rhs` (batched over the leading dims, which must be
@@ -220,7 +230,7 @@ pub fn score_matmul<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>) -> Tensor<D>
 /// elsewhere and for `Fusion`.
 pub fn matmul_with<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>, k: MatmulKernel) -> Tensor<D> {
     #[cfg(feature = "cube")]
-    if k != MatmulKernel::Fusion && matches!(lhs.device().as_dispatch(), burn::backend::DispatchDevice::Cube(_)) {
+    if k != MatmulKernel::Fusion && routed(&lhs.device()) {
         return Tensor::from_dispatch(<Dispatch as MatmulOps>::matmul_with(
             lhs.into_dispatch(),
             rhs.into_dispatch(),
@@ -299,6 +309,7 @@ mod tests {
             ))),
         };
         set_choice(MatmulChoice::uniform(MatmulKernel::Routine(0)));
+        assert!(!routed(&device));
         assert_eq!(choice_on(&device), MatmulChoice::default());
         let y = linear(&layer, x).into_data().try_into_vec::<f32>().unwrap();
         set_choice(MatmulChoice::default());

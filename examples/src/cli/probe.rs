@@ -285,7 +285,13 @@ pub fn matmul_kernel_probe(
             let s = time_each(device, 3, reps, iters, || {
                 mk::matmul_with(p.lhs.clone(), p.rhs.clone(), k)
             })?;
-            let mark = if refused { " (refused: autotune ran)" } else { "" };
+            let mark = if refused {
+                " (refused: autotune ran)"
+            } else if k != mk::MatmulKernel::Fusion && !mk::routed(device) {
+                " (not a cubecl device: burn's op ran)"
+            } else {
+                ""
+            };
             let wrong = if diff > 5e-2 { " **WRONG**" } else { "" };
             println!(
                 "| {} | {}{mark} | {:.1} | {:.1} | {diff:.1e}{wrong} |",
