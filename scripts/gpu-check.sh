@@ -93,7 +93,7 @@ for stage in $STAGES; do
     echo "torch-matmul: exit $? after $((SECONDS - s)) s" | tee -a "$W/summary.txt"
     # One process per kernel (a routine that fails to compile or hangs costs only its own
     # rows; the kernel cache carries compiled kernels across them), each within 45 s, none
-    # started after LIMIT_probe_matmul (240 s).
+    # started after LIMIT_probe_matmul (180 s).
     s=$SECONDS
     for kernel in ${MATMUL_KERNELS//,/ }; do
       [ $((SECONDS - s)) -ge "${LIMIT_probe_matmul:-180}" ] && { echo "probe-matmul: out of time before $kernel" >> "$W/summary.txt"; break; }
