@@ -1,8 +1,21 @@
 //! A process-wide experiment switch: a value set in code, else read once from an environment
 //! variable, else the type's default (`dam_vision::sdpa`'s attention form, the LayerNorm
-//! kernel).
+//! kernel, the matmul kernels) — and [`cubecl_device`], where such switches take effect.
 
 use std::sync::{OnceLock, RwLock};
+
+use burn::tensor::Device;
+
+/// Whether `device` is a cubecl one (CUDA, wgpu) in a build with the `cube` feature: where
+/// our kernels and the kernel switches apply. Elsewhere everything is burn's ops.
+pub fn cubecl_device(device: &Device) -> bool {
+    #[cfg(feature = "cube")]
+    if matches!(device.as_dispatch(), burn::backend::DispatchDevice::Cube(_)) {
+        return true;
+    }
+    let _ = device;
+    false
+}
 
 /// See the module docs. `const`-constructible, so it lives in a `static`.
 pub struct Switch<T: 'static> {

@@ -44,7 +44,7 @@ pub fn set_enabled(on: bool) {
 
 /// Whether LayerNorms on `device` run the kernel: a cubecl device, and switched on.
 pub fn enabled(device: &Device) -> bool {
-    ENABLED.get() && matches!(device.as_dispatch(), burn::backend::DispatchDevice::Cube(_))
+    ENABLED.get() && crate::switch::cubecl_device(device)
 }
 
 /// [`LayerNormOps::layer_norm`] on tensors: `x` `[R, D]`, `weight` / `bias` `[D]`.

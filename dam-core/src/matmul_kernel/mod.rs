@@ -200,21 +200,10 @@ pub fn choice() -> MatmulChoice {
     CHOICE.get()
 }
 
-/// Whether kernels other than `fusion` can run on `device` (a cubecl device, in a build with
-/// the `cube` feature); elsewhere every choice is burn's op.
-pub fn routed(device: &Device) -> bool {
-    #[cfg(feature = "cube")]
-    if matches!(device.as_dispatch(), burn::backend::DispatchDevice::Cube(_)) {
-        return true;
-    }
-    let _ = device;
-    false
-}
-
-/// The kernels products on `device` use: the selected ones where [`routed`], `fusion`
-/// (burn's op) elsewhere.
+/// The kernels products on `device` use: the selected ones on a cubecl device
+/// ([`crate::switch::cubecl_device`]), `fusion` (burn's op) elsewhere.
 pub fn choice_on(device: &Device) -> MatmulChoice {
-    if routed(device) {
+    if crate::switch::cubecl_device(device) {
         choice()
     } else {
         MatmulChoice::default()
@@ -232,7 +221,7 @@ pub fn score_matmul<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>) -> Tensor<D>
 /// elsewhere and for `Fusion`.
 pub fn matmul_with<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>, k: MatmulKernel) -> Tensor<D> {
     #[cfg(feature = "cube")]
-    if k != MatmulKernel::Fusion && routed(&lhs.device()) {
+    if k != MatmulKernel::Fusion && crate::switch::cubecl_device(&lhs.device()) {
         return Tensor::from_dispatch(<Dispatch as MatmulOps>::matmul_with(
             lhs.into_dispatch(),
             rhs.into_dispatch(),
@@ -311,7 +300,7 @@ mod tests {
             ))),
         };
         set_choice(MatmulChoice::uniform(MatmulKernel::Routine(0)));
-        assert!(!routed(&device));
+        assert!(!crate::switch::cubecl_device(&device));
         assert_eq!(choice_on(&device), MatmulChoice::default());
         let y = linear(&layer, x).into_data().try_into_vec::<f32>().unwrap();
         set_choice(MatmulChoice::default());

@@ -33,7 +33,7 @@ pub trait VisionSoftmaxOps: Backend {
 /// the softmax in f32, the result rounded back — in one kernel on cubecl devices, with burn ops
 /// (the same rounding points) elsewhere.
 pub fn scaled_softmax(x: Tensor<2>, scale: f64) -> Tensor<2> {
-    if matches!(x.device().as_dispatch(), burn::backend::DispatchDevice::Cube(_)) {
+    if dam_core::switch::cubecl_device(&x.device()) {
         return Tensor::from_dispatch(<Dispatch as VisionSoftmaxOps>::scaled_softmax(
             x.into_dispatch(),
             scale as f32,

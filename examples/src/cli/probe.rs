@@ -287,7 +287,7 @@ pub fn matmul_kernel_probe(
             })?;
             let mark = if refused {
                 " (refused: autotune ran)"
-            } else if k != mk::MatmulKernel::Fusion && !mk::routed(device) {
+            } else if k != mk::MatmulKernel::Fusion && !dam::core::switch::cubecl_device(device) {
                 " (not a cubecl device: burn's op ran)"
             } else {
                 ""
