@@ -41,6 +41,13 @@ fn greedy(max_new_tokens: usize, record: bool) -> SessionOptions {
     }
 }
 
+/// One prompt generated to the end: its ids and (with `record_logits`) its step logits.
+fn run_to_end(model: &LlamaModel, prompt: &Tensor<2>, options: SessionOptions) -> (Vec<u32>, Vec<Vec<f32>>) {
+    let mut s = Session::new(model, vec![prompt.clone()], options).unwrap();
+    while s.step().is_some() {}
+    (s.tokens()[0].clone(), s.step_logits()[0].clone())
+}
+
 #[test]
 fn inputs_embeds_step_logits_and_greedy_ids_match() {
     let device = Device::flex();
@@ -112,9 +119,7 @@ fn a_longer_cache_changes_nothing() {
                 cache_multiple,
                 ..greedy(24, true)
             };
-            let mut s = Session::new(&model, vec![p.clone()], options).unwrap();
-            while s.step().is_some() {}
-            (s.tokens()[0].clone(), s.step_logits()[0].clone())
+            run_to_end(&model, &p, options)
         };
         let (ids, logits) = run(1);
         assert_eq!(ids, dam_expected_ids(&name), "{name}: exact cache vs fixture");
@@ -147,9 +152,7 @@ fn padding_the_prompt_to_a_multiple_changes_nothing() {
                 prompt_multiple,
                 ..greedy(24, true)
             };
-            let mut s = Session::new(&model, vec![p.clone()], options).unwrap();
-            while s.step().is_some() {}
-            (s.tokens()[0].clone(), s.step_logits()[0].clone())
+            run_to_end(&model, &p, options)
         };
         let (ids, logits) = run(1);
         let (padded_ids, padded_logits) = run(multiple);
@@ -172,9 +175,7 @@ fn seeded_sampling_is_reproducible() {
             sampling: Sampling::from_temperature(1.0, top_k, 0.9, seed),
             ..greedy(16, false)
         };
-        let mut s = Session::new(&model, vec![p.clone()], options).unwrap();
-        while s.step().is_some() {}
-        s.tokens()[0].clone()
+        run_to_end(&model, &p, options).0
     };
     assert_eq!(run(5, 50), run(5, 50));
     assert_eq!(run(5, 0), run(5, 0));
