@@ -44,6 +44,13 @@ impl GenerationOptions {
         }
     }
 
+    /// Checks the settings before any work: at least one new token (transformers' `generate`
+    /// refuses `max_new_tokens=0` too) and the sampling ranges.
+    pub fn validate(&self) -> Result<(), String> {
+        check_max_new_tokens(self.max_new_tokens)?;
+        self.sampling.validate()
+    }
+
     fn session_options(&self, tokenizer: &DamTokenizer) -> SessionOptions {
         SessionOptions {
             max_new_tokens: self.max_new_tokens,
@@ -56,6 +63,15 @@ impl GenerationOptions {
             cache_multiple: crate::session::DEFAULT_CACHE_MULTIPLE,
         }
     }
+}
+
+/// `max_new_tokens` must be at least 1: a session always chooses one token from the prompt's
+/// logits, so 0 could only be honoured by not generating at all (upstream raises instead).
+pub(crate) fn check_max_new_tokens(n: usize) -> Result<(), String> {
+    if n == 0 {
+        return Err("max_new_tokens must be at least 1, got 0".into());
+    }
+    Ok(())
 }
 
 /// One sequence's result.

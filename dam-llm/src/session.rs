@@ -132,6 +132,7 @@ impl<'a> Session<'a> {
             return Err(LlmError::EmptyInput);
         }
         options.sampling.validate().map_err(LlmError::BadOptions)?;
+        crate::generate::check_max_new_tokens(options.max_new_tokens).map_err(LlmError::BadOptions)?;
         let start = Instant::now();
         let device = model.device();
         let b = prompts.len();

@@ -104,3 +104,39 @@ fn cpu_runs_the_plain_path_even_when_fused_is_asked_for() {
     assert_eq!(session.tokens()[0].len(), 4);
     assert!(!session.decode_recorded());
 }
+
+#[test]
+fn zero_new_tokens_is_a_typed_error_and_one_gives_one() {
+    let device = Device::flex();
+    let (model, tokenizer) = setup(&device);
+    let name = &dam_cases()[0];
+    let options = |n| dam_llm::SessionOptions {
+        max_new_tokens: n,
+        sampling: dam_llm::Sampling::Greedy,
+        eos: vec![2],
+        suppress_eos: true,
+        record_logits: false,
+        lookahead: 1,
+        prompt_multiple: 1,
+        cache_multiple: 1,
+    };
+    let zero = dam_llm::Session::new(&model, vec![prompt(&model, &tokenizer, name, &device)], options(0));
+    assert!(
+        matches!(&zero, Err(dam_llm::LlmError::BadOptions(m)) if m.contains("max_new_tokens")),
+        "{:?}",
+        zero.err()
+    );
+    let zero = generate(
+        &model,
+        &tokenizer,
+        vec![prompt(&model, &tokenizer, name, &device)],
+        &GenerationOptions::greedy(0),
+    );
+    assert!(matches!(zero, Err(dam_llm::LlmError::BadOptions(_))));
+    assert!(GenerationOptions::greedy(0).validate().is_err());
+    assert!(GenerationOptions::greedy(1).validate().is_ok());
+    let mut one = dam_llm::Session::new(&model, vec![prompt(&model, &tokenizer, name, &device)], options(1)).unwrap();
+    while one.step().is_some() {}
+    let expected = dam_core::testing::dam_expected_ids(name);
+    assert_eq!(one.tokens()[0], expected[..1]);
+}

@@ -166,7 +166,8 @@ impl DescriberBuilder {
         self.sampling(Sampling::Greedy)
     }
 
-    /// Maximum number of generated tokens (default 512).
+    /// Maximum number of generated tokens (default 512; at least 1, else `build` fails with
+    /// `LlmError::BadOptions`, as transformers' `generate` refuses 0).
     pub fn max_new_tokens(mut self, n: usize) -> Self {
         self.generation.max_new_tokens = n;
         self
@@ -219,6 +220,8 @@ impl DescriberBuilder {
     /// Loads the checkpoint.
     pub fn build(self) -> Result<Describer> {
         let spec = self.checkpoint.ok_or(DamError::NoCheckpoint)?;
+        // Before any download or load.
+        self.generation.validate().map_err(dam_llm::LlmError::BadOptions)?;
         let dir = checkpoint::resolve(&spec)?;
         #[cfg(feature = "kernel-cache")]
         if self.kernel_cache.is_some() {
@@ -237,10 +240,6 @@ impl DescriberBuilder {
         let llm_dir = dir.join("llm");
         let llm = LlamaModel::load(&llm_dir, &config.llm, &device)?;
         let tokenizer = DamTokenizer::from_dir(&llm_dir)?;
-        self.generation
-            .sampling
-            .validate()
-            .map_err(dam_llm::LlmError::BadOptions)?;
         let name = format!("{spec} {}", dir.display()).to_lowercase();
         let style = self
             .style
@@ -378,6 +377,8 @@ impl Describer {
         let job = self.image_job(image, region, options.query.as_deref())?;
         let masks = job.masks.clone();
         let generation = options.generation.as_ref().unwrap_or(&self.generation);
+        // Checked before the vision work, not after it (the session checks again).
+        generation.validate().map_err(dam_llm::LlmError::BadOptions)?;
         let mut encoded = self.encode(&[job], false, start.elapsed())?;
         let t = Instant::now();
         let prompt = encoded.prompts.remove(0);
@@ -566,6 +567,7 @@ impl Describer {
     ) -> Result<Vec<Description>> {
         let mut generation = options.generation.clone().unwrap_or_else(|| self.generation.clone());
         generation.record_logits |= options.trace;
+        generation.validate().map_err(dam_llm::LlmError::BadOptions)?;
         let encoded = self.encode(&jobs, options.trace, preprocess)?;
         let mut timings = encoded.timings;
         let results: Vec<Generation> = generate(&self.llm, &self.tokenizer, encoded.prompts, &generation)?;

@@ -141,6 +141,26 @@ fn bad_inputs_are_typed_errors() {
         d.describe_with(&image, &Region::Mask(mask), &options),
         Err(DamError::Core(dam::core::CoreError::BadPrompt(_)))
     ));
+    // transformers' `generate` refuses max_new_tokens=0; so do we, per call and at build time.
+    let options = DescribeOptions {
+        generation: Some(dam::llm::GenerationOptions::greedy(0)),
+        ..Default::default()
+    };
+    let (_, mask) = center();
+    let zero = d.describe_with(&image, &Region::Mask(mask), &options);
+    assert!(
+        matches!(&zero, Err(DamError::Llm(dam::llm::LlmError::BadOptions(m))) if m.contains("max_new_tokens")),
+        "{zero:?}"
+    );
+    let built = Describer::builder()
+        .checkpoint(dam_tiny_checkpoint().display().to_string())
+        .max_new_tokens(0)
+        .build();
+    assert!(
+        matches!(&built, Err(DamError::Llm(dam::llm::LlmError::BadOptions(_)))),
+        "{:?}",
+        built.err()
+    );
     assert!(matches!(Describer::builder().build(), Err(DamError::NoCheckpoint)));
     assert!(matches!(
         Describer::builder().checkpoint("/nonexistent/dam").build(),
