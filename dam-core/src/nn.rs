@@ -161,7 +161,7 @@ mod tests {
             .collect();
         let n = xs.len();
         let y = gelu_tanh(Tensor::<1>::from_data(TensorData::new(xs.clone(), [n]), &device));
-        let y: Vec<f32> = y.into_data().to_vec().unwrap();
+        let y: Vec<f32> = y.into_data().try_to_vec::<f32>().unwrap();
         for (x, y) in xs.iter().zip(&y) {
             let want = torch_gelu_tanh(*x);
             // One or two ulps apart at most: only the tanh implementation may differ.
