@@ -43,14 +43,18 @@ impl<T: Copy + Default + Send + Sync + 'static> Switch<T> {
     }
 
     /// The value set in code, else the environment variable's (read once), else the default.
+    /// A value that does not parse is ignored with one warning (the default applies).
     pub fn get(&self) -> T {
         let set = *self.set.read().unwrap_or_else(|p| p.into_inner());
         set.unwrap_or_else(|| {
             *self.env.get_or_init(|| {
-                std::env::var(self.var)
-                    .ok()
-                    .and_then(|v| (self.parse)(&v))
-                    .unwrap_or_default()
+                let Ok(value) = std::env::var(self.var) else {
+                    return T::default();
+                };
+                (self.parse)(&value).unwrap_or_else(|| {
+                    tracing::warn!("{}={value:?} is not understood; using the default", self.var);
+                    T::default()
+                })
             })
         })
     }
@@ -67,7 +71,7 @@ mod tests {
         assert!(!UNSET.get());
         UNSET.set(true);
         assert!(UNSET.get());
-        // One whose parse fails falls back to the default; `PATH` is always set.
+        // One whose parse fails falls back to the default (with a warning); `PATH` is always set.
         static UNPARSED: Switch<u8> = Switch::new("PATH", |v| v.parse().ok());
         assert_eq!(UNPARSED.get(), 0);
         static PARSED: Switch<bool> = Switch::new("PATH", |v| Some(!v.is_empty()));

@@ -32,8 +32,12 @@ pub trait LayerNormOps: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// Set by [`set_enabled`], else `DAM_LAYER_NORM=kernel`, else off.
-static ENABLED: crate::switch::Switch<bool> = crate::switch::Switch::new("DAM_LAYER_NORM", |v| Some(v == "kernel"));
+/// Set by [`set_enabled`], else `DAM_LAYER_NORM=kernel` (or `ops`, the default), else off.
+static ENABLED: crate::switch::Switch<bool> = crate::switch::Switch::new("DAM_LAYER_NORM", |v| match v {
+    "kernel" => Some(true),
+    "ops" | "" => Some(false),
+    _ => None,
+});
 
 /// Switches every [`crate::nn::LayerNorm`] in this process to the kernel on cubecl devices
 /// (an experiment until measured on a GPU; `DAM_LAYER_NORM=kernel` does the same when this is
