@@ -30,6 +30,11 @@
 # for 132 s, the bf16 video fixture 126 s cold; with a filled kernel cache the profile stage
 # took 4 s; `check` did not finish in 200 s, hence 300 now).
 #
+# Kernel cache across sessions: the end of the script exports the cache to
+# $OUT/kernel-cache.xz (when ≤ 15 MiB); copy it to gpu-bundle/kernel-cache.xz here and the
+# next session's first process loads it (tested on lavapipe: export, then import on a fresh
+# cache — 42 entries; the CUDA cache's size is not known yet).
+#
 # One binary (`dam-tools` = describe + segment + bench) because the CUDA build is ~155 MB
 # stripped / ~33 MB xz and the carry limit is 64 MiB. The device tool brings back only a few
 # files, so every stage packs its outputs into one archive in $OUT as soon as it ends.
@@ -55,6 +60,14 @@ fi
 # The cache is new since the 2026-11-26 runs and unmeasured on CUDA: if a stage that passed
 # then fails now, rerun it with DAM_KERNEL_CACHE=off before suspecting the model code.
 export DAM_KERNEL_CACHE=${DAM_KERNEL_CACHE:-$W/kernel-cache}
+# A kernel cache exported by an earlier session (the end of this script writes one to
+# $OUT/kernel-cache.xz): put it in gpu-bundle/ and the first process of a fresh machine loads
+# kernels and autotune decisions instead of spending ~2 min compiling and tuning (entries of
+# kernels the new binary changed simply miss). Mind the 64 MiB that may travel.
+if [ -f gpu-bundle/kernel-cache.xz ] && [ "$DAM_KERNEL_CACHE" != off ]; then
+  xz -dc gpu-bundle/kernel-cache.xz > /tmp/dam-bin/kernel-cache.kc &&
+    "$T" kernel-cache import /tmp/dam-bin/kernel-cache.kc 2>&1 | tail -1 | sed 's/^/kernel cache from the bundle: /' | tee -a "$W/summary.txt"
+fi
 # The `matmul` stage's probe: burn's two paths and cubek's routines on tensor cores (the
 # `unit` routines use none, and the rest of ROUTINES are variants of these; MATMUL_KERNELS=all
 # tries every one, ~2x the time).
@@ -156,4 +169,17 @@ for stage in $STAGES; do
   [ -f "$W/profile.log" ] && xz -6 -f "$W/profile.log"
   tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
 done
+# Hand the kernel cache back for the next session's bundle (≤ 15 MiB after xz: $OUT takes
+# files of 16 MiB), unless the call is near its end (EXPORT_BY, seconds since the start).
+if [ "$DAM_KERNEL_CACHE" != off ] && [ "$SECONDS" -lt "${EXPORT_BY:-575}" ]; then
+  s=$SECONDS
+  if "$T" kernel-cache export "$W/kc-export" "dam-rs $(cat gpu-bundle/COMMIT 2>/dev/null | cut -c1-12) on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)" >> "$W/kc-export.log" 2>&1 &&
+    xz -6 -T0 -c "$W/kc-export" > "$W/kc-export.xz"; then
+    size=$(stat -c %s "$W/kc-export.xz")
+    if [ "$size" -le 15728640 ]; then cp "$W/kc-export.xz" "$OUT/kernel-cache.xz"; fi
+    echo "kernel cache exported: $(tail -1 "$W/kc-export.log"), $size bytes xz, $((SECONDS - s)) s" | tee -a "$W/summary.txt"
+  else
+    echo "kernel cache export failed: $(tail -1 "$W/kc-export.log")" | tee -a "$W/summary.txt"
+  fi
+fi
 grep -h "tok/s\|regions/s\|host queuing\|^| \(vision\|prefill\|preproc\)\|peak\|in use" "$W"/bf16.out 2>/dev/null | head -60
