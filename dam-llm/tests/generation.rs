@@ -25,6 +25,20 @@ fn prompt(model: &LlamaModel, tokenizer: &DamTokenizer, name: &str, device: &Dev
     splice(model, &ids, &images).unwrap()
 }
 
+/// Greedy session options, EOS suppressed, one step per read-back, no prompt padding.
+fn greedy_session(max_new_tokens: usize, cache_multiple: usize) -> dam_llm::SessionOptions {
+    dam_llm::SessionOptions {
+        max_new_tokens,
+        sampling: dam_llm::Sampling::Greedy,
+        eos: vec![2],
+        suppress_eos: true,
+        record_logits: false,
+        lookahead: 1,
+        prompt_multiple: 1,
+        cache_multiple,
+    }
+}
+
 #[test]
 fn text_and_stream_match_the_original() {
     let device = Device::flex();
@@ -89,16 +103,7 @@ fn cpu_runs_the_plain_path_even_when_fused_is_asked_for() {
     model.set_fused(true);
     assert!(!model.fused());
     let name = &dam_cases()[0];
-    let options = dam_llm::SessionOptions {
-        max_new_tokens: 4,
-        sampling: dam_llm::Sampling::Greedy,
-        eos: vec![2],
-        suppress_eos: true,
-        record_logits: false,
-        lookahead: 1,
-        prompt_multiple: 1,
-        cache_multiple: dam_llm::session::DEFAULT_CACHE_MULTIPLE,
-    };
+    let options = greedy_session(4, dam_llm::session::DEFAULT_CACHE_MULTIPLE);
     let mut session = dam_llm::Session::new(&model, vec![prompt(&model, &tokenizer, name, &device)], options).unwrap();
     while session.step().is_some() {}
     assert_eq!(session.tokens()[0].len(), 4);
@@ -110,16 +115,7 @@ fn zero_new_tokens_is_a_typed_error_and_one_gives_one() {
     let device = Device::flex();
     let (model, tokenizer) = setup(&device);
     let name = &dam_cases()[0];
-    let options = |n| dam_llm::SessionOptions {
-        max_new_tokens: n,
-        sampling: dam_llm::Sampling::Greedy,
-        eos: vec![2],
-        suppress_eos: true,
-        record_logits: false,
-        lookahead: 1,
-        prompt_multiple: 1,
-        cache_multiple: 1,
-    };
+    let options = |n| greedy_session(n, 1);
     let zero = dam_llm::Session::new(&model, vec![prompt(&model, &tokenizer, name, &device)], options(0));
     assert!(
         matches!(&zero, Err(dam_llm::LlmError::BadOptions(m)) if m.contains("max_new_tokens")),
