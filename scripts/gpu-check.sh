@@ -33,7 +33,9 @@
 # Kernel cache across sessions: the end of the script exports the cache to
 # $OUT/kernel-cache.xz (when ≤ 15 MiB); copy it to gpu-bundle/kernel-cache.xz here and the
 # next session's first process loads it (tested on lavapipe: export, then import on a fresh
-# cache — 42 entries; the CUDA cache's size is not known yet).
+# cache — 42 entries; the CUDA cache's size is not known yet). Compiled kernels are keyed by
+# the executable's build id, so they load only into the same dam-tools; the autotune
+# decisions load into any build — keep the binary if nothing in it has to change.
 #
 # One binary (`dam-tools` = describe + segment + bench) because the CUDA build is ~155 MB
 # stripped / ~33 MB xz and the carry limit is 64 MiB. The device tool brings back only a few
