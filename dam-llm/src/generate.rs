@@ -3,7 +3,7 @@
 
 use burn::tensor::Tensor;
 
-use crate::error::Result;
+use crate::error::{LlmError, Result};
 use crate::model::LlamaModel;
 use crate::sampling::Sampling;
 use crate::session::{Session, SessionOptions, StopReason, Timings};
@@ -46,9 +46,8 @@ impl GenerationOptions {
 
     /// Checks the settings before any work: at least one new token (transformers' `generate`
     /// refuses `max_new_tokens=0` too) and the sampling ranges.
-    pub fn validate(&self) -> Result<(), String> {
-        check_max_new_tokens(self.max_new_tokens)?;
-        self.sampling.validate()
+    pub fn validate(&self) -> Result<()> {
+        check_options(self.max_new_tokens, &self.sampling)
     }
 
     fn session_options(&self, tokenizer: &DamTokenizer) -> SessionOptions {
@@ -65,13 +64,15 @@ impl GenerationOptions {
     }
 }
 
-/// `max_new_tokens` must be at least 1: a session always chooses one token from the prompt's
-/// logits, so 0 could only be honoured by not generating at all (upstream raises instead).
-pub(crate) fn check_max_new_tokens(n: usize) -> Result<(), String> {
-    if n == 0 {
-        return Err("max_new_tokens must be at least 1, got 0".into());
+/// The checks of [`GenerationOptions::validate`], also made by [`Session::new`]:
+/// `max_new_tokens` at least 1 (a session always chooses one token from the prompt's logits,
+/// so 0 could only be honoured by not generating at all; upstream raises instead) and
+/// [`Sampling::validate`].
+pub(crate) fn check_options(max_new_tokens: usize, sampling: &Sampling) -> Result<()> {
+    if max_new_tokens == 0 {
+        return Err(LlmError::BadOptions("max_new_tokens must be at least 1, got 0".into()));
     }
-    Ok(())
+    sampling.validate().map_err(LlmError::BadOptions)
 }
 
 /// One sequence's result.

@@ -131,8 +131,7 @@ impl<'a> Session<'a> {
         if prompts.is_empty() {
             return Err(LlmError::EmptyInput);
         }
-        options.sampling.validate().map_err(LlmError::BadOptions)?;
-        crate::generate::check_max_new_tokens(options.max_new_tokens).map_err(LlmError::BadOptions)?;
+        crate::generate::check_options(options.max_new_tokens, &options.sampling)?;
         let start = Instant::now();
         let device = model.device();
         let b = prompts.len();

@@ -221,7 +221,7 @@ impl DescriberBuilder {
     pub fn build(self) -> Result<Describer> {
         let spec = self.checkpoint.ok_or(DamError::NoCheckpoint)?;
         // Before any download or load.
-        self.generation.validate().map_err(dam_llm::LlmError::BadOptions)?;
+        self.generation.validate()?;
         let dir = checkpoint::resolve(&spec)?;
         #[cfg(feature = "kernel-cache")]
         if self.kernel_cache.is_some() {
@@ -378,7 +378,7 @@ impl Describer {
         let masks = job.masks.clone();
         let generation = options.generation.as_ref().unwrap_or(&self.generation);
         // Checked before the vision work, not after it (the session checks again).
-        generation.validate().map_err(dam_llm::LlmError::BadOptions)?;
+        generation.validate()?;
         let mut encoded = self.encode(&[job], false, start.elapsed())?;
         let t = Instant::now();
         let prompt = encoded.prompts.remove(0);
@@ -567,7 +567,7 @@ impl Describer {
     ) -> Result<Vec<Description>> {
         let mut generation = options.generation.clone().unwrap_or_else(|| self.generation.clone());
         generation.record_logits |= options.trace;
-        generation.validate().map_err(dam_llm::LlmError::BadOptions)?;
+        generation.validate()?;
         let encoded = self.encode(&jobs, options.trace, preprocess)?;
         let mut timings = encoded.timings;
         let results: Vec<Generation> = generate(&self.llm, &self.tokenizer, encoded.prompts, &generation)?;
