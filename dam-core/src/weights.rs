@@ -211,13 +211,12 @@ impl SafetensorsWeights {
     fn decode_transposed_into(
         &self,
         name: &str,
-        [rows, cols]: [usize; 2],
+        shape: [usize; 2],
         out: &mut [f32],
         stride: usize,
         col0: usize,
     ) -> WResult<()> {
-        let (bytes, dtype) = self.raw(name, &[rows, cols])?;
-        let shape = [rows, cols];
+        let (bytes, dtype) = self.raw(name, &shape)?;
         match Stored::of(name, dtype)? {
             Stored::F32 => decode_transposed(bytes, 4, f32_le, shape, out, stride, col0),
             Stored::F16 => decode_transposed(bytes, 2, f16_le, shape, out, stride, col0),
@@ -307,12 +306,11 @@ impl<'a> Loader<'a> {
             unreachable!("read() is only called for safetensors weights: {init:?}")
         };
         let name = self.name(leaf);
-        let mut values = vec![0.0f32; shape.iter().product()];
-        if transpose {
-            s.decode_transposed_into(&name, [shape[0], shape[1]], &mut values, shape[0], 0)?;
-        } else {
-            s.decode_into(&name, shape, &mut values)?;
+        if !transpose {
+            return s.read_f32(&name, shape);
         }
+        let mut values = vec![0.0f32; shape.iter().product()];
+        s.decode_transposed_into(&name, [shape[0], shape[1]], &mut values, shape[0], 0)?;
         Ok(values)
     }
 
@@ -329,7 +327,7 @@ impl<'a> Loader<'a> {
     ///
     /// On a half-precision device the values are rounded to its type here, in parallel
     /// (`half`'s round-to-nearest-even, as burn's own conversion, which runs on one thread:
-    /// ≈ 3 s of a DAM-3B load).
+    /// ≈ 2 s of a DAM-3B load).
     fn upload<const D: usize>(&self, values: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
         let n = values.len();
         let data = match self.device.settings().float_dtype {
