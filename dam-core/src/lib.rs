@@ -18,6 +18,8 @@ pub mod config;
 #[cfg(feature = "cube")]
 pub mod device_memory;
 pub mod error;
+#[cfg(feature = "flex")]
+pub mod flex_kernels;
 pub mod focal_crop;
 #[cfg(feature = "cube")]
 pub mod graph;

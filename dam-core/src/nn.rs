@@ -116,12 +116,47 @@ impl TorchLinear {
 /// Written out rather than burn's `gelu_approximate`, which takes the cube with `powf(3)`:
 /// PyTorch's kernels (CPU and CUDA) multiply, `x * x * x`, and so do we — the same rounding,
 /// and on burn's CPU backend a scalar `powf` per element was ≈ 7 % of a DAM-3B encode.
+/// On burn's CPU backend the whole formula is one parallel pass
+/// ([`crate::flex_kernels`], the same values in f32).
 pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if crate::flex_kernels::flex_device(&x.device()) {
+        return crate::flex_kernels::gelu_tanh(x);
+    }
+    gelu_tanh_ops(x)
+}
+
+/// [`gelu_tanh`] as burn's ops (every backend; what the CPU pass is tested against).
+pub(crate) fn gelu_tanh_ops<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     // sqrt(2/π), as PyTorch's `M_SQRT2 * M_2_SQRTPI * 0.5`.
     const SQRT_2_OVER_PI: f64 = core::f64::consts::SQRT_2 * core::f64::consts::FRAC_2_SQRT_PI * 0.5;
     let cube = x.clone() * x.clone() * x.clone();
     let inner = (x.clone() + cube * 0.044715) * SQRT_2_OVER_PI;
     (x * (inner.tanh() + 1.0)) * 0.5
+}
+
+/// LLaMA's `silu(gate) · up` for `gate_up` `[R, 2I]` (gate = the first `I` columns, an even
+/// width) → `[R, I]`.
+///
+/// On burn's CPU backend one parallel pass computing PyTorch's `x / (1 + exp(-x))` in f32
+/// ([`crate::flex_kernels`]); elsewhere burn's `silu` and a product (the CUDA and wgpu
+/// decoders have their own fused kernel, `dam_llm::fused`).
+pub fn silu_mul(gate_up: Tensor<2>) -> Tensor<2> {
+    let [_, width] = gate_up.dims();
+    #[cfg(feature = "flex")]
+    if width % 2 == 0
+        && crate::flex_kernels::flex_device(&gate_up.device())
+        && matches!(
+            gate_up.dtype(),
+            burn::tensor::DType::F32 | burn::tensor::DType::F16 | burn::tensor::DType::BF16
+        )
+    {
+        return crate::flex_kernels::silu_mul(gate_up);
+    }
+    let inter = width / 2;
+    let gate = gate_up.clone().narrow(1, 0, inter);
+    let up = gate_up.narrow(1, inter, width - inter);
+    burn::tensor::activation::silu(gate) * up
 }
 
 /// Exact (erf) GELU, `nn.GELU()`'s default, used by the projector and SAM.

@@ -168,7 +168,12 @@ impl SafetensorsWeights {
 
     /// Reads a tensor as f32 values after checking its shape.
     pub fn read_f32(&self, name: &str, expected: &[usize]) -> WResult<Vec<f32>> {
-        let mut values = vec![0.0f32; expected.iter().product()];
+        self.read_as(name, expected)
+    }
+
+    /// `name` (checked to have `expected`) decoded into `T`, row-major.
+    fn read_as<T: HostFloat>(&self, name: &str, expected: &[usize]) -> WResult<Vec<T>> {
+        let mut values = vec![T::default(); expected.iter().product()];
         self.decode_into(name, expected, &mut values)?;
         Ok(values)
     }
@@ -194,12 +199,12 @@ impl SafetensorsWeights {
     }
 
     /// Decodes `name` (checked to have `expected`) into `out` as stored, row-major.
-    fn decode_into(&self, name: &str, expected: &[usize], out: &mut [f32]) -> WResult<()> {
+    fn decode_into<T: HostFloat>(&self, name: &str, expected: &[usize], out: &mut [T]) -> WResult<()> {
         let (bytes, dtype) = self.raw(name, expected)?;
         match Stored::of(name, dtype)? {
-            Stored::F32 => decode(bytes, 4, f32_le, out),
-            Stored::F16 => decode(bytes, 2, f16_le, out),
-            Stored::Bf16 => decode(bytes, 2, bf16_le, out),
+            Stored::F32 => decode(bytes, 4, |c| T::from_f32(f32_le(c)), out),
+            Stored::F16 => decode(bytes, 2, |c| T::from_f16(f16_le(c)), out),
+            Stored::Bf16 => decode(bytes, 2, |c| T::from_bf16(bf16_le(c)), out),
         }
         Ok(())
     }
@@ -208,19 +213,19 @@ impl SafetensorsWeights {
     /// `col0..col0 + rows` of `out`, a row-major matrix of `cols` rows of `stride` values: the
     /// layout burn's `Linear` wants (`[d_in, d_out]`), also for several linears joined along
     /// their outputs, without an intermediate copy.
-    fn decode_transposed_into(
+    fn decode_transposed_into<T: HostFloat>(
         &self,
         name: &str,
         shape: [usize; 2],
-        out: &mut [f32],
+        out: &mut [T],
         stride: usize,
         col0: usize,
     ) -> WResult<()> {
         let (bytes, dtype) = self.raw(name, &shape)?;
         match Stored::of(name, dtype)? {
-            Stored::F32 => decode_transposed(bytes, 4, f32_le, shape, out, stride, col0),
-            Stored::F16 => decode_transposed(bytes, 2, f16_le, shape, out, stride, col0),
-            Stored::Bf16 => decode_transposed(bytes, 2, bf16_le, shape, out, stride, col0),
+            Stored::F32 => decode_transposed(bytes, 4, |c| T::from_f32(f32_le(c)), shape, out, stride, col0),
+            Stored::F16 => decode_transposed(bytes, 2, |c| T::from_f16(f16_le(c)), shape, out, stride, col0),
+            Stored::Bf16 => decode_transposed(bytes, 2, |c| T::from_bf16(bf16_le(c)), shape, out, stride, col0),
         }
         Ok(())
     }
@@ -300,16 +305,17 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// The values of `leaf` (checked to have `shape`), transposed when `transpose` (2-D only).
-    fn read(&self, leaf: &str, shape: &[usize], transpose: bool, init: Init) -> WResult<Vec<f32>> {
+    /// The values of `leaf` (checked to have `shape`) in `T`, transposed when `transpose`
+    /// (2-D only).
+    fn read<T: HostFloat>(&self, leaf: &str, shape: &[usize], transpose: bool) -> WResult<Vec<T>> {
         let Weights::Safetensors(s) = self.weights else {
-            unreachable!("read() is only called for safetensors weights: {init:?}")
+            unreachable!("read() is only called for safetensors weights")
         };
         let name = self.name(leaf);
         if !transpose {
-            return s.read_f32(&name, shape);
+            return s.read_as(&name, shape);
         }
-        let mut values = vec![0.0f32; shape.iter().product()];
+        let mut values = vec![T::default(); shape.iter().product()];
         s.decode_transposed_into(&name, [shape[0], shape[1]], &mut values, shape[0], 0)?;
         Ok(values)
     }
@@ -325,23 +331,11 @@ impl<'a> Loader<'a> {
     /// weights stay dense; their rows remain 16-byte aligned (every width here is a multiple
     /// of 8), which is all the vectorised loads need.
     ///
-    /// On a half-precision device the values are rounded to its type here, in parallel
-    /// (`half`'s round-to-nearest-even, as burn's own conversion, which runs on one thread:
-    /// ≈ 2 s of a DAM-3B load).
-    fn upload<const D: usize>(&self, values: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
+    /// `values` are already in the device's float type ([`with_host_type`]): decoded from the
+    /// stored bytes straight into it, in parallel blocks.
+    fn upload<T: HostFloat, const D: usize>(&self, values: Vec<T>, shape: [usize; D]) -> Tensor<D> {
         let n = values.len();
-        let data = match self.device.settings().float_dtype {
-            FloatDType::BF16 => TensorData::new(
-                values.par_iter().map(|&v| half::bf16::from_f32(v)).collect::<Vec<_>>(),
-                [n],
-            ),
-            FloatDType::F16 => TensorData::new(
-                values.par_iter().map(|&v| half::f16::from_f32(v)).collect::<Vec<_>>(),
-                [n],
-            ),
-            _ => TensorData::new(values, [n]),
-        };
-        Tensor::<1>::from_data(data, self.device).reshape(shape)
+        Tensor::<1>::from_data(TensorData::new(values, [n]), self.device).reshape(shape)
     }
 
     /// A tensor of `shape` initialised by `init` (random weights), flat like [`Self::upload`].
@@ -360,7 +354,11 @@ impl<'a> Loader<'a> {
     pub fn tensor<const D: usize>(&self, leaf: &str, shape: [usize; D], init: Init) -> WResult<Tensor<D>> {
         match self.weights {
             Weights::Random => Ok(self.random(shape, init)),
-            Weights::Safetensors(_) => Ok(self.upload(self.read(leaf, &shape, false, init)?, shape)),
+            Weights::Safetensors(_) => Ok(with_host_type!(
+                self,
+                T,
+                self.upload(self.read::<T>(leaf, &shape, false)?, shape)
+            )),
         }
     }
 
@@ -369,7 +367,11 @@ impl<'a> Loader<'a> {
         let init = Init::Normal(0.02);
         match self.weights {
             Weights::Random => Ok(self.random([d_in, d_out], init)),
-            Weights::Safetensors(_) => Ok(self.upload(self.read(leaf, &[d_out, d_in], true, init)?, [d_in, d_out])),
+            Weights::Safetensors(_) => Ok(with_host_type!(
+                self,
+                T,
+                self.upload(self.read::<T>(leaf, &[d_out, d_in], true)?, [d_in, d_out])
+            )),
         }
     }
 
@@ -435,30 +437,30 @@ impl<'a> Loader<'a> {
                 self.random(shape, Init::Normal(0.02)),
                 bias.then(|| self.random([total], Init::Zeros)),
             ),
-            Weights::Safetensors(_) => {
-                let (w, b) = self.joined(leaves, d_in, d_outs, bias, transpose)?;
+            Weights::Safetensors(_) => with_host_type!(self, T, {
+                let (w, b) = self.joined::<T>(leaves, d_in, d_outs, bias, transpose)?;
                 (self.upload(w, shape), b.map(|b| self.upload(b, [total])))
-            }
+            }),
         })
     }
 
     /// The weights of `leaves` joined on the host — PyTorch's layout `[Σ d_out_i, d_in]`, or
     /// `[d_in, Σ d_out_i]` when `transpose` — and, when `bias`, their joined biases. Each part
     /// is decoded straight into its place in one buffer.
-    fn joined(
+    fn joined<T: HostFloat>(
         &self,
         leaves: &[&str],
         d_in: usize,
         d_outs: &[usize],
         bias: bool,
         transpose: bool,
-    ) -> WResult<(Vec<f32>, Option<Vec<f32>>)> {
+    ) -> WResult<(Vec<T>, Option<Vec<T>>)> {
         let Weights::Safetensors(s) = self.weights else {
             unreachable!("joined() is only called for safetensors weights")
         };
         let total: usize = d_outs.iter().sum();
-        let mut w = vec![0.0f32; total * d_in];
-        let mut b = bias.then(|| vec![0.0f32; total]);
+        let mut w = vec![T::default(); total * d_in];
+        let mut b = bias.then(|| vec![T::default(); total]);
         let mut offset = 0;
         for (leaf, &d_out) in leaves.iter().zip(d_outs) {
             let at = self.at(leaf);
@@ -477,8 +479,8 @@ impl<'a> Loader<'a> {
     }
 }
 
-/// The float types a checkpoint may store (decoded to f32 on the host). One generic decode
-/// per type, so the per-value conversion inlines.
+/// The float types a checkpoint may store. One generic decode per stored type and host type,
+/// so the per-value conversion inlines.
 #[derive(Clone, Copy)]
 enum Stored {
     F32,
@@ -504,20 +506,88 @@ fn f32_le(c: &[u8]) -> f32 {
     f32::from_le_bytes([c[0], c[1], c[2], c[3]])
 }
 
-fn f16_le(c: &[u8]) -> f32 {
-    half::f16::from_le_bytes([c[0], c[1]]).to_f32()
+fn f16_le(c: &[u8]) -> half::f16 {
+    half::f16::from_le_bytes([c[0], c[1]])
 }
 
-fn bf16_le(c: &[u8]) -> f32 {
-    half::bf16::from_le_bytes([c[0], c[1]]).to_f32()
+fn bf16_le(c: &[u8]) -> half::bf16 {
+    half::bf16::from_le_bytes([c[0], c[1]])
 }
+
+/// What the loader decodes stored values into: f32, or the half type of a half-precision
+/// device. A bf16 checkpoint then reaches a bf16 device as its own bits, with no f32 buffer
+/// and no second rounding pass in between; other pairs round once, to nearest even, exactly
+/// as decoding to f32 and converting did (f16 and bf16 are exact in f32).
+trait HostFloat: burn::tensor::Element + Default + Send + Sync {
+    fn from_f32(v: f32) -> Self;
+    fn from_f16(v: half::f16) -> Self;
+    fn from_bf16(v: half::bf16) -> Self;
+}
+
+impl HostFloat for f32 {
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    fn from_f16(v: half::f16) -> Self {
+        v.to_f32()
+    }
+    fn from_bf16(v: half::bf16) -> Self {
+        v.to_f32()
+    }
+}
+
+impl HostFloat for half::bf16 {
+    fn from_f32(v: f32) -> Self {
+        half::bf16::from_f32(v)
+    }
+    fn from_f16(v: half::f16) -> Self {
+        half::bf16::from_f32(v.to_f32())
+    }
+    fn from_bf16(v: half::bf16) -> Self {
+        v
+    }
+}
+
+impl HostFloat for half::f16 {
+    fn from_f32(v: f32) -> Self {
+        half::f16::from_f32(v)
+    }
+    fn from_f16(v: half::f16) -> Self {
+        v
+    }
+    fn from_bf16(v: half::bf16) -> Self {
+        half::f16::from_f32(v.to_f32())
+    }
+}
+
+/// Evaluates `$body` with the type `$t` bound to the [`HostFloat`] of `$loader`'s device: its
+/// half type on a bf16 / f16 device, f32 otherwise (burn converts f32 to anything else).
+macro_rules! with_host_type {
+    ($loader:expr, $t:ident, $body:expr) => {
+        match $loader.device.settings().float_dtype {
+            FloatDType::BF16 => {
+                type $t = half::bf16;
+                $body
+            }
+            FloatDType::F16 => {
+                type $t = half::f16;
+                $body
+            }
+            _ => {
+                type $t = f32;
+                $body
+            }
+        }
+    };
+}
+use with_host_type;
 
 /// Values per parallel task when decoding a tensor's bytes (DAM-3B's 3.5 B values took ≈ a
 /// third of a CPU load one value at a time on one thread).
 const DECODE_BLOCK: usize = 1 << 16;
 
 /// Little-endian values of `width` bytes each, decoded by `f` into `out`, in parallel blocks.
-fn decode(bytes: &[u8], width: usize, f: impl Fn(&[u8]) -> f32 + Sync, out: &mut [f32]) {
+fn decode<T: Send>(bytes: &[u8], width: usize, f: impl Fn(&[u8]) -> T + Sync, out: &mut [T]) {
     out.par_chunks_mut(DECODE_BLOCK)
         .zip(bytes.par_chunks(DECODE_BLOCK * width))
         .for_each(|(out, bytes)| {
@@ -535,12 +605,12 @@ const TILE: usize = 32;
 /// `col0..col0 + rows` of `out` (`cols` rows of `stride` values). Tile by tile — a plain double
 /// loop writes a new cache line per value (≈ 10 s for DAM-3B's vision weights on one core) —
 /// with bands of `TILE` output rows in parallel.
-fn decode_transposed(
+fn decode_transposed<T: Send>(
     bytes: &[u8],
     width: usize,
-    f: impl Fn(&[u8]) -> f32 + Sync,
+    f: impl Fn(&[u8]) -> T + Sync,
     [rows, cols]: [usize; 2],
-    out: &mut [f32],
+    out: &mut [T],
     stride: usize,
     col0: usize,
 ) {
@@ -619,7 +689,7 @@ mod tests {
             .flat_map(|i| half::bf16::from_f32(i as f32).to_le_bytes())
             .collect();
         let mut values = vec![f32::NAN; n];
-        decode(&bytes, 2, bf16_le, &mut values);
+        decode(&bytes, 2, |c| bf16_le(c).to_f32(), &mut values);
         for (i, v) in values.iter().enumerate() {
             assert_eq!(*v, half::bf16::from_f32(i as f32).to_f32(), "value {i}");
         }

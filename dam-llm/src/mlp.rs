@@ -2,8 +2,7 @@
 
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn::tensor::activation::silu;
-use dam_core::nn::TorchLinear;
+use dam_core::nn::{TorchLinear, silu_mul};
 use dam_core::{Loader, WeightError};
 
 #[derive(Module, Debug)]
@@ -25,9 +24,6 @@ impl LlamaMlp {
 
     /// `x` `[rows, D]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let gu = self.gate_up_proj.forward(x);
-        let gate = gu.clone().narrow(1, 0, self.intermediate);
-        let up = gu.narrow(1, self.intermediate, self.intermediate);
-        self.down_proj.forward(silu(gate) * up)
+        self.down_proj.forward(silu_mul(self.gate_up_proj.forward(x)))
     }
 }
