@@ -1,6 +1,7 @@
-//! GELU-tanh and SiLU·up as one parallel pass over the elements on burn's CPU backend
-//! (`flex`), behind the `flex` feature; [`crate::nn::gelu_tanh`] and [`crate::nn::silu_mul`]
-//! route here on a flex device.
+//! Loops of our own on burn's CPU backend (`flex`), behind the `flex` feature: GELU-tanh and
+//! SiLU·up as one parallel pass over the elements ([`crate::nn::gelu_tanh`],
+//! [`crate::nn::silu_mul`] route here on a flex device), and the product of half-precision
+//! tensors ([`half_matmul`], routed from [`crate::nn::half_aware_matmul`]).
 //!
 //! Why: burn-flex runs a unary op such as `tanh` on one thread, one scalar libm call per
 //! element, and each of GELU's seven other steps as a pass of its own. At DAM-3B's size a
@@ -25,14 +26,17 @@ use rayon::prelude::*;
 /// both halves of a 729-row activation land on different threads.
 const CHUNK: usize = 1 << 14;
 
-/// The one-pass activations as a burn backend extension, implemented for burn-flex only (the
-/// cubecl backends have their own fused kernels; elsewhere [`crate::nn`] uses burn's ops).
+/// These loops as a burn backend extension, implemented for burn-flex only (the cubecl
+/// backends have their own fused kernels; elsewhere [`crate::nn`] uses burn's ops).
 #[backend_extension(Flex)]
 pub trait FlexActivationOps: Backend {
     /// GELU with the tanh approximation of every element of `x` (any rank).
     fn gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// `gate_up` `[R, 2I]` → `silu(gate) · up` `[R, I]` (gate = the first `I` columns).
     fn silu_mul(gate_up: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `lhs` `[M, K]` · `rhs` `[K, N]` for bf16 / f16 tensors (any strides): f32 products and
+    /// sums, rounded once (see [`half_matmul`]).
+    fn half_matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// Whether `device` is burn-flex's (the CPU backend), where these passes apply.
@@ -49,6 +53,40 @@ pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 pub fn silu_mul(gate_up: Tensor<2>) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as FlexActivationOps>::silu_mul(gate_up.into_dispatch()))
 }
+
+/// A 2-D product of bf16 / f16 tensors on a flex device — what a half-precision linear layer
+/// does on the CPU — as f32 multiply-adds rounded once to the half type, like burn-flex's own
+/// half product and PyTorch's, but without its costs: burn-flex converts both operands to f32
+/// on one thread per call (and first copies a transposed weight view into a new contiguous
+/// buffer), which made a DAM-3B decode step in bf16 take 6.4 s. Here:
+///
+/// * up to [`GEMV_ROWS`] rows against a weight held as the transposed view of its stored
+///   `[out, in]` rows ([`crate::nn::TorchLinear`], the LLM) — decode steps: each weight row is
+///   read once, converted on the fly and dotted with every input row, rows of the weight split
+///   over rayon's threads (the step reads half the bytes of f32 weights);
+/// * anything else — prefill, vision: both operands converted to f32 in parallel (strides
+///   kept), burn-flex's f32 product (gemm), the result rounded in parallel.
+///
+/// The f32 sums run in another order than gemm's, so a result may differ from burn-flex's by
+/// a rounding of the half type; both are PyTorch's semantics.
+pub fn half_matmul(lhs: Tensor<2>, rhs: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as FlexActivationOps>::half_matmul(
+        lhs.into_dispatch(),
+        rhs.into_dispatch(),
+    ))
+}
+
+/// Whether [`half_matmul`] takes products of `dtype` on `device`.
+pub fn half_matmul_applies(device: &burn::tensor::Device, dtype: DType) -> bool {
+    matches!(dtype, DType::BF16 | DType::F16) && flex_device(device)
+}
+
+/// Most input rows [`half_matmul`] takes through its matrix-vector path (one per region in a
+/// batched decode step; above it, converting the weight once and gemm win).
+pub const GEMV_ROWS: usize = 16;
+
+/// Weight rows per rayon task of the matrix-vector path.
+const GEMV_BLOCK: usize = 32;
 
 /// PyTorch's f32 GELU-tanh, step by step (`aten/src/ATen/native/cpu/Activation.cpp`'s scalar
 /// path; its CUDA kernel is the same expression).
@@ -163,6 +201,99 @@ fn silu_mul_typed<E: Elem>(gate_up: FlexTensor) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(out, [rows, inter]))
 }
 
+/// `x` `[M, K]` (f32, row-major) times `w` stored as `[N, K]` rows (half type): `[M, N]` in
+/// `E`. Sixteen lanes of partial sums per dot product, so the compiler vectorises the loop
+/// without reordering any lane's additions.
+fn gemv_rows<E: Elem>(x: &[f32], m: usize, k: usize, w: &[E], n: usize) -> Vec<E> {
+    const LANES: usize = 16;
+    let mut out_t = vec![E::default(); n * m]; // [N, M], transposed at the end
+    out_t
+        .par_chunks_mut(GEMV_BLOCK * m)
+        .enumerate()
+        .for_each(|(block, out)| {
+            let n0 = block * GEMV_BLOCK;
+            let mut row = vec![0f32; k];
+            for (j, out) in out.chunks_mut(m).enumerate() {
+                let w_row = &w[(n0 + j) * k..(n0 + j + 1) * k];
+                for (r, v) in row.iter_mut().zip(w_row) {
+                    *r = v.f32();
+                }
+                for (i, o) in out.iter_mut().enumerate() {
+                    let xr = &x[i * k..(i + 1) * k];
+                    let mut acc = [0f32; LANES];
+                    let (wc, wt) = row.split_at(k - k % LANES);
+                    let (xc, xt) = xr.split_at(k - k % LANES);
+                    for (wl, xl) in wc.chunks_exact(LANES).zip(xc.chunks_exact(LANES)) {
+                        for l in 0..LANES {
+                            acc[l] += wl[l] * xl[l];
+                        }
+                    }
+                    let mut sum = acc.iter().sum::<f32>();
+                    for (a, b) in wt.iter().zip(xt) {
+                        sum += a * b;
+                    }
+                    *o = E::round(sum);
+                }
+            }
+        });
+    let mut out = vec![E::default(); m * n];
+    for (j, col) in out_t.chunks(m).enumerate() {
+        for (i, v) in col.iter().enumerate() {
+            out[i * n + j] = *v;
+        }
+    }
+    out
+}
+
+/// Every stored value of `t` converted to f32 in parallel, the layout (shape, strides,
+/// offset) kept.
+fn storage_to_f32<E: Elem>(t: &FlexTensor) -> FlexTensor {
+    let src: &[E] = t.storage();
+    let mut out = vec![0f32; src.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK))
+        .for_each(|(o, s)| o.iter_mut().zip(s).for_each(|(o, s)| *o = s.f32()));
+    FlexTensor::new(burn::tensor::Bytes::from_elems(out), t.layout().clone(), DType::F32)
+}
+
+fn half_matmul_typed<E: Elem>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
+    use burn::backend::ops::FloatTensorOps;
+    let [m, k] = [lhs.layout().shape()[0], lhs.layout().shape()[1]];
+    let n = rhs.layout().shape()[1];
+    // The transposed view of contiguous `[N, K]` rows: strides (1, K) from its start.
+    let stored_rows = rhs.layout().strides() == [1, k as isize] || n == 1 && rhs.is_contiguous();
+    if m <= GEMV_ROWS && k > 0 && stored_rows {
+        let start = rhs.layout().start_offset();
+        let w = &rhs.storage::<E>()[start..start + n * k];
+        let lhs = if lhs.is_contiguous() { lhs } else { lhs.to_contiguous() };
+        let x: Vec<f32> = lhs
+            .as_slice::<E>()
+            .expect("contiguous")
+            .iter()
+            .map(|v| v.f32())
+            .collect();
+        let out = gemv_rows(&x, m, k, w, n);
+        return FlexTensor::from_data(TensorData::new(out, [m, n]));
+    }
+    let product = Flex::float_matmul(storage_to_f32::<E>(&lhs), storage_to_f32::<E>(&rhs));
+    map_to::<E>(product)
+}
+
+/// An f32 tensor rounded to `E` in parallel.
+fn map_to<E: Elem>(t: FlexTensor) -> FlexTensor {
+    let t = if t.layout().contiguous_offsets().is_some() {
+        t
+    } else {
+        t.to_contiguous()
+    };
+    let src = t.as_slice::<f32>().expect("contiguous");
+    let mut out = vec![E::default(); src.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK))
+        .for_each(|(o, s)| o.iter_mut().zip(s).for_each(|(o, &s)| *o = E::round(s)));
+    FlexTensor::from_data(TensorData::new(out, t.layout().shape().clone()))
+}
+
 impl FlexActivationOps for Flex {
     fn gelu_tanh(x: FlexTensor) -> FlexTensor {
         match x.dtype() {
@@ -181,6 +312,14 @@ impl FlexActivationOps for Flex {
             DType::BF16 => silu_mul_typed::<bf16>(gate_up),
             // No f64 in DAM; burn's ops keep it exact there (routed by `crate::nn`).
             other => unreachable!("silu_mul on {other:?} is routed to burn's ops"),
+        }
+    }
+
+    fn half_matmul(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
+        match lhs.dtype() {
+            DType::BF16 => half_matmul_typed::<bf16>(lhs, rhs),
+            DType::F16 => half_matmul_typed::<f16>(lhs, rhs),
+            other => unreachable!("half_matmul on {other:?} is routed to burn's ops"),
         }
     }
 }
@@ -282,5 +421,80 @@ mod tests {
             }
         }
         assert_eq!(vec_f32(silu_mul(tensor(vec![], [0, 8]))), Vec::<f32>::new());
+    }
+
+    /// `[M, K] · [K, N]` in f64 from the operands' (already rounded) values.
+    fn exact(x: &[f32], w_kn: &[f32], [m, k, n]: [usize; 3]) -> Vec<f64> {
+        let mut out = vec![0f64; m * n];
+        for i in 0..m {
+            for kk in 0..k {
+                for j in 0..n {
+                    out[i * n + j] += x[i * k + kk] as f64 * w_kn[kk * n + j] as f64;
+                }
+            }
+        }
+        out
+    }
+
+    /// Within one rounding of the half type (and the f32 sums' own error) of the exact product.
+    fn assert_close(got: &[f32], want: &[f64], half_eps: f64, what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            let tol = half_eps * w.abs() + 1e-4;
+            assert!((*g as f64 - w).abs() <= tol, "{what}[{i}]: {g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn half_matmul_matches_the_exact_product_on_both_paths() {
+        use burn::tensor::FloatDType;
+        let (k, n) = (203, 77); // not multiples of the lanes or of a block of weight rows
+        for (dtype, half_eps) in [(FloatDType::BF16, 2f64.powi(-8)), (FloatDType::F16, 2f64.powi(-11))] {
+            // The weight as the LLM holds it: stored `[N, K]`, used through its transposed view.
+            let w_nk = tensor(values(n * k).iter().map(|v| v / 12.0).collect(), [n, k]).cast(dtype);
+            let w_nk_values = vec_f32(w_nk.clone());
+            let w_kn_values: Vec<f32> = (0..k)
+                .flat_map(|kk| (0..n).map(move |j| (kk, j)))
+                .map(|(kk, j)| w_nk_values[j * k + kk])
+                .collect();
+            let w_view = w_nk.transpose();
+            let w_contiguous = tensor(w_kn_values.clone(), [k, n]).cast(dtype);
+            for m in [1, 3, GEMV_ROWS, GEMV_ROWS + 1, 40] {
+                let x = tensor(values(m * k + 5)[5..].iter().map(|v| v / 12.0).collect(), [m, k]).cast(dtype);
+                let x_values = vec_f32(x.clone());
+                let want = exact(&x_values, &w_kn_values, [m, k, n]);
+                let got = half_matmul(x.clone(), w_view.clone());
+                assert_eq!(got.dims(), [m, n]);
+                assert_eq!(got.dtype(), DType::from(dtype));
+                let got = vec_f32(got);
+                assert_close(&got, &want, half_eps, &format!("{dtype:?} m={m}, transposed view"));
+                let general = vec_f32(half_matmul(x.clone(), w_contiguous.clone()));
+                assert_close(&general, &want, half_eps, &format!("{dtype:?} m={m}, contiguous"));
+                // burn-flex's own bf16 product (f32 inside): the same up to one rounding. (Its
+                // f16 product is gemm's native f16 one, several f16 ulps off the exact value.)
+                if dtype == FloatDType::BF16 {
+                    let burn = vec_f32(x.clone().matmul(w_contiguous.clone()));
+                    assert_close(
+                        &got,
+                        &burn.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+                        2.0 * half_eps,
+                        "vs burn",
+                    );
+                }
+                // A transposed input view goes through the general path.
+                let xt = tensor(x_values.clone(), [m, k]).cast(dtype).transpose().transpose();
+                assert_close(&vec_f32(half_matmul(xt, w_view.clone())), &want, half_eps, "input view");
+            }
+        }
+        // Through the layer that routes it.
+        let layer = crate::nn::TorchLinear::new(tensor(values(6 * 10), [6, 10]).cast(FloatDType::BF16), None);
+        let x = tensor(values(10), [1, 10]).cast(FloatDType::BF16);
+        let (xv, wv) = (vec_f32(x.clone()), vec_f32(layer.weight.val()));
+        assert_close(
+            &vec_f32(layer.forward(x)),
+            &exact(&xv, &wv, [1, 10, 6]),
+            2f64.powi(-8),
+            "TorchLinear",
+        );
     }
 }

@@ -80,9 +80,10 @@ impl TorchLinear {
         }
     }
 
-    /// `x` `[rows, in]` → `[rows, out]`: one matmul.
+    /// `x` `[rows, in]` → `[rows, out]`: one matmul (in bf16 / f16 on the CPU backend, our
+    /// [`crate::flex_kernels::half_matmul`]).
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let y = x.matmul(self.weight.val());
+        let y = half_aware_matmul(x, self.weight.val());
         match &self.bias {
             Some(b) => y + b.val().unsqueeze::<2>(),
             None => y,
@@ -108,6 +109,17 @@ impl TorchLinear {
     pub fn d_out(&self) -> usize {
         self.weight.dims()[1]
     }
+}
+
+/// `lhs · rhs` for 2-D tensors: burn's matmul, except for half types on the CPU backend,
+/// where burn-flex converts both operands to f32 on one thread per call and
+/// [`crate::flex_kernels::half_matmul`] does the same product in parallel.
+pub fn half_aware_matmul(lhs: Tensor<2>, rhs: Tensor<2>) -> Tensor<2> {
+    #[cfg(feature = "flex")]
+    if crate::flex_kernels::half_matmul_applies(&lhs.device(), lhs.dtype()) && rhs.dtype() == lhs.dtype() {
+        return crate::flex_kernels::half_matmul(lhs, rhs);
+    }
+    lhs.matmul(rhs)
 }
 
 /// GELU with the tanh approximation (`gelu_pytorch_tanh`), used by SigLIP and the adapters:

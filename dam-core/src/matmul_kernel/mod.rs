@@ -237,14 +237,23 @@ pub fn matmul_with<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>, k: MatmulKern
 /// added.
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     let k = choice_on(&x.device()).linear;
-    if k == MatmulKernel::Fusion {
+    // Half types on the CPU backend: our product (burn-flex's converts on one thread).
+    #[cfg(feature = "flex")]
+    let half_cpu = crate::flex_kernels::half_matmul_applies(&x.device(), x.dtype());
+    #[cfg(not(feature = "flex"))]
+    let half_cpu = false;
+    if k == MatmulKernel::Fusion && !half_cpu {
         return layer.forward(x);
     }
     let dims = x.dims();
     let weight = layer.weight.val();
     let [d_in, d_out] = weight.dims();
     let rows = x.reshape([-1, d_in as i32]);
-    let y = matmul_with(rows, weight, k);
+    let y = if half_cpu {
+        crate::nn::half_aware_matmul(rows, weight)
+    } else {
+        matmul_with(rows, weight, k)
+    };
     let y = match &layer.bias {
         Some(b) => y + b.val().unsqueeze::<2>(),
         None => y,
