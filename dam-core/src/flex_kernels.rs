@@ -139,8 +139,11 @@ impl Elem for f16 {
 }
 
 impl Elem for bf16 {
+    /// The bits shifted into place: `half`'s `to_f32` also sets the quiet bit of a NaN, a
+    /// branch that keeps the matrix-vector loop from vectorising (a NaN stays a NaN here too).
+    #[inline(always)]
     fn f32(self) -> f32 {
-        self.to_f32()
+        f32::from_bits((self.to_bits() as u32) << 16)
     }
     fn round(v: f32) -> Self {
         bf16::from_f32(v)
@@ -202,39 +205,24 @@ fn silu_mul_typed<E: Elem>(gate_up: FlexTensor) -> FlexTensor {
 }
 
 /// `x` `[M, K]` (f32, row-major) times `w` stored as `[N, K]` rows (half type): `[M, N]` in
-/// `E`. Sixteen lanes of partial sums per dot product, so the compiler vectorises the loop
-/// without reordering any lane's additions.
+/// `E`, blocks of weight rows split over rayon's threads; with AVX2 + FMA when the CPU has
+/// them (checked at run time), baseline SIMD otherwise.
 fn gemv_rows<E: Elem>(x: &[f32], m: usize, k: usize, w: &[E], n: usize) -> Vec<E> {
-    const LANES: usize = 16;
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
     let mut out_t = vec![E::default(); n * m]; // [N, M], transposed at the end
     out_t
         .par_chunks_mut(GEMV_BLOCK * m)
         .enumerate()
         .for_each(|(block, out)| {
-            let n0 = block * GEMV_BLOCK;
-            let mut row = vec![0f32; k];
-            for (j, out) in out.chunks_mut(m).enumerate() {
-                let w_row = &w[(n0 + j) * k..(n0 + j + 1) * k];
-                for (r, v) in row.iter_mut().zip(w_row) {
-                    *r = v.f32();
-                }
-                for (i, o) in out.iter_mut().enumerate() {
-                    let xr = &x[i * k..(i + 1) * k];
-                    let mut acc = [0f32; LANES];
-                    let (wc, wt) = row.split_at(k - k % LANES);
-                    let (xc, xt) = xr.split_at(k - k % LANES);
-                    for (wl, xl) in wc.chunks_exact(LANES).zip(xc.chunks_exact(LANES)) {
-                        for l in 0..LANES {
-                            acc[l] += wl[l] * xl[l];
-                        }
-                    }
-                    let mut sum = acc.iter().sum::<f32>();
-                    for (a, b) in wt.iter().zip(xt) {
-                        sum += a * b;
-                    }
-                    *o = E::round(sum);
-                }
+            let w = &w[block * GEMV_BLOCK * k..];
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: the CPU has AVX2 and FMA (checked above).
+                unsafe { gemv_block_avx2(x, k, w, out, m) };
+                return;
             }
+            gemv_block::<E, false>(x, k, w, out, m);
         });
     let mut out = vec![E::default(); m * n];
     for (j, col) in out_t.chunks(m).enumerate() {
@@ -243,6 +231,47 @@ fn gemv_rows<E: Elem>(x: &[f32], m: usize, k: usize, w: &[E], n: usize) -> Vec<E
         }
     }
     out
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn gemv_block_avx2<E: Elem>(x: &[f32], k: usize, w: &[E], out: &mut [E], m: usize) {
+    gemv_block::<E, true>(x, k, w, out, m)
+}
+
+/// One block of output rows: for each weight row (converted once to f32), its dot product with
+/// every input row. Sixteen lanes of partial sums, so the compiler vectorises the loop without
+/// reordering any lane's additions; `FMA` fuses each multiply-add (only where the CPU has it —
+/// elsewhere `mul_add` would be a libm call).
+#[inline(always)]
+fn gemv_block<E: Elem, const FMA: bool>(x: &[f32], k: usize, w: &[E], out: &mut [E], m: usize) {
+    const LANES: usize = 16;
+    let mut row = vec![0f32; k];
+    let split = k - k % LANES;
+    for (j, out) in out.chunks_mut(m).enumerate() {
+        for (r, v) in row.iter_mut().zip(&w[j * k..(j + 1) * k]) {
+            *r = v.f32();
+        }
+        let (wc, wt) = row.split_at(split);
+        for (i, o) in out.iter_mut().enumerate() {
+            let (xc, xt) = x[i * k..(i + 1) * k].split_at(split);
+            let mut acc = [0f32; LANES];
+            for (wl, xl) in wc.chunks_exact(LANES).zip(xc.chunks_exact(LANES)) {
+                for l in 0..LANES {
+                    acc[l] = if FMA {
+                        wl[l].mul_add(xl[l], acc[l])
+                    } else {
+                        acc[l] + wl[l] * xl[l]
+                    };
+                }
+            }
+            let mut sum = acc.iter().sum::<f32>();
+            for (a, b) in wt.iter().zip(xt) {
+                sum += a * b;
+            }
+            *o = E::round(sum);
+        }
+    }
 }
 
 /// Every stored value of `t` converted to f32 in parallel, the layout (shape, strides,
@@ -260,6 +289,8 @@ fn half_matmul_typed<E: Elem>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
     use burn::backend::ops::FloatTensorOps;
     let [m, k] = [lhs.layout().shape()[0], lhs.layout().shape()[1]];
     let n = rhs.layout().shape()[1];
+    // As burn's own matmul, a caller's shape error is a panic (the layers here never make one).
+    assert_eq!(k, rhs.layout().shape()[0], "half_matmul: inner dimensions differ");
     // The transposed view of contiguous `[N, K]` rows: strides (1, K) from its start.
     let stored_rows = rhs.layout().strides() == [1, k as isize] || n == 1 && rhs.is_contiguous();
     if m <= GEMV_ROWS && k > 0 && stored_rows {
