@@ -29,7 +29,7 @@ const CHUNK: usize = 1 << 14;
 /// These loops as a burn backend extension, implemented for burn-flex only (the cubecl
 /// backends have their own fused kernels; elsewhere [`crate::nn`] uses burn's ops).
 #[backend_extension(Flex)]
-pub trait FlexActivationOps: Backend {
+pub trait FlexKernelOps: Backend {
     /// GELU with the tanh approximation of every element of `x` (any rank).
     fn gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// `gate_up` `[R, 2I]` → `silu(gate) · up` `[R, I]` (gate = the first `I` columns).
@@ -44,21 +44,21 @@ pub fn flex_device(device: &burn::tensor::Device) -> bool {
     matches!(device.as_dispatch(), burn::backend::DispatchDevice::Flex(_))
 }
 
-/// [`FlexActivationOps::gelu_tanh`] on a tensor of a flex device.
+/// [`FlexKernelOps::gelu_tanh`] on a tensor of a flex device.
 pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    Tensor::from_dispatch(<Dispatch as FlexActivationOps>::gelu_tanh(x.into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as FlexKernelOps>::gelu_tanh(x.into_dispatch()))
 }
 
-/// [`FlexActivationOps::silu_mul`] on a tensor of a flex device.
+/// [`FlexKernelOps::silu_mul`] on a tensor of a flex device.
 pub fn silu_mul(gate_up: Tensor<2>) -> Tensor<2> {
-    Tensor::from_dispatch(<Dispatch as FlexActivationOps>::silu_mul(gate_up.into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as FlexKernelOps>::silu_mul(gate_up.into_dispatch()))
 }
 
 /// A 2-D product of bf16 / f16 tensors on a flex device — what a half-precision linear layer
 /// does on the CPU — as f32 multiply-adds rounded once to the half type, like burn-flex's own
 /// half product and PyTorch's, but without its costs: burn-flex converts both operands to f32
 /// on one thread per call (and first copies a transposed weight view into a new contiguous
-/// buffer), which made a DAM-3B decode step in bf16 take 6.4 s. Here:
+/// buffer), which made a DAM-3B decode step in bf16 take 6.7 s. Here:
 ///
 /// * up to [`GEMV_ROWS`] rows against a weight held as the transposed view of its stored
 ///   `[out, in]` rows ([`crate::nn::TorchLinear`], the LLM) — decode steps: each weight row is
@@ -70,7 +70,7 @@ pub fn silu_mul(gate_up: Tensor<2>) -> Tensor<2> {
 /// The f32 sums run in another order than gemm's, so a result may differ from burn-flex's by
 /// a rounding of the half type; both are PyTorch's semantics.
 pub fn half_matmul(lhs: Tensor<2>, rhs: Tensor<2>) -> Tensor<2> {
-    Tensor::from_dispatch(<Dispatch as FlexActivationOps>::half_matmul(
+    Tensor::from_dispatch(<Dispatch as FlexKernelOps>::half_matmul(
         lhs.into_dispatch(),
         rhs.into_dispatch(),
     ))
@@ -293,7 +293,7 @@ fn half_matmul_typed<E: Elem>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
     assert_eq!(k, rhs.layout().shape()[0], "half_matmul: inner dimensions differ");
     // The transposed view of contiguous `[N, K]` rows: strides (1, K) from its start.
     let stored_rows = rhs.layout().strides() == [1, k as isize] || n == 1 && rhs.is_contiguous();
-    if m <= GEMV_ROWS && k > 0 && stored_rows {
+    if (1..=GEMV_ROWS).contains(&m) && k > 0 && stored_rows {
         let start = rhs.layout().start_offset();
         let w = &rhs.storage::<E>()[start..start + n * k];
         let lhs = if lhs.is_contiguous() { lhs } else { lhs.to_contiguous() };
@@ -325,7 +325,7 @@ fn map_to<E: Elem>(t: FlexTensor) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(out, t.layout().shape().clone()))
 }
 
-impl FlexActivationOps for Flex {
+impl FlexKernelOps for Flex {
     fn gelu_tanh(x: FlexTensor) -> FlexTensor {
         match x.dtype() {
             DType::F32 => map::<f32>(x, gelu_tanh_f32),
@@ -517,6 +517,10 @@ mod tests {
                 assert_close(&vec_f32(half_matmul(xt, w_view.clone())), &want, half_eps, "input view");
             }
         }
+        // No rows at all.
+        let w = tensor(values(6 * 10), [6, 10]).cast(FloatDType::BF16).transpose();
+        let none = half_matmul(tensor(vec![], [0, 10]).cast(FloatDType::BF16), w);
+        assert_eq!(none.dims(), [0, 6]);
         // Through the layer that routes it.
         let layer = crate::nn::TorchLinear::new(tensor(values(6 * 10), [6, 10]).cast(FloatDType::BF16), None);
         let x = tensor(values(10), [1, 10]).cast(FloatDType::BF16);
