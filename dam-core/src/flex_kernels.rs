@@ -517,6 +517,27 @@ mod tests {
                 assert_close(&vec_f32(half_matmul(xt, w_view.clone())), &want, half_eps, "input view");
             }
         }
+        // Larger, both weight layouts, and a weight view of another layout (a column slice).
+        let (m, k, n) = (20, 2048, 1100);
+        let x = tensor(values(m * k).iter().map(|v| v / 40.0).collect(), [m, k]).cast(FloatDType::BF16);
+        let w_nk = tensor(values(n * k + 9)[9..].iter().map(|v| v / 40.0).collect(), [n, k]).cast(FloatDType::BF16);
+        let (xv, w_nk_v) = (vec_f32(x.clone()), vec_f32(w_nk.clone()));
+        let w_kn_v: Vec<f32> = (0..k * n).map(|i| w_nk_v[(i % n) * k + i / n]).collect();
+        let want = exact(&xv, &w_kn_v, [m, k, n]);
+        let eps = 2f64.powi(-8);
+        assert_close(
+            &vec_f32(half_matmul(x.clone(), w_nk.transpose())),
+            &want,
+            eps,
+            "stored rows",
+        );
+        let w_kn = tensor(w_kn_v.clone(), [k, n]).cast(FloatDType::BF16);
+        assert_close(&vec_f32(half_matmul(x.clone(), w_kn)), &want, eps, "row-major");
+        let wide: Vec<f32> = (0..k)
+            .flat_map(|r| w_kn_v[r * n..(r + 1) * n].iter().copied().chain([7.0, -7.0]))
+            .collect();
+        let sliced = tensor(wide, [k, n + 2]).cast(FloatDType::BF16).narrow(1, 0, n);
+        assert_close(&vec_f32(half_matmul(x, sliced)), &want, eps, "column slice");
         // No rows at all.
         let w = tensor(values(6 * 10), [6, 10]).cast(FloatDType::BF16).transpose();
         let none = half_matmul(tensor(vec![], [0, 10]).cast(FloatDType::BF16), w);

@@ -50,9 +50,11 @@ pub enum FloatType {
     /// The default on the CPU; what the parity tests use.
     #[default]
     F32,
-    /// Half precision (GPU backends; wgpu only with shader-f16 support).
+    /// Half precision (CUDA; wgpu with shader-f16 support; the CPU, computed in f32 inside).
     F16,
-    /// bfloat16 (CUDA; the checkpoint's own storage type).
+    /// bfloat16, the checkpoint's own storage type: CUDA's choice, and on the CPU the
+    /// low-memory one (DAM-3B in 6.8 GiB instead of 13.3, decoding faster than in f32;
+    /// products and activations computed in f32 inside and rounded per op, as PyTorch does).
     BF16,
 }
 
