@@ -278,10 +278,9 @@ fn gemv_block<E: Elem, const FMA: bool>(x: &[f32], k: usize, w: &[E], out: &mut 
 /// offset) kept.
 fn storage_to_f32<E: Elem>(t: &FlexTensor) -> FlexTensor {
     let src: &[E] = t.storage();
-    let mut out = vec![0f32; src.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(src.par_chunks(CHUNK))
-        .for_each(|(o, s)| o.iter_mut().zip(s).for_each(|(o, s)| *o = s.f32()));
+    // Collected, not zeroed first and then written (a memset of every weight in f32 was
+    // ≈ 2 % of a bf16 prefill).
+    let out: Vec<f32> = src.par_iter().with_min_len(CHUNK).map(|s| s.f32()).collect();
     FlexTensor::new(burn::tensor::Bytes::from_elems(out), t.layout().clone(), DType::F32)
 }
 
@@ -318,10 +317,7 @@ fn map_to<E: Elem>(t: FlexTensor) -> FlexTensor {
         t.to_contiguous()
     };
     let src = t.as_slice::<f32>().expect("contiguous");
-    let mut out = vec![E::default(); src.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(src.par_chunks(CHUNK))
-        .for_each(|(o, s)| o.iter_mut().zip(s).for_each(|(o, &s)| *o = E::round(s)));
+    let out: Vec<E> = src.par_iter().with_min_len(CHUNK).map(|&s| E::round(s)).collect();
     FlexTensor::from_data(TensorData::new(out, t.layout().shape().clone()))
 }
 
