@@ -22,6 +22,8 @@ use burn::tensor::{DType, Tensor, TensorData, bf16, f16};
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
+use crate::weights::HostFloat;
+
 /// Elements per rayon task: large enough that the split costs nothing, small enough that
 /// both halves of a 729-row activation land on different threads.
 const CHUNK: usize = 1 << 14;
@@ -39,9 +41,12 @@ pub trait FlexKernelOps: Backend {
     fn half_matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-/// Whether `device` is burn-flex's (the CPU backend), where these passes apply.
-pub fn flex_device(device: &burn::tensor::Device) -> bool {
+/// Whether these loops take tensors of `dtype` on `device`: burn-flex's device (the CPU
+/// backend) and one of DAM's float types, f32, f16 or bf16 (anything else stays with burn's
+/// ops).
+pub fn takes(device: &burn::tensor::Device, dtype: DType) -> bool {
     matches!(device.as_dispatch(), burn::backend::DispatchDevice::Flex(_))
+        && matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
 }
 
 /// [`FlexKernelOps::gelu_tanh`] on a tensor of a flex device.
@@ -76,9 +81,9 @@ pub fn half_matmul(lhs: Tensor<2>, rhs: Tensor<2>) -> Tensor<2> {
     ))
 }
 
-/// Whether [`half_matmul`] takes products of `dtype` on `device`.
+/// Whether [`half_matmul`] takes products of `dtype` on `device` (f16 / bf16 only).
 pub fn half_matmul_applies(device: &burn::tensor::Device, dtype: DType) -> bool {
-    matches!(dtype, DType::BF16 | DType::F16) && flex_device(device)
+    dtype != DType::F32 && takes(device, dtype)
 }
 
 /// Most input rows [`half_matmul`] takes through its matrix-vector path (one per region in a
@@ -100,62 +105,26 @@ pub fn gelu_tanh_f32(x: f32) -> f32 {
     0.5 * x * (1.0 + inner.tanh())
 }
 
-/// The same in f64 (an f64 device).
-#[inline]
-fn gelu_tanh_f64(x: f64) -> f64 {
-    const K_BETA: f64 = core::f64::consts::SQRT_2 * core::f64::consts::FRAC_2_SQRT_PI * 0.5;
-    let inner = K_BETA * (x + 0.044715 * (x * x * x));
-    0.5 * x * (1.0 + inner.tanh())
-}
-
 /// PyTorch's SiLU, `x / (1 + exp(-x))`, in f32 (as the CUDA decoder's fused kernel computes it).
 #[inline]
 pub fn silu_f32(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
-/// A float element of a flex tensor with its f32 round trip.
-trait Elem: burn::tensor::Element + bytemuck::Pod + Default + Send + Sync {
-    fn f32(self) -> f32;
-    fn round(v: f32) -> Self;
-}
-
-impl Elem for f32 {
-    fn f32(self) -> f32 {
-        self
-    }
-    fn round(v: f32) -> Self {
-        v
-    }
-}
-
-impl Elem for f16 {
-    fn f32(self) -> f32 {
-        self.to_f32()
-    }
-    fn round(v: f32) -> Self {
-        f16::from_f32(v)
-    }
-}
-
-impl Elem for bf16 {
-    /// The bits shifted into place: `half`'s `to_f32` also sets the quiet bit of a NaN, a
-    /// branch that keeps the matrix-vector loop from vectorising (a NaN stays a NaN here too).
-    #[inline(always)]
-    fn f32(self) -> f32 {
-        f32::from_bits((self.to_bits() as u32) << 16)
-    }
-    fn round(v: f32) -> Self {
-        bf16::from_f32(v)
+/// `t` as a contiguous tensor, copied only when it is strided: a contiguous slice at an
+/// offset (a narrowed batch, the second half of a buffer) is read in place through
+/// `as_slice`, where burn-flex's `to_contiguous` would copy it.
+fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.layout().contiguous_offsets().is_some() {
+        t
+    } else {
+        t.to_contiguous()
     }
 }
 
 /// `op` applied to every element, in place when `x` is contiguous from offset 0 and not
 /// shared, into a new contiguous tensor otherwise.
-fn map<E: burn::tensor::Element + bytemuck::Pod + Default + Send + Sync>(
-    mut x: FlexTensor,
-    op: impl Fn(E) -> E + Sync,
-) -> FlexTensor {
+fn map<E: HostFloat>(mut x: FlexTensor, op: impl Fn(E) -> E + Sync) -> FlexTensor {
     let n = x.layout().num_elements();
     let whole = x.layout().contiguous_offsets() == Some((0, n));
     if whole && let Some(values) = x.try_storage_mut::<E>() {
@@ -164,12 +133,8 @@ fn map<E: burn::tensor::Element + bytemuck::Pod + Default + Send + Sync>(
             .for_each(|c| c.iter_mut().for_each(|v| *v = op(*v)));
         return x;
     }
-    let x = if x.layout().contiguous_offsets().is_some() {
-        x
-    } else {
-        x.to_contiguous()
-    };
-    let src = x.as_slice::<E>().expect("contiguous after to_contiguous");
+    let x = contiguous(x);
+    let src = x.as_slice::<E>().expect("contiguous");
     let mut out = vec![E::default(); n];
     out.par_chunks_mut(CHUNK)
         .zip(src.par_chunks(CHUNK))
@@ -179,16 +144,12 @@ fn map<E: burn::tensor::Element + bytemuck::Pod + Default + Send + Sync>(
 
 /// `silu(gate) · up` row by row: `silu` in f32 rounded to `E`, then the product in `E`
 /// (PyTorch: `F.silu(gate) * up`, two ops, each rounded).
-fn silu_mul_typed<E: Elem>(gate_up: FlexTensor) -> FlexTensor {
+fn silu_mul_typed<E: HostFloat>(gate_up: FlexTensor) -> FlexTensor {
     let shape = gate_up.layout().shape().clone();
     let (rows, width) = (shape[0], shape[1]);
     let inter = width / 2;
-    let x = if gate_up.layout().contiguous_offsets().is_some() {
-        gate_up
-    } else {
-        gate_up.to_contiguous()
-    };
-    let src = x.as_slice::<E>().expect("contiguous after to_contiguous");
+    let x = contiguous(gate_up);
+    let src = x.as_slice::<E>().expect("contiguous");
     let mut out = vec![E::default(); rows * inter];
     if inter > 0 {
         out.par_chunks_mut(inter)
@@ -196,8 +157,8 @@ fn silu_mul_typed<E: Elem>(gate_up: FlexTensor) -> FlexTensor {
             .for_each(|(o, row)| {
                 let (gate, up) = row.split_at(inter);
                 for ((o, &g), &u) in o.iter_mut().zip(gate).zip(up) {
-                    let s = E::round(silu_f32(g.f32()));
-                    *o = E::round(s.f32() * u.f32());
+                    let s = E::from_f32(silu_f32(g.widen()));
+                    *o = E::from_f32(s.widen() * u.widen());
                 }
             });
     }
@@ -207,7 +168,7 @@ fn silu_mul_typed<E: Elem>(gate_up: FlexTensor) -> FlexTensor {
 /// `x` `[M, K]` (f32, row-major) times `w` stored as `[N, K]` rows (half type): `[M, N]` in
 /// `E`, blocks of weight rows split over rayon's threads; with AVX2 + FMA when the CPU has
 /// them (checked at run time), baseline SIMD otherwise.
-fn gemv_rows<E: Elem>(x: &[f32], m: usize, k: usize, w: &[E], n: usize) -> Vec<E> {
+fn gemv_rows<E: HostFloat>(x: &[f32], m: usize, k: usize, w: &[E], n: usize) -> Vec<E> {
     #[cfg(target_arch = "x86_64")]
     let avx2 = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
     let mut out_t = vec![E::default(); n * m]; // [N, M], transposed at the end
@@ -235,7 +196,7 @@ fn gemv_rows<E: Elem>(x: &[f32], m: usize, k: usize, w: &[E], n: usize) -> Vec<E
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn gemv_block_avx2<E: Elem>(x: &[f32], k: usize, w: &[E], out: &mut [E], m: usize) {
+fn gemv_block_avx2<E: HostFloat>(x: &[f32], k: usize, w: &[E], out: &mut [E], m: usize) {
     gemv_block::<E, true>(x, k, w, out, m)
 }
 
@@ -244,13 +205,13 @@ fn gemv_block_avx2<E: Elem>(x: &[f32], k: usize, w: &[E], out: &mut [E], m: usiz
 /// reordering any lane's additions; `FMA` fuses each multiply-add (only where the CPU has it —
 /// elsewhere `mul_add` would be a libm call).
 #[inline(always)]
-fn gemv_block<E: Elem, const FMA: bool>(x: &[f32], k: usize, w: &[E], out: &mut [E], m: usize) {
+fn gemv_block<E: HostFloat, const FMA: bool>(x: &[f32], k: usize, w: &[E], out: &mut [E], m: usize) {
     const LANES: usize = 16;
     let mut row = vec![0f32; k];
     let split = k - k % LANES;
     for (j, out) in out.chunks_mut(m).enumerate() {
         for (r, v) in row.iter_mut().zip(&w[j * k..(j + 1) * k]) {
-            *r = v.f32();
+            *r = v.widen();
         }
         let (wc, wt) = row.split_at(split);
         for (i, o) in out.iter_mut().enumerate() {
@@ -269,22 +230,22 @@ fn gemv_block<E: Elem, const FMA: bool>(x: &[f32], k: usize, w: &[E], out: &mut 
             for (a, b) in wt.iter().zip(xt) {
                 sum += a * b;
             }
-            *o = E::round(sum);
+            *o = E::from_f32(sum);
         }
     }
 }
 
 /// Every stored value of `t` converted to f32 in parallel, the layout (shape, strides,
 /// offset) kept.
-fn storage_to_f32<E: Elem>(t: &FlexTensor) -> FlexTensor {
+fn storage_to_f32<E: HostFloat>(t: &FlexTensor) -> FlexTensor {
     let src: &[E] = t.storage();
     // Collected, not zeroed first and then written (a memset of every weight in f32 was
     // ≈ 2 % of a bf16 prefill).
-    let out: Vec<f32> = src.par_iter().with_min_len(CHUNK).map(|s| s.f32()).collect();
+    let out: Vec<f32> = src.par_iter().with_min_len(CHUNK).map(|s| s.widen()).collect();
     FlexTensor::new(burn::tensor::Bytes::from_elems(out), t.layout().clone(), DType::F32)
 }
 
-fn half_matmul_typed<E: Elem>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
+fn half_matmul_typed<E: HostFloat>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
     use burn::backend::ops::FloatTensorOps;
     let [m, k] = [lhs.layout().shape()[0], lhs.layout().shape()[1]];
     let n = rhs.layout().shape()[1];
@@ -295,12 +256,12 @@ fn half_matmul_typed<E: Elem>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
     if (1..=GEMV_ROWS).contains(&m) && k > 0 && stored_rows {
         let start = rhs.layout().start_offset();
         let w = &rhs.storage::<E>()[start..start + n * k];
-        let lhs = if lhs.is_contiguous() { lhs } else { lhs.to_contiguous() };
+        let lhs = contiguous(lhs);
         let x: Vec<f32> = lhs
             .as_slice::<E>()
             .expect("contiguous")
             .iter()
-            .map(|v| v.f32())
+            .map(|v| v.widen())
             .collect();
         let out = gemv_rows(&x, m, k, w, n);
         return FlexTensor::from_data(TensorData::new(out, [m, n]));
@@ -310,14 +271,10 @@ fn half_matmul_typed<E: Elem>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
 }
 
 /// An f32 tensor rounded to `E` in parallel.
-fn map_to<E: Elem>(t: FlexTensor) -> FlexTensor {
-    let t = if t.layout().contiguous_offsets().is_some() {
-        t
-    } else {
-        t.to_contiguous()
-    };
+fn map_to<E: HostFloat>(t: FlexTensor) -> FlexTensor {
+    let t = contiguous(t);
     let src = t.as_slice::<f32>().expect("contiguous");
-    let out: Vec<E> = src.par_iter().with_min_len(CHUNK).map(|&s| E::round(s)).collect();
+    let out: Vec<E> = src.par_iter().with_min_len(CHUNK).map(|&s| E::from_f32(s)).collect();
     FlexTensor::from_data(TensorData::new(out, t.layout().shape().clone()))
 }
 
@@ -325,10 +282,9 @@ impl FlexKernelOps for Flex {
     fn gelu_tanh(x: FlexTensor) -> FlexTensor {
         match x.dtype() {
             DType::F32 => map::<f32>(x, gelu_tanh_f32),
-            DType::F16 => map::<f16>(x, |v| f16::round(gelu_tanh_f32(v.f32()))),
-            DType::BF16 => map::<bf16>(x, |v| bf16::round(gelu_tanh_f32(v.f32()))),
-            DType::F64 => map::<f64>(x, gelu_tanh_f64),
-            other => unreachable!("a float tensor of dtype {other:?}"),
+            DType::F16 => map::<f16>(x, |v| HostFloat::from_f32(gelu_tanh_f32(v.widen()))),
+            DType::BF16 => map::<bf16>(x, |v| HostFloat::from_f32(gelu_tanh_f32(v.widen()))),
+            other => unreachable!("gelu_tanh on {other:?} is routed to burn's ops ([`takes`])"),
         }
     }
 
@@ -337,8 +293,7 @@ impl FlexKernelOps for Flex {
             DType::F32 => silu_mul_typed::<f32>(gate_up),
             DType::F16 => silu_mul_typed::<f16>(gate_up),
             DType::BF16 => silu_mul_typed::<bf16>(gate_up),
-            // No f64 in DAM; burn's ops keep it exact there (routed by `crate::nn`).
-            other => unreachable!("silu_mul on {other:?} is routed to burn's ops"),
+            other => unreachable!("silu_mul on {other:?} is routed to burn's ops ([`takes`])"),
         }
     }
 

@@ -111,12 +111,24 @@ impl TorchLinear {
     }
 }
 
+/// Whether [`half_aware_matmul`] takes `x`'s products through our CPU product: half types on
+/// the CPU backend (a build with the `flex` feature).
+pub fn cpu_half_matmul<const D: usize>(x: &Tensor<D>) -> bool {
+    #[cfg(feature = "flex")]
+    return crate::flex_kernels::half_matmul_applies(&x.device(), x.dtype());
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = x;
+        false
+    }
+}
+
 /// `lhs · rhs` for 2-D tensors: burn's matmul, except for half types on the CPU backend,
 /// where burn-flex converts both operands to f32 on one thread per call and
 /// [`crate::flex_kernels::half_matmul`] does the same product in parallel.
 pub fn half_aware_matmul(lhs: Tensor<2>, rhs: Tensor<2>) -> Tensor<2> {
     #[cfg(feature = "flex")]
-    if crate::flex_kernels::half_matmul_applies(&lhs.device(), lhs.dtype()) && rhs.dtype() == lhs.dtype() {
+    if cpu_half_matmul(&lhs) && rhs.dtype() == lhs.dtype() {
         return crate::flex_kernels::half_matmul(lhs, rhs);
     }
     lhs.matmul(rhs)
@@ -132,7 +144,7 @@ pub fn half_aware_matmul(lhs: Tensor<2>, rhs: Tensor<2>) -> Tensor<2> {
 /// ([`crate::flex_kernels`], the same values in f32).
 pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     #[cfg(feature = "flex")]
-    if crate::flex_kernels::flex_device(&x.device()) {
+    if crate::flex_kernels::takes(&x.device(), x.dtype()) {
         return crate::flex_kernels::gelu_tanh(x);
     }
     gelu_tanh_ops(x)
@@ -156,13 +168,7 @@ pub(crate) fn gelu_tanh_ops<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 pub fn silu_mul(gate_up: Tensor<2>) -> Tensor<2> {
     let [_, width] = gate_up.dims();
     #[cfg(feature = "flex")]
-    if width % 2 == 0
-        && crate::flex_kernels::flex_device(&gate_up.device())
-        && matches!(
-            gate_up.dtype(),
-            burn::tensor::DType::F32 | burn::tensor::DType::F16 | burn::tensor::DType::BF16
-        )
-    {
+    if width % 2 == 0 && crate::flex_kernels::takes(&gate_up.device(), gate_up.dtype()) {
         return crate::flex_kernels::silu_mul(gate_up);
     }
     let inter = width / 2;

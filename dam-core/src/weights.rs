@@ -548,19 +548,30 @@ fn bf16_le(c: &[u8]) -> half::bf16 {
     half::bf16::from_le_bytes([c[0], c[1]])
 }
 
-/// What the loader decodes stored values into: f32, or the half type of a half-precision
-/// device. A bf16 checkpoint then reaches a bf16 device as its own bits, with no f32 buffer
-/// and no second rounding pass in between; other pairs round once, to nearest even, exactly
-/// as decoding to f32 and converting did (f16 and bf16 are exact in f32).
-trait HostFloat: burn::tensor::Element + Default + Send + Sync {
+/// A device float type held on the host — f32, or the half type of a half-precision device —
+/// with its conversions. What the loader decodes stored values into: a bf16 checkpoint then
+/// reaches a bf16 device as its own bits, with no f32 buffer and no second rounding pass in
+/// between; other pairs round once, to nearest even, exactly as decoding to f32 and converting
+/// did (f16 and bf16 are exact in f32). Also the element type of the CPU loops
+/// (`crate::flex_kernels`), which compute in f32 ([`Self::widen`]) and round once
+/// ([`Self::from_f32`]).
+pub(crate) trait HostFloat: burn::tensor::Element + bytemuck::Pod + Default + Send + Sync {
     fn from_f32(v: f32) -> Self;
     fn from_f16(v: half::f16) -> Self;
     fn from_bf16(v: half::bf16) -> Self;
+    /// The value in f32 (exact). Not named `to_f32`: the half types' own `to_f32` would win
+    /// method resolution, and bf16's quiets NaNs with a branch that keeps loops from
+    /// vectorising. (Only the CPU loops call it.)
+    #[cfg_attr(not(feature = "flex"), allow(dead_code))]
+    fn widen(self) -> f32;
 }
 
 impl HostFloat for f32 {
     fn from_f32(v: f32) -> Self {
         v
+    }
+    fn widen(self) -> f32 {
+        self
     }
     fn from_f16(v: half::f16) -> Self {
         v.to_f32()
@@ -580,6 +591,11 @@ impl HostFloat for half::bf16 {
     fn from_bf16(v: half::bf16) -> Self {
         v
     }
+    /// The bits shifted into place (a NaN stays a NaN).
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        f32::from_bits((self.to_bits() as u32) << 16)
+    }
 }
 
 impl HostFloat for half::f16 {
@@ -591,6 +607,9 @@ impl HostFloat for half::f16 {
     }
     fn from_bf16(v: half::bf16) -> Self {
         half::f16::from_f32(v.to_f32())
+    }
+    fn widen(self) -> f32 {
+        self.to_f32()
     }
 }
 

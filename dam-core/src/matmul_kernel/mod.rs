@@ -238,10 +238,7 @@ pub fn matmul_with<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>, k: MatmulKern
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     let k = choice_on(&x.device()).linear;
     // Half types on the CPU backend: our product (burn-flex's converts on one thread).
-    #[cfg(feature = "flex")]
-    let half_cpu = crate::flex_kernels::half_matmul_applies(&x.device(), x.dtype());
-    #[cfg(not(feature = "flex"))]
-    let half_cpu = false;
+    let half_cpu = crate::nn::cpu_half_matmul(&x);
     if k == MatmulKernel::Fusion && !half_cpu {
         return layer.forward(x);
     }
