@@ -10,7 +10,6 @@ pub struct LlamaMlp {
     /// `gate_proj|up_proj` fused, `[2I, D]`.
     pub gate_up_proj: TorchLinear,
     pub down_proj: TorchLinear,
-    pub intermediate: usize,
 }
 
 impl LlamaMlp {
@@ -18,7 +17,6 @@ impl LlamaMlp {
         Ok(Self {
             gate_up_proj: loader.fused_torch_linear(&["gate_proj", "up_proj"], hidden, &[intermediate; 2], false)?,
             down_proj: loader.torch_linear("down_proj", intermediate, hidden, false)?,
-            intermediate,
         })
     }
 
