@@ -115,7 +115,7 @@ pub fn generate(
     options: &GenerationOptions,
 ) -> Result<Vec<Generation>> {
     let mut session = Session::new(model, prompts, options.session_options(tokenizer))?;
-    while session.step().is_some() {
+    while session.step()?.is_some() {
         if options.stop_strings.is_empty() {
             continue;
         }
@@ -145,6 +145,9 @@ pub fn generate(
 }
 
 /// Streaming generation of one sequence: an iterator of text deltas.
+///
+/// Each item is `Ok(delta)`, or once `Err` when the device fails (see [`Session::step`]);
+/// the stream ends after an error.
 ///
 /// The deltas concatenate to exactly [`Generation::text`] of [`TextStream::finish`]: leading
 /// whitespace is dropped and trailing whitespace held back (the final text is stripped), text
@@ -236,26 +239,38 @@ impl<'a> TextStream<'a> {
 
     /// Runs the stream to the end and returns the result; its `text` equals the concatenated
     /// deltas (those already taken and the rest).
-    pub fn finish(mut self) -> Generation {
-        for _ in self.by_ref() {}
+    ///
+    /// # Errors
+    /// The device's failure, as [`Session::step`] reports it.
+    pub fn finish(mut self) -> Result<Generation> {
+        for delta in self.by_ref() {
+            delta?;
+        }
         let ids = self.session.tokens()[0].clone();
         let (text, _) = final_text(self.tokenizer, &ids, &self.stop_strings);
-        Generation {
+        Ok(Generation {
             token_ids: ids,
             text,
             stop_reason: self.session.finished()[0].clone().unwrap_or(StopReason::MaxTokens),
             timings: self.session.timings(),
             step_logits: self.session.step_logits()[0].clone(),
-        }
+        })
     }
 }
 
 impl Iterator for TextStream<'_> {
-    type Item = String;
+    type Item = Result<String>;
 
-    fn next(&mut self) -> Option<String> {
+    fn next(&mut self) -> Option<Result<String>> {
         while !self.done {
-            match self.session.step() {
+            let step = match self.session.step() {
+                Ok(step) => step,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            };
+            match step {
                 Some(tokens) => {
                     if let Some(id) = tokens[0]
                         && self.session.finished()[0] != Some(StopReason::Eos)
@@ -271,14 +286,14 @@ impl Iterator for TextStream<'_> {
                         continue;
                     }
                     if let Some(delta) = self.release(false) {
-                        return Some(delta);
+                        return Some(Ok(delta));
                     }
                 }
                 None => {
                     self.done = true;
                     let rest = std::mem::replace(&mut self.decoder, self.tokenizer.stream_decoder()).finish();
                     self.text.push_str(&rest);
-                    return self.release(true);
+                    return self.release(true).map(Ok);
                 }
             }
         }

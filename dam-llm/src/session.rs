@@ -240,10 +240,15 @@ impl<'a> Session<'a> {
         &self.finished
     }
 
-    /// Marks a running sequence stopped (e.g. a stop string found by the caller).
-    pub fn stop(&mut self, seq: usize, reason: StopReason) {
-        if self.finished[seq].is_none() {
-            self.finished[seq] = Some(reason);
+    /// Marks a running sequence stopped (e.g. a stop string found by the caller). Returns
+    /// whether it was running; a sequence index outside the batch stops nothing.
+    pub fn stop(&mut self, seq: usize, reason: StopReason) -> bool {
+        match self.finished.get_mut(seq) {
+            Some(f @ None) => {
+                *f = Some(reason);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -273,24 +278,31 @@ impl<'a> Session<'a> {
     }
 
     /// Chooses the next token of every running sequence and advances the model. Returns the
-    /// new token per sequence (`None` for sequences already stopped), or `None` when all are.
-    pub fn step(&mut self) -> Option<Vec<Option<u32>>> {
+    /// new token per sequence (`None` for sequences already stopped), or `Ok(None)` when all
+    /// are.
+    ///
+    /// # Errors
+    /// [`LlmError::Device`] when the device fails: reading back the chosen ids (or the logits
+    /// they come from) is where a GPU backend reports a failed kernel or an allocation it
+    /// could not make, e.g. a batch too large for the card's memory. Drop the session then:
+    /// its cache and logits are in an unknown state.
+    pub fn step(&mut self) -> Result<Option<Vec<Option<u32>>>> {
         if self.is_done() {
-            return None;
+            return Ok(None);
         }
         let start = Instant::now();
         let lookahead = self.lookahead();
         let chosen = if lookahead > 1 {
             if self.ready.is_empty() {
-                self.fill(lookahead);
+                self.fill(lookahead)?;
             }
-            self.ready.pop_front().expect("fill reads back at least one step")
+            self.ready.pop_front().ok_or_else(|| spent("no tokens came back"))?
         } else {
             match self.recorded_choice() {
                 Some(ids) => ids,
                 None => {
-                    let logits = self.logits.take().expect("logits present while running");
-                    self.choose(logits)
+                    let logits = self.take_logits()?;
+                    self.choose(logits)?
                 }
             }
         };
@@ -320,7 +332,12 @@ impl<'a> Session<'a> {
             self.timings.decode_enqueue += t.elapsed();
         }
         self.timings.decode += start.elapsed();
-        Some(out)
+        Ok(Some(out))
+    }
+
+    /// The logits the next choice reads (absent only after a failed step).
+    fn take_logits(&mut self) -> Result<Tensor<2>> {
+        self.logits.take().ok_or_else(|| spent("an earlier step failed"))
     }
 
     /// The next tokens from the last replay of the recorded step (`None` when the step was
@@ -395,7 +412,7 @@ impl<'a> Session<'a> {
 
     /// Greedy lookahead: chooses up to `lookahead` tokens on the device, feeding each into the
     /// next forward without a host round trip, then reads them all back at once into `ready`.
-    fn fill(&mut self, lookahead: usize) {
+    fn fill(&mut self, lookahead: usize) -> Result<()> {
         // Tokens the longest-running sequence may still need; after the last of them no
         // forward is queued (as in the one-token path).
         let need = (0..self.batch_size())
@@ -407,7 +424,7 @@ impl<'a> Session<'a> {
         let n = lookahead.min(need);
         let mut chosen = Vec::with_capacity(n);
         for k in 0..n {
-            let logits = self.logits.take().expect("logits present while running");
+            let logits = self.take_logits()?;
             let ids = self.masked_eos(logits).argmax(1).reshape([self.batch_size()]);
             chosen.push(ids.clone());
             if k + 1 < need {
@@ -419,10 +436,11 @@ impl<'a> Session<'a> {
         let b = self.batch_size();
         let ids = Tensor::cat(chosen, 0)
             .try_into_vec_as::<i64>()
-            .expect("argmax readback");
+            .map_err(|e| readback("the chosen ids", e))?;
         for row in ids.chunks_exact(b) {
             self.ready.push_back(row.iter().map(|&i| i as u32).collect());
         }
+        Ok(())
     }
 
     /// Logits with the EOS ids set to −∞ when EOS is suppressed.
@@ -439,7 +457,7 @@ impl<'a> Session<'a> {
         logits
     }
 
-    fn choose(&mut self, logits: Tensor<2>) -> Vec<u32> {
+    fn choose(&mut self, logits: Tensor<2>) -> Result<Vec<u32>> {
         let logits = self.masked_eos(logits);
         let record = self.options.record_logits;
         let [b, v] = logits.dims();
@@ -448,7 +466,9 @@ impl<'a> Session<'a> {
                 .samplers
                 .iter()
                 .any(|s| s.as_ref().is_some_and(|s| s.params().top_k == 0)))
-        .then(|| logits.clone().try_into_vec_as::<f32>().expect("logits readback"));
+        .then(|| logits.clone().try_into_vec_as::<f32>())
+        .transpose()
+        .map_err(|e| readback("the logits", e))?;
         if record && let Some(h) = &host {
             for (i, row) in h.chunks_exact(v).enumerate() {
                 if self.finished[i].is_none() {
@@ -460,11 +480,12 @@ impl<'a> Session<'a> {
             Sampling::Greedy => {
                 // Argmax on the device; only the ids come back.
                 let ids = logits.argmax(1).reshape([b]);
-                ids.try_into_vec_as::<i64>()
-                    .expect("argmax readback")
+                Ok(ids
+                    .try_into_vec_as::<i64>()
+                    .map_err(|e| readback("the chosen ids", e))?
                     .into_iter()
                     .map(|i| i as u32)
-                    .collect()
+                    .collect())
             }
             Sampling::Sample(params) => {
                 let candidates: Vec<Vec<(u32, f32)>> = match &host {
@@ -472,14 +493,16 @@ impl<'a> Session<'a> {
                     None => {
                         let k = params.top_k.min(v);
                         let (vals, idx) = logits.topk_with_indices(k, 1);
-                        let vals = vals.try_into_vec_as::<f32>().expect("top-k readback");
-                        let idx = idx.try_into_vec_as::<i64>().expect("top-k readback");
+                        let vals = vals
+                            .try_into_vec_as::<f32>()
+                            .map_err(|e| readback("the top-k logits", e))?;
+                        let idx = idx.try_into_vec_as::<i64>().map_err(|e| readback("the top-k ids", e))?;
                         (0..b)
                             .map(|i| (0..k).map(|j| (idx[i * k + j] as u32, vals[i * k + j])).collect())
                             .collect()
                     }
                 };
-                self.sample_candidates(&candidates)
+                Ok(self.sample_candidates(&candidates))
             }
         }
     }
@@ -524,4 +547,14 @@ impl<'a> Session<'a> {
         self.logits = Some(self.model.logits(hidden.reshape([b, d])));
         self.pos += 1;
     }
+}
+
+/// A read-back that failed: where a GPU backend reports what went wrong on the device.
+fn readback(what: &str, e: impl std::fmt::Debug) -> LlmError {
+    LlmError::Device(format!("reading back {what}: {e:?}"))
+}
+
+/// A step asked of a session whose earlier step failed.
+fn spent(why: &str) -> LlmError {
+    LlmError::Device(format!("the session cannot go on: {why}"))
 }

@@ -44,7 +44,7 @@ fn greedy(max_new_tokens: usize, record: bool) -> SessionOptions {
 /// One prompt generated to the end: its ids and (with `record_logits`) its step logits.
 fn run_to_end(model: &LlamaModel, prompt: &Tensor<2>, options: SessionOptions) -> (Vec<u32>, Vec<Vec<f32>>) {
     let mut s = Session::new(model, vec![prompt.clone()], options).unwrap();
-    while s.step().is_some() {}
+    while s.step().unwrap().is_some() {}
     (s.tokens()[0].clone(), s.step_logits()[0].clone())
 }
 
@@ -70,7 +70,7 @@ fn inputs_embeds_step_logits_and_greedy_ids_match() {
 
         let expected_ids = dam_expected_ids(&name);
         let mut session = Session::new(&model, vec![embeds], greedy(expected_ids.len(), true)).unwrap();
-        while session.step().is_some() {}
+        while session.step().unwrap().is_some() {}
         assert_eq!(session.tokens()[0], expected_ids, "{name} greedy ids");
         let (logits, shape) = reference.f32("step_logits");
         let v = shape[1];
@@ -97,10 +97,10 @@ fn a_batch_of_different_lengths_gives_the_same_ids_as_one_by_one() {
     let lens: Vec<usize> = prompts.iter().map(|p| p.dims()[0]).collect();
     assert!(lens.iter().any(|&l| l != lens[0]), "cases of different lengths");
     let mut batch = Session::new(&model, prompts.clone(), greedy(24, false)).unwrap();
-    while batch.step().is_some() {}
+    while batch.step().unwrap().is_some() {}
     for (i, (name, p)) in names.iter().zip(prompts).enumerate() {
         let mut single = Session::new(&model, vec![p], greedy(24, false)).unwrap();
-        while single.step().is_some() {}
+        while single.step().unwrap().is_some() {}
         assert_eq!(batch.tokens()[i], single.tokens()[0], "{name}: batched vs alone");
         assert_eq!(single.tokens()[0], dam_expected_ids(name), "{name}: alone vs fixture");
     }
@@ -225,7 +225,7 @@ fn lookahead_gives_the_same_ids_and_stops() {
                 ..greedy(21, false)
             };
             let mut s = Session::new(&model, prompts.clone(), options).unwrap();
-            while s.step().is_some() {}
+            while s.step().unwrap().is_some() {}
             let t = s.timings();
             assert!(t.decode_enqueue <= t.decode);
             (s.tokens().to_vec(), s.finished().to_vec())

@@ -55,10 +55,10 @@ fn text_and_stream_match_the_original() {
         assert_eq!(generation.stop_reason, StopReason::MaxTokens);
 
         let mut stream = TextStream::new(&model, &tokenizer, p, &options).unwrap();
-        let deltas: Vec<String> = stream.by_ref().collect();
+        let deltas: Vec<String> = stream.by_ref().collect::<Result<_, _>>().unwrap();
         assert!(deltas.len() > 1, "{name}: streamed in pieces");
         assert!(deltas.iter().all(|d| !d.is_empty()));
-        let finished = stream.finish();
+        let finished = stream.finish().unwrap();
         assert_eq!(deltas.concat(), expected, "{name}: streamed text");
         assert_eq!(finished.text, expected);
         assert_eq!(finished.token_ids, generation.token_ids);
@@ -88,9 +88,9 @@ fn stop_strings_cut_generation_and_text() {
     assert_eq!(generation.text, dam_llm::tokenizer::python_strip(&expected[..cut]));
     assert!(generation.token_ids.len() < 24);
     let mut stream = TextStream::new(&model, &tokenizer, p, &options).unwrap();
-    let streamed: String = stream.by_ref().collect();
+    let streamed: String = stream.by_ref().collect::<Result<_, _>>().unwrap();
     assert_eq!(streamed, generation.text);
-    assert_eq!(stream.finish().stop_reason, StopReason::StopString(stop));
+    assert_eq!(stream.finish().unwrap().stop_reason, StopReason::StopString(stop));
 }
 
 /// The fused decoder and recorded decode steps exist for cubecl devices only: on the CPU the
@@ -105,7 +105,7 @@ fn cpu_runs_the_plain_path_even_when_fused_is_asked_for() {
     let name = &dam_cases()[0];
     let options = greedy_session(4, dam_llm::session::DEFAULT_CACHE_MULTIPLE);
     let mut session = dam_llm::Session::new(&model, vec![prompt(&model, &tokenizer, name, &device)], options).unwrap();
-    while session.step().is_some() {}
+    while session.step().unwrap().is_some() {}
     assert_eq!(session.tokens()[0].len(), 4);
     assert!(!session.decode_recorded());
 }
@@ -132,7 +132,33 @@ fn zero_new_tokens_is_a_typed_error_and_one_gives_one() {
     assert!(GenerationOptions::greedy(0).validate().is_err());
     assert!(GenerationOptions::greedy(1).validate().is_ok());
     let mut one = dam_llm::Session::new(&model, vec![prompt(&model, &tokenizer, name, &device)], options(1)).unwrap();
-    while one.step().is_some() {}
+    while one.step().unwrap().is_some() {}
     let expected = dam_core::testing::dam_expected_ids(name);
     assert_eq!(one.tokens()[0], expected[..1]);
+}
+
+/// `Session::stop` on a sequence outside the batch stops nothing (no panic); stopping one
+/// sequence of two leaves the other to generate what it generates alone.
+#[test]
+fn stop_takes_any_index_and_stops_only_its_sequence() {
+    let device = Device::flex();
+    let (model, tokenizer) = setup(&device);
+    let name = &dam_cases()[0];
+    let p = || prompt(&model, &tokenizer, name, &device);
+    let mut s = dam_llm::Session::new(&model, vec![p(), p()], greedy_session(6, 1)).unwrap();
+    assert!(!s.stop(2, StopReason::MaxTokens), "index 2 of a batch of 2");
+    assert!(!s.stop(usize::MAX, StopReason::MaxTokens));
+    let first = s.step().unwrap().unwrap();
+    assert!(first.iter().all(Option::is_some));
+    assert!(s.stop(0, StopReason::StopString("x".into())));
+    assert!(!s.stop(0, StopReason::MaxTokens), "already stopped");
+    let next = s.step().unwrap().unwrap();
+    assert_eq!(next[0], None, "a stopped sequence gets no token");
+    while s.step().unwrap().is_some() {}
+    assert_eq!(s.finished()[0], Some(StopReason::StopString("x".into())));
+    assert_eq!(s.finished()[1], Some(StopReason::MaxTokens));
+    assert_eq!(s.tokens()[0].len(), 1);
+    let expected = dam_core::testing::dam_expected_ids(name);
+    assert_eq!(s.tokens()[1], expected[..6]);
+    assert_eq!(s.step().unwrap(), None, "a finished session steps no more");
 }

@@ -52,7 +52,7 @@ fn first_logits(model: &LlamaModel) -> Vec<f32> {
         cache_multiple: dam_llm::session::DEFAULT_CACHE_MULTIPLE,
     };
     let mut s = Session::new(model, vec![prompt], options).unwrap();
-    s.step();
+    s.step().unwrap();
     s.step_logits()[0][0].clone()
 }
 

@@ -39,7 +39,7 @@ fn logits(model: &LlamaModel) -> Vec<f32> {
         cache_multiple: dam_llm::session::DEFAULT_CACHE_MULTIPLE,
     };
     let mut s = Session::new(model, vec![prompt], options).unwrap();
-    while s.step().is_some() {}
+    while s.step().unwrap().is_some() {}
     s.step_logits()[0]
         .iter()
         .flatten()

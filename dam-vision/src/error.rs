@@ -20,6 +20,9 @@ pub enum VisionError {
         "masked cross-attention: the mask of view {view} covers no patch of the full image, so no key is left to attend to"
     )]
     EmptyKeyMask { view: usize },
+    /// The device failed to run the queued work (reported where values are read back).
+    #[error("device error: {0}")]
+    Device(String),
 }
 
 pub type Result<T, E = VisionError> = std::result::Result<T, E>;

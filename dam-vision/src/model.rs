@@ -218,7 +218,12 @@ impl VisionModel {
         let m = (m + 1.0) / 2.0;
         let sums = m.reshape([nc, g, p, g, p]).sum_dim(4).sum_dim(2).reshape([nc, g * g]);
         let masked = sums.lower_elem(1e-5);
-        let any_open = masked.clone().bool_not().any_dim(1).into_data();
+        let any_open = masked
+            .clone()
+            .bool_not()
+            .any_dim(1)
+            .try_into_data()
+            .map_err(|e| VisionError::Device(format!("reading back the key mask: {e:?}")))?;
         for (k, open) in any_open.iter::<bool>().enumerate() {
             if !open {
                 return Err(VisionError::EmptyKeyMask { view: views[k] });

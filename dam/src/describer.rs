@@ -610,29 +610,33 @@ pub struct DescriptionStream<'a> {
 }
 
 impl Iterator for DescriptionStream<'_> {
-    type Item = String;
+    /// A text delta, or once the device's failure (then the stream ends).
+    type Item = Result<String>;
 
-    fn next(&mut self) -> Option<String> {
-        self.stream.next()
+    fn next(&mut self) -> Option<Result<String>> {
+        self.stream.next().map(|delta| delta.map_err(DamError::from))
     }
 }
 
 impl DescriptionStream<'_> {
     /// Consumes the rest of the stream and returns the whole description; its text equals
     /// the concatenated deltas.
-    pub fn finish(self) -> Description {
-        let g = self.stream.finish();
+    ///
+    /// # Errors
+    /// The device's failure while generating ([`dam_llm::Session::step`]).
+    pub fn finish(self) -> Result<Description> {
+        let g = self.stream.finish()?;
         let mut timings = self.timings;
         timings.prefill += g.timings.prefill;
         timings.decode = g.timings.decode;
         timings.decode_tokens = g.timings.decode_tokens;
-        Description {
+        Ok(Description {
             text: g.text,
             token_ids: g.token_ids,
             stop_reason: g.stop_reason,
             timings,
             masks: self.masks,
             trace: None,
-        }
+        })
     }
 }

@@ -71,8 +71,8 @@ fn stream_concatenates_to_the_description() {
     let region = Region::Mask(mask);
     let whole = d.describe(&image, &region).unwrap();
     let mut stream = d.describe_stream(&image, &region).unwrap();
-    let deltas: Vec<String> = stream.by_ref().collect();
-    let finished = stream.finish();
+    let deltas: Vec<String> = stream.by_ref().collect::<Result<_, _>>().unwrap();
+    let finished = stream.finish().unwrap();
     assert!(deltas.len() > 1);
     assert_eq!(deltas.concat(), whole.text);
     assert_eq!(finished.text, whole.text);

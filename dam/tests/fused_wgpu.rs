@@ -164,7 +164,7 @@ fn a_padded_prompt_and_a_longer_cache_through_the_fused_decoder() {
             cache_multiple,
         };
         let mut s = Session::new(&model, vec![prompt.clone()], options).unwrap();
-        while s.step().is_some() {}
+        while s.step().unwrap().is_some() {}
         (s.tokens()[0].clone(), s.step_logits()[0].clone())
     };
     let (ids, logits) = run(1, 1);

@@ -18,10 +18,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut stream = describer.describe_stream(&image, &Region::Mask(mask))?;
     let mut out = std::io::stdout().lock();
     for delta in stream.by_ref() {
-        write!(out, "{delta}")?;
+        // An `Err` here is the device failing mid-generation (e.g. out of memory on a GPU).
+        write!(out, "{}", delta?)?;
         out.flush()?;
     }
-    let description = stream.finish();
+    let description = stream.finish()?;
     writeln!(out)?;
     eprintln!(
         "stopped: {:?} after {} tokens",

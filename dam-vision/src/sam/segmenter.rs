@@ -101,7 +101,8 @@ pub struct SamOutput {
 
 /// Reads a tensor back as f32 values.
 pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data()
+    t.try_into_data()
+        .map_err(|e| SamError::TensorData(format!("{e:?}")))?
         .convert::<f32>()
         .try_into_vec::<f32>()
         .map_err(|e| SamError::TensorData(format!("{e:?}")))

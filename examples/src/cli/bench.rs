@@ -559,7 +559,7 @@ fn check_fused(args: &Args) -> Result<()> {
                     cache_multiple: args.cache_multiple,
                 };
                 let mut session = Session::new(&llm, vec![prompt.clone()], options)?;
-                while session.step().is_some() {}
+                while session.step()?.is_some() {}
                 Ok((session.tokens()[0].clone(), session.decode_recorded()))
             };
             let (plain, _) = generate(false, false)?;
@@ -825,17 +825,17 @@ fn profile_step(bench: &Bench, image: &RgbImage, masks: &[Mask], args: &Args) ->
         dam::core::graph::set_enabled(recording);
         let mut session = session?;
         for _ in 0..8 {
-            session.step();
+            session.step()?;
         }
         sync(device)?;
         // Unprofiled reference step, then the profiled one.
         let t = Instant::now();
-        session.step();
+        session.step()?;
         sync(device)?;
         let plain = t.elapsed();
         profile::begin();
         let t = Instant::now();
-        session.step();
+        session.step()?;
         sync(device)?;
         let wall = t.elapsed();
         let stages = profile::end();
@@ -914,7 +914,7 @@ fn time_run(bench: &Bench, image: &RgbImage, masks: &[Mask], args: &Args) -> Res
     in_use = in_use.max(in_use_now(device));
 
     let t = Instant::now();
-    while session.step().is_some() {}
+    while session.step()?.is_some() {}
     sync(device)?;
     let decode = t.elapsed();
     in_use = in_use.max(in_use_now(device));

@@ -312,11 +312,11 @@ fn run(args: Args) -> Result<()> {
             let mut s = describer.describe_stream_with(image, region, &options)?;
             for delta in s.by_ref() {
                 waiting.end();
-                write!(out, "{delta}")?;
+                write!(out, "{}", delta?)?;
                 out.flush()?;
             }
             writeln!(out)?;
-            s.finish()
+            s.finish()?
         }
         Work::Image(image, region) => describer.describe_with(image, region, &options)?,
         Work::Video(frames, masks) => describer.describe_video_with(frames, masks, &options)?,
