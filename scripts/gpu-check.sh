@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU check for issues 5 and 7, run on the lent GPU machine (no internet, no cargo registry).
 #
-# Prepare here (the cuda feature fetches an LLVM bundle at build time; offline use
-# `eval "$(../shared/tools/cuda-build-env.sh)"`):
+# Prepare here in one command: `bash scripts/gpu-bundle.sh` (the steps below, plus a CPU check
+# of the built binary). By hand (the cuda feature fetches an LLVM bundle at build time; offline
+# use `eval "$(../shared/tools/cuda-build-env.sh)"`):
 #   cargo build --release -p dam-examples --features cuda,wgpu --bin dam-tools   # ~25 min cold on 2 cores
 #   mkdir -p gpu-bundle && strip -o /tmp/dam-tools target/release/dam-tools && xz -6 -T2 -c /tmp/dam-tools > gpu-bundle/dam-tools.xz
 #   python3 scripts/gpu-prep.py        # batch files
@@ -49,7 +50,12 @@ xz -dc gpu-bundle/dam-tools.xz > /tmp/dam-bin/dam-tools && chmod +x /tmp/dam-bin
 T=/tmp/dam-bin/dam-tools
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv; date -u
   ls /usr/share/vulkan/icd.d /etc/vulkan/icd.d; cat /usr/share/vulkan/icd.d/*.json
-  ldconfig -p | grep -i "vulkan\|GLX_nvidia\|nvidia-vk"; } > "$W/gpu.txt" 2>&1
+  ldconfig -p | grep -i "vulkan\|GLX_nvidia\|nvidia-vk"
+  # whether a cuBLAS path could ever run here (issue 7's matmul question): the system's CUDA
+  # libraries and a PyTorch with its own cuBLAS
+  ldconfig -p | grep -i "cublas\|nvrtc\|libcuda\.so"
+  timeout 30 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+  } > "$W/gpu.txt" 2>&1
 # wgpu needs the Vulkan loader (libvulkan.so.1), which this image lacked on 2026-11-26 although
 # NVIDIA's Vulkan ICD is registered: use the bundled one (Debian's) only when there is none.
 if ! ldconfig -p | grep -q "libvulkan.so.1" && [ -f gpu-bundle/lib/libvulkan.so.1 ]; then
