@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares gpu-bundle/ for `scripts/gpu-check.sh` from a fresh checkout, in one command:
 #
-#   bash scripts/gpu-bundle.sh            # ~25 min cold on 2 cores, ~1 min with a warm target
+#   bash scripts/gpu-bundle.sh            # 28 min cold on 2 cores (2026-11-27), ~1 min with a warm target
 #
 # 1. the LLVM bundle burn's cuda feature needs at build time (../shared/tools/cuda-build-env.sh,
 #    from PyPI; this machine cannot reach GitHub),
