@@ -22,6 +22,13 @@ pub enum LlmError {
         new_tokens: usize,
         max: usize,
     },
+    /// A spliced prompt (`[positions, hidden]`) whose width is not the LLM's hidden size.
+    #[error("prompt {index} has shape {found:?}; expected [positions, {hidden}]")]
+    PromptShape {
+        index: usize,
+        found: Vec<usize>,
+        hidden: usize,
+    },
     /// A token id outside the vocabulary.
     #[error("token id {id} is outside the vocabulary of {vocab} tokens")]
     BadTokenId { id: i64, vocab: usize },

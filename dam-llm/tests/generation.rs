@@ -162,3 +162,29 @@ fn stop_takes_any_index_and_stops_only_its_sequence() {
     assert_eq!(s.tokens()[1], expected[..6]);
     assert_eq!(s.step().unwrap(), None, "a finished session steps no more");
 }
+
+/// A spliced prompt of the wrong width is a typed error naming it and both shapes, not a
+/// panic inside the concatenation.
+#[test]
+fn a_prompt_of_the_wrong_width_is_a_typed_error() {
+    let device = Device::flex();
+    let (model, tokenizer) = setup(&device);
+    let name = &dam_cases()[0];
+    let good = prompt(&model, &tokenizer, name, &device);
+    let hidden = model.hidden_size();
+    let bad = Tensor::<2>::zeros([5, hidden + 1], &device);
+    let r = dam_llm::Session::new(&model, vec![good, bad], greedy_session(2, 1));
+    match r {
+        Err(dam_llm::LlmError::PromptShape {
+            index,
+            found,
+            hidden: h,
+        }) => {
+            assert_eq!((index, found, h), (1, vec![5, hidden + 1], hidden));
+        }
+        other => panic!("expected PromptShape, got {:?}", other.err()),
+    }
+    let bad = Tensor::<2>::zeros([5, hidden - 1], &device);
+    let r = generate(&model, &tokenizer, vec![bad], &GenerationOptions::greedy(2));
+    assert!(matches!(r, Err(dam_llm::LlmError::PromptShape { index: 0, .. })));
+}
