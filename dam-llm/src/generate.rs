@@ -165,6 +165,8 @@ pub struct TextStream<'a> {
     /// Start of the text proper (leading whitespace skipped).
     start: Option<usize>,
     done: bool,
+    /// The stream ended on the device's error (handed out by `next`); `finish` reports it too.
+    failed: bool,
 }
 
 impl<'a> TextStream<'a> {
@@ -192,6 +194,7 @@ impl<'a> TextStream<'a> {
             emitted: 0,
             start: None,
             done: false,
+            failed: false,
         })
     }
 
@@ -241,10 +244,16 @@ impl<'a> TextStream<'a> {
     /// deltas (those already taken and the rest).
     ///
     /// # Errors
-    /// The device's failure, as [`Session::step`] reports it.
+    /// The device's failure, as [`Session::step`] reports it — also when an earlier item of
+    /// the stream already handed it out (the generation is incomplete then).
     pub fn finish(mut self) -> Result<Generation> {
         for delta in self.by_ref() {
             delta?;
+        }
+        if self.failed {
+            return Err(LlmError::Device(
+                "the stream ended on a device error (an earlier item); the generation is incomplete".into(),
+            ));
         }
         let ids = self.session.tokens()[0].clone();
         let (text, _) = final_text(self.tokenizer, &ids, &self.stop_strings);
@@ -267,6 +276,7 @@ impl Iterator for TextStream<'_> {
                 Ok(step) => step,
                 Err(e) => {
                     self.done = true;
+                    self.failed = true;
                     return Some(Err(e));
                 }
             };

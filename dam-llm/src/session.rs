@@ -139,12 +139,12 @@ impl<'a> Session<'a> {
         if lens.contains(&0) {
             return Err(LlmError::EmptyInput);
         }
-        let hidden = model.hidden_size();
-        if let Some((index, p)) = prompts.iter().enumerate().find(|(_, p)| p.dims()[1] != hidden) {
+        let d = model.hidden_size();
+        if let Some((index, p)) = prompts.iter().enumerate().find(|(_, p)| p.dims()[1] != d) {
             return Err(LlmError::PromptShape {
                 index,
                 found: p.dims().to_vec(),
-                hidden,
+                hidden: d,
             });
         }
         let longest = *lens.iter().max().expect("non-empty");
@@ -164,7 +164,6 @@ impl<'a> Session<'a> {
         // Cache slots past `p + max_new_tokens` are never written and always masked.
         let max_len = (p + options.max_new_tokens).next_multiple_of(options.cache_multiple.max(1));
         let pads: Vec<usize> = lens.iter().map(|&l| p - l).collect();
-        let d = hidden;
         let embeds: Vec<Tensor<2>> = prompts
             .into_iter()
             .zip(&pads)
