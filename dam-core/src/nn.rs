@@ -81,7 +81,7 @@ impl TorchLinear {
     }
 
     /// `x` `[rows, in]` → `[rows, out]`: one matmul (in bf16 / f16 on the CPU backend, our
-    /// [`crate::flex_kernels::half_matmul`]).
+    /// `flex_kernels::half_matmul`, feature `flex`).
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let y = half_aware_matmul(x, self.weight.val());
         match &self.bias {
@@ -125,7 +125,7 @@ pub fn cpu_half_matmul<const D: usize>(x: &Tensor<D>) -> bool {
 
 /// `lhs · rhs` for 2-D tensors: burn's matmul, except for half types on the CPU backend,
 /// where burn-flex converts both operands to f32 on one thread per call and
-/// [`crate::flex_kernels::half_matmul`] does the same product in parallel.
+/// `flex_kernels::half_matmul` (feature `flex`) does the same product in parallel.
 pub fn half_aware_matmul(lhs: Tensor<2>, rhs: Tensor<2>) -> Tensor<2> {
     #[cfg(feature = "flex")]
     if cpu_half_matmul(&lhs) && rhs.dtype() == lhs.dtype() {
@@ -141,7 +141,7 @@ pub fn half_aware_matmul(lhs: Tensor<2>, rhs: Tensor<2>) -> Tensor<2> {
 /// PyTorch's kernels (CPU and CUDA) multiply, `x * x * x`, and so do we — the same rounding,
 /// and on burn's CPU backend a scalar `powf` per element was ≈ 7 % of a DAM-3B encode.
 /// On burn's CPU backend the whole formula is one parallel pass
-/// ([`crate::flex_kernels`], the same values in f32).
+/// (`flex_kernels`, feature `flex`; the same values in f32).
 pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     #[cfg(feature = "flex")]
     if crate::flex_kernels::takes(&x.device(), x.dtype()) {
@@ -163,7 +163,7 @@ pub(crate) fn gelu_tanh_ops<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// width) → `[R, I]`.
 ///
 /// On burn's CPU backend one parallel pass computing PyTorch's `x / (1 + exp(-x))` in f32
-/// ([`crate::flex_kernels`]); elsewhere burn's `silu` and a product (the CUDA and wgpu
+/// (`flex_kernels`, feature `flex`); elsewhere burn's `silu` and a product (the CUDA and wgpu
 /// decoders have their own fused kernel, `dam_llm::fused`).
 pub fn silu_mul(gate_up: Tensor<2>) -> Tensor<2> {
     let [_, width] = gate_up.dims();

@@ -12,7 +12,7 @@ use burn_cubecl::tensor::CubeTensor;
 pub const MAX_CUBES_PER_AXIS: usize = 65_535;
 
 /// The grid for `rows` rows, one cube each: `[min(rows, 65 535), ⌈rows / 65 535⌉, 1]`; a cube
-/// finds its row with [`grid_row`] (the last column of cubes may run past `rows`).
+/// finds its row with [`grid_row()`] (the last column of cubes may run past `rows`).
 pub fn row_grid(rows: usize) -> CubeCount {
     CubeCount::Static(
         rows.min(MAX_CUBES_PER_AXIS) as u32,

@@ -95,7 +95,7 @@ pub fn materialized(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tenso
 
 /// The scores materialised as in [`materialized`] (same rounding points), the scaling and
 /// the softmax in **one kernel** per score row on the cubecl backends
-/// ([`crate::softmax`]; burn ops elsewhere): three launches per attention where burn-cubecl's
+/// (`dam_vision::softmax`, feature `cube`; burn ops elsewhere): three launches per attention where burn-cubecl's
 /// fallback takes twelve. Holds `B·H·Sq·Skv` scores in the activation dtype.
 pub fn fused_softmax(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
     around_scores(q, k, v, mask, scaled_softmax)

@@ -131,8 +131,8 @@ impl Backend {
     ///
     /// With the `kernel-cache` feature (on with `wgpu` and `cuda`) the first GPU device of the
     /// process also fixes cubecl's kernel cache: `DAM_KERNEL_CACHE` if set, else
-    /// [`KernelCache::Default`](crate::KernelCache::Default), unless
-    /// [`KernelCache::install`](crate::KernelCache::install) was called before.
+    /// `KernelCache::Default`, unless `KernelCache::install` was called before (`KernelCache`
+    /// exists only with that feature, so these are not links).
     pub fn configured_device(self, dtype: FloatType) -> Result<Device> {
         #[cfg(feature = "kernel-cache")]
         if self != Backend::Cpu {

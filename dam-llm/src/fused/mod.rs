@@ -5,8 +5,8 @@
 //! `docs/performance.md`), and the plain decoder spends ≈ 43 ops per layer, ≈ 1 400 per step.
 //! Here a whole decoder layer is **one** burn op ([`FusedLlamaOps::decoder_layer`]),
 //! registered once per layer and forward pass (in burn's fusion stream like any op), and its
-//! cubecl implementation ([`cube`]) launches the kernels itself — burn-cubecl's matmul and
-//! attention, and three small kernels of ours ([`kernels`]) that replace the longest op
+//! cubecl implementation (`cube`) launches the kernels itself — burn-cubecl's matmul and
+//! attention, and three small kernels of ours (`kernels`) that replace the longest op
 //! chains:
 //!
 //! | kernel | replaces |
@@ -40,7 +40,7 @@ use burn::backend::{Backend, Dispatch, ExtensionType, backend_extension};
 use burn::tensor::{Bool, Device, Int, Tensor};
 
 /// The fused ops as a burn backend extension (implemented for the cubecl backend in
-/// [`cube`]; burn generates the `Dispatch` routing and the lazy `Fusion` registration).
+/// `cube`; burn generates the `Dispatch` routing and the lazy `Fusion` registration).
 #[backend_extension(Cube, Fusion: cfg(feature = "fusion"))]
 pub trait FusedLlamaOps: Backend {
     /// `x` `[R, D]`, `weight` `[1, D]` → `[R, D]`.
@@ -177,7 +177,7 @@ static DECODE_ATTENTION_ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::ne
 static GEMV: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Switches the fused layers' one-row products to our matrix-vector kernel
-/// ([`kernels`]`::gemv_kernel`) instead of burn-cubecl's matmul. **Off by default**: written to
+/// (`kernels::gemv_kernel`) instead of burn-cubecl's matmul. **Off by default**: written to
 /// stream the weights at full bandwidth (the products are ≈ 97 % of a decode step's bytes), but
 /// not yet run on a GPU — `bench --check-fused` compares it with the matmul, and `bench --gemv
 /// on` measures it. `DAM_FUSED_GEMV=1` switches it on too.
@@ -188,7 +188,7 @@ pub fn set_gemv(on: bool) {
 static DECODE_ATTENTION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Switches one-position steps (decode) of the fused layers to our attention kernel
-/// ([`kernels`]`::decode_attention_kernel`, one plane per head, online softmax over the cache)
+/// (`kernels::decode_attention_kernel`, one plane per head, online softmax over the cache)
 /// instead of burn-cubecl's attention, which is built for tiles of many queries. **Off by
 /// default**: not yet run on a GPU — `bench --check-fused` compares it with burn's attention,
 /// `bench --decode-attention on` measures it. `DAM_FUSED_ATTENTION=1` switches it on too.

@@ -246,7 +246,7 @@ fn probe_products(device: &Device, config: &CheckpointConfig, rows: usize, which
     out
 }
 
-/// `bench --probe-matmul`: each of `kernels` on every product of [`probe_products`] (`which`:
+/// `bench --probe-matmul`: each of `kernels` on every product of `probe_products` (`which`:
 /// `vision`, `prefill` or `both`): µs per call, TFLOP/s, and the largest difference from
 /// burn's op relative to its largest value. A routine that refused the product (and fell back
 /// to the autotuned matmul) is marked. Prints a table row by row, returns JSON.
