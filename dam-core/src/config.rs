@@ -35,6 +35,7 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
 /// Top-level `config.json` (`llava_llama`).
 #[derive(Clone, Debug, Deserialize)]
 pub struct TopConfig {
+    /// Model type of the top-level config (`llava_llama` for DAM); not checked.
     #[serde(default)]
     pub model_type: Option<String>,
     /// Index into the tower's hidden states whose features are used; VILA's -2 (`[base]`).
@@ -46,30 +47,44 @@ pub struct TopConfig {
     /// `resize` squashes each view to a square (`[base]`).
     #[serde(default = "default_aspect")]
     pub image_aspect_ratio: String,
+    /// Frames per video clip (8 for DAM-3B-Video); absent means 8 (see
+    /// [`CheckpointConfig::num_video_frames`]); 0 is rejected.
     #[serde(default)]
     pub num_video_frames: Option<usize>,
+    /// Upstream's model dtype, e.g. `torch.bfloat16`; informational (the stored dtype is
+    /// read from each safetensors header).
     #[serde(default)]
     pub model_dtype: Option<String>,
+    /// Width of the vision features fed to the projector; when present it must equal the
+    /// vision tower's `hidden_size` (1152 in DAM-3B).
     #[serde(default)]
     pub mm_hidden_size: Option<usize>,
+    /// Hidden size of the LLM; when present it must equal `llm/config.json`'s
+    /// `hidden_size` (2560 in DAM-3B).
     #[serde(default)]
     pub hidden_size: Option<usize>,
     /// Must be absent or null: a mask encoder is not part of DAM.
     #[serde(default)]
     pub mask_encoder_cfg: Option<serde_json::Value>,
+    /// Whether image start/end marker tokens surround the image embeddings; must be false.
     #[serde(default)]
     pub mm_use_im_start_end: bool,
+    /// Whether LLaVA's image patch token (`<im_patch>`) is used; must be false.
     #[serde(default)]
     pub mm_use_im_patch_token: bool,
+    /// Whether VILA's S2 multi-scale vision features are enabled; must be false.
     #[serde(default)]
     pub s2: bool,
     /// Nested copies of the sub-configs; the sub-folders' own `config.json` take precedence.
     #[serde(default)]
     pub llm_cfg: Option<serde_json::Value>,
+    /// Nested copy of `vision_tower/config.json`, used when that file is absent.
     #[serde(default)]
     pub vision_tower_cfg: Option<serde_json::Value>,
+    /// Nested copy of `mm_projector/config.json`, used when that file is absent.
     #[serde(default)]
     pub mm_projector_cfg: Option<serde_json::Value>,
+    /// Nested copy of `context_provider/config.json`, used when that file is absent.
     #[serde(default)]
     pub context_provider_cfg: Option<serde_json::Value>,
 }
@@ -99,21 +114,31 @@ fn default_gelu_tanh() -> String {
 /// `vision_tower/config.json` (`siglip_vision_model`).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct VisionConfig {
+    /// Model type; must be `siglip_vision_model` when present.
     #[serde(default)]
     pub model_type: Option<String>,
+    /// Width of the SigLIP tower's tokens (1152 in DAM-3B).
     pub hidden_size: usize,
+    /// Hidden width of each SigLIP layer's MLP (4304 in DAM-3B).
     pub intermediate_size: usize,
+    /// Self-attention heads per SigLIP layer (16 in DAM-3B); must divide `hidden_size`.
     pub num_attention_heads: usize,
+    /// Number of SigLIP encoder layers (27 in DAM-3B).
     pub num_hidden_layers: usize,
+    /// Side of the square input view, in pixels (384 in DAM-3B).
     pub image_size: usize,
+    /// Side of a square patch, in pixels (14 in DAM-3B: 27 × 27 patches).
     pub patch_size: usize,
+    /// Colour channels of the RGB patch embedding; must be 3.
     #[serde(default = "default_three")]
     pub num_channels: usize,
     /// DAM's addition; must be 1 ([code + size]).
     #[serde(default)]
     pub num_mask_channels: Option<usize>,
+    /// Activation of the SigLIP MLPs (`gelu_pytorch_tanh` in DAM-3B); must be a GELU.
     #[serde(default = "default_gelu_tanh")]
     pub hidden_act: String,
+    /// Epsilon of the SigLIP LayerNorms (1e-6 in DAM-3B).
     #[serde(default = "default_ln_eps")]
     pub layer_norm_eps: f64,
 }
@@ -121,26 +146,41 @@ pub struct VisionConfig {
 /// `context_provider/config.json` (`cross_attn_end_to_all`).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct ContextProviderConfig {
+    /// Adapter type; must be `cross_attn_end_to_all` when present.
     #[serde(default)]
     pub context_provider_type: Option<String>,
+    /// Width of the adapters' tokens; must equal the vision tower's `hidden_size` (1152 in DAM-3B).
     pub hidden_size: usize,
+    /// Hidden width of each adapter's MLP (4304 in DAM-3B).
     pub intermediate_size: usize,
     /// UNCONFIRMED for DAM-3B (16 assumed); read from the file.
     pub num_attention_heads: usize,
+    /// Number of cross-attention adapters, one per SigLIP layer (27 in DAM-3B); at least
+    /// the vision tower's `num_hidden_layers`.
     pub num_hidden_layers: usize,
+    /// Activation of the adapters' MLPs; must be a GELU (tanh GELU by default).
     #[serde(default = "default_gelu_tanh")]
     pub hidden_act: String,
+    /// Epsilon of the adapters' LayerNorms (1e-6 by default).
     #[serde(default = "default_ln_eps")]
     pub layer_norm_eps: f64,
     /// Must be null: any list silently disables all adapters upstream.
     #[serde(default)]
     pub context_provider_layer_indices: Option<serde_json::Value>,
+    /// Whether the adapters attend only to full-image patches that overlap the mask
+    /// (spec §4.5.3); default false.
     #[serde(default)]
     pub masked_cross_attn: bool,
+    /// Whether the full view gives the adapters' queries and the crop their keys/values
+    /// (the two 4-channel views swapped); default false.
     #[serde(default)]
     pub context_image_as_queries: bool,
+    /// Whether every view takes the adapter pass, even when its focal crop equals the
+    /// full view (spec §4.6); default false.
     #[serde(default)]
     pub treat_image_as_cimage: bool,
+    /// Whether upstream's adapters have the learned `attn_factor` / `mlp_factor` gates
+    /// (default true). Not read here: a gate missing from the checkpoint counts as 1.0.
     #[serde(default = "default_true")]
     pub zero_init_output: bool,
 }
@@ -152,6 +192,8 @@ fn default_true() -> bool {
 /// `mm_projector/config.json`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct ProjectorConfig {
+    /// Projector type; must be `mlp_downsample` (2 × 2 token merge, LayerNorm,
+    /// two-layer MLP).
     pub mm_projector_type: String,
 }
 
@@ -159,11 +201,14 @@ pub struct ProjectorConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum TokenIds {
+    /// A single id.
     One(u32),
+    /// Several ids.
     Many(Vec<u32>),
 }
 
 impl TokenIds {
+    /// The ids as a list.
     pub fn to_vec(&self) -> Vec<u32> {
         match self {
             TokenIds::One(v) => vec![*v],
@@ -175,39 +220,64 @@ impl TokenIds {
 /// `llm/config.json` (`llama`).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct LlmConfig {
+    /// Model type; must be `llama` when present.
     #[serde(default)]
     pub model_type: Option<String>,
+    /// Hidden size of the LLM (2560 in DAM-3B).
     pub hidden_size: usize,
+    /// Hidden width of the SwiGLU MLP (6912 in DAM-3B).
     pub intermediate_size: usize,
+    /// Query heads per attention layer (20 in DAM-3B).
     pub num_attention_heads: usize,
+    /// Key/value heads (fewer than the query heads for grouped-query attention); absent
+    /// means `num_attention_heads` (20 in DAM-3B: plain multi-head attention). Must divide
+    /// `num_attention_heads`.
     #[serde(default)]
     pub num_key_value_heads: Option<usize>,
+    /// Number of decoder layers (32 in DAM-3B).
     pub num_hidden_layers: usize,
+    /// Width of one attention head; absent means `hidden_size / num_attention_heads`
+    /// (128 in DAM-3B). Must be even (rotary embedding).
     #[serde(default)]
     pub head_dim: Option<usize>,
+    /// Vocabulary size: rows of the token embedding and of the LM head (32000 in DAM-3B).
     pub vocab_size: usize,
+    /// Longest sequence (prompt plus generated tokens) the rotary table covers (4096 in
+    /// DAM-3B).
     #[serde(default = "default_max_pos")]
     pub max_position_embeddings: usize,
+    /// Base of the rotary position embedding's frequencies (10000 in DAM-3B).
     #[serde(default = "default_rope_theta")]
     pub rope_theta: f64,
+    /// RoPE scaling settings; must be absent or null.
     #[serde(default)]
     pub rope_scaling: Option<serde_json::Value>,
+    /// Epsilon of the RMSNorms (1e-5 in DAM-3B).
     #[serde(default = "default_rms_eps")]
     pub rms_norm_eps: f64,
+    /// Whether the attention projections have biases; must be false.
     #[serde(default)]
     pub attention_bias: bool,
+    /// Whether the MLP projections have biases; must be false.
     #[serde(default)]
     pub mlp_bias: bool,
+    /// Whether the LM head shares the token embedding's weights (false in DAM-3B: a
+    /// separate `lm_head`).
     #[serde(default)]
     pub tie_word_embeddings: bool,
+    /// Activation of the gated MLP; must be `silu`.
     #[serde(default = "default_silu")]
     pub hidden_act: String,
+    /// Tensor-parallel degree of pretraining (Hugging Face's sliced linears); must be 1.
     #[serde(default = "default_one")]
     pub pretraining_tp: usize,
+    /// Beginning-of-sequence id (1 in DAM-3B); absent means 1 ([`LlmConfig::bos_id`]).
     #[serde(default)]
     pub bos_token_id: Option<u32>,
+    /// End-of-sequence id or ids (2 in DAM-3B); absent means 2 ([`LlmConfig::eos_ids`]).
     #[serde(default)]
     pub eos_token_id: Option<TokenIds>,
+    /// Padding id (0 in DAM-3B); informational.
     #[serde(default)]
     pub pad_token_id: Option<u32>,
     /// Sequence truncation limit for spliced inputs (4096 for DAM).
@@ -229,14 +299,17 @@ fn default_silu() -> String {
 }
 
 impl LlmConfig {
+    /// Width of one attention head: `head_dim`, else `hidden_size / num_attention_heads`.
     pub fn head_dim(&self) -> usize {
         self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads)
     }
 
+    /// Number of key/value heads: `num_key_value_heads`, else `num_attention_heads`.
     pub fn num_kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
 
+    /// The end-of-sequence ids: `eos_token_id` as a list, else `[2]`.
     pub fn eos_ids(&self) -> Vec<u32> {
         self.eos_token_id
             .as_ref()
@@ -244,6 +317,7 @@ impl LlmConfig {
             .unwrap_or_else(|| vec![2])
     }
 
+    /// The beginning-of-sequence id: `bos_token_id`, else 1.
     pub fn bos_id(&self) -> u32 {
         self.bos_token_id.unwrap_or(1)
     }
@@ -252,26 +326,38 @@ impl LlmConfig {
 /// `{height, width}` of the processor.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
 pub struct ProcessorSize {
+    /// Output height, in pixels (384 for DAM-3B).
     pub height: u32,
+    /// Output width, in pixels (384 for DAM-3B); must equal `height`.
     pub width: u32,
 }
 
 /// `vision_tower/preprocessor_config.json` (`SiglipImageProcessor`).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct PreprocessorConfig {
+    /// Size every view is resized to; must be square and equal the vision tower's
+    /// `image_size`.
     pub size: ProcessorSize,
+    /// Pillow's resample filter code: 3 (bicubic, the default) or 2 (bilinear).
     #[serde(default = "default_resample")]
     pub resample: u32,
+    /// Factor applied to the 8-bit values before normalising (1/255 by default).
     #[serde(default = "default_rescale")]
     pub rescale_factor: f64,
+    /// Per-channel mean subtracted after rescaling (0.5 by default, as in SigLIP).
     #[serde(default = "default_half")]
     pub image_mean: [f64; 3],
+    /// Per-channel standard deviation divided by after subtracting the mean (0.5 by
+    /// default, as in SigLIP); must be non-zero.
     #[serde(default = "default_half")]
     pub image_std: [f64; 3],
+    /// Whether views are resized; must be true.
     #[serde(default = "default_true")]
     pub do_resize: bool,
+    /// Whether values are rescaled; must be true.
     #[serde(default = "default_true")]
     pub do_rescale: bool,
+    /// Whether values are normalised; must be true.
     #[serde(default = "default_true")]
     pub do_normalize: bool,
 }
@@ -294,6 +380,9 @@ const LLM_FILE: &str = "llm/config.json";
 const TOP_FILE: &str = "config.json";
 
 impl PreprocessorConfig {
+    /// Checks the values this implementation supports: a square size, a bicubic or
+    /// bilinear filter, resizing, rescaling and normalising all on, and a non-zero std. Returns
+    /// [`CoreError::UnsupportedConfig`] naming the first unsupported key.
     pub fn validate(&self) -> Result<()> {
         let f = PREPROCESSOR_FILE;
         if self.size.height != self.size.width {
@@ -319,10 +408,15 @@ impl PreprocessorConfig {
 }
 
 impl VisionConfig {
+    /// Patches along each side: `image_size / patch_size` (27 in DAM-3B); leftover pixels
+    /// are dropped.
     pub fn num_patches_per_side(&self) -> usize {
         self.image_size / self.patch_size
     }
 
+    /// Checks `vision_tower/config.json`: a SigLIP model type, one mask channel, three
+    /// colour channels, a GELU activation, `image_size` at least `patch_size` and heads dividing
+    /// `hidden_size`. Returns [`CoreError::UnsupportedConfig`] naming the first unsupported key.
     pub fn validate(&self) -> Result<()> {
         let f = VISION_FILE;
         if let Some(t) = &self.model_type
@@ -376,6 +470,10 @@ pub fn is_tanh_gelu(act: &str) -> bool {
 }
 
 impl ContextProviderConfig {
+    /// Checks `context_provider/config.json` against the vision tower's config `vision`:
+    /// type `cross_attn_end_to_all`, null layer indices, a GELU activation, the tower's
+    /// `hidden_size`, at least its number of layers, and heads dividing `hidden_size`. Returns
+    /// [`CoreError::UnsupportedConfig`] naming the first unsupported key.
     pub fn validate(&self, vision: &VisionConfig) -> Result<()> {
         let f = CONTEXT_FILE;
         if let Some(t) = &self.context_provider_type
@@ -423,6 +521,8 @@ impl ContextProviderConfig {
 }
 
 impl ProjectorConfig {
+    /// Checks that the projector type is `mlp_downsample`; otherwise returns
+    /// [`CoreError::UnsupportedConfig`].
     pub fn validate(&self) -> Result<()> {
         if self.mm_projector_type != "mlp_downsample" {
             return Err(unsupported(
@@ -437,6 +537,9 @@ impl ProjectorConfig {
 }
 
 impl LlmConfig {
+    /// Checks `llm/config.json`: a LLaMA model with SiLU, no RoPE scaling, no biases,
+    /// `pretraining_tp` 1, an even head width and key/value heads dividing the query heads. Returns
+    /// [`CoreError::UnsupportedConfig`] naming the first unsupported key.
     pub fn validate(&self) -> Result<()> {
         let f = LLM_FILE;
         if let Some(t) = &self.model_type
@@ -485,11 +588,18 @@ impl LlmConfig {
 /// Every config of a DAM checkpoint folder.
 #[derive(Clone, Debug)]
 pub struct CheckpointConfig {
+    /// The top-level `config.json`.
     pub top: TopConfig,
+    /// `vision_tower/config.json`.
     pub vision: VisionConfig,
+    /// `context_provider/config.json`.
     pub context_provider: ContextProviderConfig,
+    /// `mm_projector/config.json`.
     pub projector: ProjectorConfig,
+    /// `llm/config.json`.
     pub llm: LlmConfig,
+    /// `vision_tower/preprocessor_config.json`, or SigLIP's defaults at the tower's
+    /// `image_size` when the file is absent.
     pub preprocessor: PreprocessorConfig,
 }
 

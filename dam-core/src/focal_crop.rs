@@ -10,17 +10,23 @@ pub const MIN_BOX_SIDE: u32 = 48;
 /// A half-open pixel rectangle `[x0, x1) × [y0, y1)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CropRect {
+    /// Left edge (inclusive), in pixels.
     pub x0: u32,
+    /// Top edge (inclusive), in pixels.
     pub y0: u32,
+    /// Right edge (exclusive), in pixels.
     pub x1: u32,
+    /// Bottom edge (exclusive), in pixels.
     pub y1: u32,
 }
 
 impl CropRect {
+    /// Width in pixels: `x1 - x0`.
     pub fn width(&self) -> u32 {
         self.x1 - self.x0
     }
 
+    /// Height in pixels: `y1 - y0`.
     pub fn height(&self) -> u32 {
         self.y1 - self.y0
     }

@@ -226,7 +226,9 @@ pub struct CacheContents {
 /// `autotune/0.11.3/<device>/<operation>` or `cuda/0.11.3/ptx_sm90-llvm`.
 #[derive(Clone, Debug)]
 pub struct NamespaceEntries {
+    /// The namespace's name.
     pub namespace: String,
+    /// Number of entries it holds.
     pub entries: u64,
     /// Keys and values together.
     pub bytes: u64,

@@ -14,6 +14,9 @@
 //! * small layers shared by the model crates ([`nn`]);
 //! * one error type, [`CoreError`].
 
+// Every public item is documented (`cargo clippy -- -D warnings` makes this an error).
+#![warn(missing_docs)]
+
 pub mod config;
 #[cfg(feature = "cube")]
 pub mod device_memory;

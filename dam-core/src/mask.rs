@@ -32,9 +32,13 @@ impl std::fmt::Debug for Mask {
 /// `w = x1 - x0`, `h = y1 - y0` with exclusive ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaskBox {
+    /// Leftmost foreground column.
     pub x0: u32,
+    /// Topmost foreground row.
     pub y0: u32,
+    /// Width: one past the rightmost foreground column, minus `x0`.
     pub w: u32,
+    /// Height: one past the bottom foreground row, minus `y0`.
     pub h: u32,
 }
 
@@ -109,10 +113,12 @@ impl Mask {
         Self::from_vec(width, height, data)
     }
 
+    /// Width of the mask, in pixels.
     pub fn width(&self) -> u32 {
         self.width
     }
 
+    /// Height of the mask, in pixels.
     pub fn height(&self) -> u32 {
         self.height
     }

@@ -10,8 +10,11 @@ use crate::weights::{Init, Loader, WeightError};
 /// activation dtype (PyTorch upcasts half-precision LayerNorm internally too).
 #[derive(Module, Debug)]
 pub struct LayerNorm {
+    /// Scale, `[dim]`.
     pub weight: Param<Tensor<1>>,
+    /// Shift, `[dim]`.
     pub bias: Param<Tensor<1>>,
+    /// Added to the variance before its square root.
     pub eps: f64,
 }
 
@@ -102,10 +105,12 @@ impl TorchLinear {
         y.reshape(out)
     }
 
+    /// Input width `in`.
     pub fn d_in(&self) -> usize {
         self.weight.dims()[0]
     }
 
+    /// Output width `out`.
     pub fn d_out(&self) -> usize {
         self.weight.dims()[1]
     }

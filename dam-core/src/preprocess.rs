@@ -17,10 +17,17 @@ use crate::resample::{Filter, PassOrder, resize_gray, resize_rgb};
 pub struct ImageProcessor {
     /// Output side S (384 for DAM-3B).
     pub size: u32,
+    /// Resampling filter (Pillow's bicubic for DAM-3B).
     pub filter: Filter,
+    /// Which of the resize's two separable passes runs first (Pillow ≤ 12's order,
+    /// horizontal first, unless changed with [`ImageProcessor::with_pass_order`]).
     pub pass_order: PassOrder,
+    /// Factor applied to the 8-bit values before normalising (1/255 for DAM-3B).
     pub rescale_factor: f64,
+    /// Per-channel mean subtracted after rescaling (0.5 for DAM-3B).
     pub mean: [f32; 3],
+    /// Per-channel standard deviation divided by after subtracting the mean (0.5 for
+    /// DAM-3B).
     pub std: [f32; 3],
 }
 

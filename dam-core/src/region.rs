@@ -27,16 +27,22 @@ pub enum Region {
 /// `--box` takes it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BoxRegion {
+    /// Left edge, in pixels.
     pub x0: f64,
+    /// Top edge, in pixels.
     pub y0: f64,
+    /// Right edge, in pixels; must exceed `x0`.
     pub x1: f64,
+    /// Bottom edge, in pixels; must exceed `y0`.
     pub y1: f64,
 }
 
 /// One click in pixel coordinates.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Point {
+    /// Column, in pixels.
     pub x: f64,
+    /// Row, in pixels.
     pub y: f64,
     /// `true` for a positive (include) click, `false` for a negative (exclude) one.
     pub positive: bool,
@@ -47,6 +53,7 @@ pub struct Point {
 pub struct Points(pub Vec<Point>);
 
 impl BoxRegion {
+    /// A box from its corners `(x0, y0)` and `(x1, y1)`; not validated here.
     pub fn new(x0: f64, y0: f64, x1: f64, y1: f64) -> Self {
         Self { x0, y0, x1, y1 }
     }

@@ -28,6 +28,8 @@ pub struct Switch<T: 'static> {
 }
 
 impl<T: Copy + Default + Send + Sync + 'static> Switch<T> {
+    /// A switch read from the environment variable `var`, whose values `parse` turns into
+    /// a `T` (`None` for a value it does not understand).
     pub const fn new(var: &'static str, parse: fn(&str) -> Option<T>) -> Self {
         Self {
             var,

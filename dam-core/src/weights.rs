@@ -20,28 +20,64 @@ use crate::nn::TorchLinear;
 /// Errors from weight files, each naming the file or tensor concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightError {
+    /// A weight file or shard index that could not be opened, mapped or read.
     #[error("cannot read weight file {path}: {source}")]
     Io {
+        /// Path of the file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A safetensors file whose header could not be parsed.
     #[error("weight file {path} is not a valid safetensors file (truncated or corrupt?): {reason}")]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        /// Path of the file.
+        path: PathBuf,
+        /// The parser's error.
+        reason: String,
+    },
+    /// A `model.safetensors.index.json` that is not valid JSON, or that lists a tensor in a
+    /// shard that does not hold it.
     #[error("shard index {path}: {reason}")]
-    Index { path: PathBuf, reason: String },
+    Index {
+        /// Path of the index file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A folder with neither `model.safetensors` nor `model.safetensors.index.json`.
     #[error("no weights in {dir}: expected model.safetensors or model.safetensors.index.json")]
-    NoWeights { dir: PathBuf },
+    NoWeights {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// A tensor the model needs that the checkpoint does not store.
     #[error("tensor `{name}` is missing from {location}")]
-    Missing { name: String, location: String },
+    Missing {
+        /// Full checkpoint name of the tensor.
+        name: String,
+        /// The folder or file searched.
+        location: String,
+    },
+    /// A stored tensor whose shape differs from the one the model expects.
     #[error("tensor `{name}` has shape {found:?} in the checkpoint, but the model expects {expected:?}")]
     Shape {
+        /// Full checkpoint name of the tensor.
         name: String,
+        /// The shape the model expects.
         expected: Vec<usize>,
+        /// The shape stored in the checkpoint.
         found: Vec<usize>,
     },
+    /// A stored tensor in a dtype other than F32, F16 or BF16.
     #[error("tensor `{name}` is stored as {dtype}; supported are F32, F16 and BF16")]
-    Dtype { name: String, dtype: String },
+    Dtype {
+        /// Full checkpoint name of the tensor.
+        name: String,
+        /// The stored safetensors dtype, e.g. `I64`.
+        dtype: String,
+    },
 }
 
 type WResult<T> = Result<T, WeightError>;
@@ -156,6 +192,7 @@ impl SafetensorsWeights {
         self.index.keys().map(String::as_str)
     }
 
+    /// Whether a tensor named `name` is stored.
     pub fn contains(&self, name: &str) -> bool {
         self.index.contains_key(name)
     }
@@ -234,10 +271,13 @@ impl SafetensorsWeights {
 /// How a random-weight source fills a tensor (ignored when reading a checkpoint).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
+    /// All ones (e.g. norm weights).
     Ones,
+    /// All zeros (e.g. biases).
     Zeros,
     /// Normal with mean 0.
     Normal(f64),
+    /// Every value equal to the given constant.
     Const(f64),
 }
 
@@ -267,6 +307,7 @@ pub struct Loader<'a> {
 }
 
 impl<'a> Loader<'a> {
+    /// A loader at the root of `weights` (no prefix) that puts tensors on `device`.
     pub fn new(weights: &'a Weights, device: &'a Device) -> Self {
         Self {
             weights,
@@ -284,6 +325,7 @@ impl<'a> Loader<'a> {
         }
     }
 
+    /// The device the tensors are put on.
     pub fn device(&self) -> &'a Device {
         self.device
     }

@@ -12,13 +12,19 @@ use dam_core::{Loader, WeightError};
 use crate::kv_cache::LayerCache;
 use crate::rope::Rope;
 
+/// LLaMA self-attention (`model.layers.{i}.self_attn`): rotary positions, grouped KV heads,
+/// the KV cache written in place.
 #[derive(Module, Debug)]
 pub struct LlamaAttention {
     /// `q_proj|k_proj|v_proj` fused, `[(H + 2·KVH)·Dh, D]`.
     pub qkv_proj: TorchLinear,
+    /// `o_proj`: the output projection, `[D, H·Dh]`.
     pub o_proj: TorchLinear,
+    /// Query heads (H, `num_attention_heads`).
     pub num_heads: usize,
+    /// Key/value heads (KVH, `num_key_value_heads`; H for LLaMA 2.7B).
     pub num_kv_heads: usize,
+    /// Width of one head (Dh: the config's `head_dim`, else hidden size / H).
     pub head_dim: usize,
 }
 
@@ -28,10 +34,12 @@ pub struct StepContext {
     /// Sequences and new positions per sequence: the layers see hidden states as `[B·S, D]`
     /// rows (one 2-D matmul per projection, no reshapes around it).
     pub batch: usize,
+    /// New positions per sequence (S: the prompt length for a prefill, 1 per decode step).
     pub seq: usize,
     /// RoPE tables for the new positions, `[B, S, H + 2·KVH, Dh]`: q and k heads rotate,
     /// v heads pass through (see [`Rope::tables`]).
     pub cos: Tensor<4>,
+    /// The matching `cat(−sin, sin)` table (see [`Rope`]).
     pub sin_signed: Tensor<4>,
     /// Cache position of the first new token.
     pub start: usize,
@@ -44,6 +52,7 @@ pub struct StepContext {
 }
 
 impl LlamaAttention {
+    /// Loads `q_proj`, `k_proj`, `v_proj` (fused into `qkv_proj`) and `o_proj` under `loader`.
     pub fn load(loader: &Loader, c: &LlmConfig) -> Result<Self, WeightError> {
         let (d, h, kv, dh) = (c.hidden_size, c.num_attention_heads, c.num_kv_heads(), c.head_dim());
         Ok(Self {

@@ -10,11 +10,17 @@ use crate::kv_cache::LayerCache;
 use crate::mlp::LlamaMlp;
 use crate::rms_norm::RmsNorm;
 
+/// One LLaMA decoder layer (`model.layers.{i}`): pre-norm attention and pre-norm MLP, each
+/// added to the residual stream.
 #[derive(Module, Debug)]
 pub struct DecoderLayer {
+    /// RMSNorm before the attention.
     pub input_layernorm: RmsNorm,
+    /// `self_attn`.
     pub self_attn: LlamaAttention,
+    /// RMSNorm before the MLP.
     pub post_attention_layernorm: RmsNorm,
+    /// `mlp`.
     pub mlp: LlamaMlp,
 }
 

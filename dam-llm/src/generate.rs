@@ -13,7 +13,9 @@ use crate::tokenizer::{DamTokenizer, StreamDecoder, is_python_whitespace, python
 /// top-p 0.5, up to 512 new tokens, stop at EOS.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GenerationOptions {
+    /// Most tokens to generate per sequence (EOS not counted).
     pub max_new_tokens: usize,
+    /// Greedy or sampled choice of each token.
     pub sampling: Sampling,
     /// Extra stop strings; generation stops when one appears and the text is cut before it.
     pub stop_strings: Vec<String>,
@@ -36,6 +38,8 @@ impl Default for GenerationOptions {
 }
 
 impl GenerationOptions {
+    /// Argmax decoding of up to `max_new_tokens` tokens, the other settings as by default
+    /// (what the reference fixtures were generated with).
     pub fn greedy(max_new_tokens: usize) -> Self {
         Self {
             max_new_tokens,
@@ -82,6 +86,7 @@ pub struct Generation {
     pub token_ids: Vec<u32>,
     /// The description: decoded without special tokens, cut at a stop string, stripped.
     pub text: String,
+    /// Why it stopped.
     pub stop_reason: StopReason,
     /// Timings of the whole batch this sequence was part of.
     pub timings: Timings,

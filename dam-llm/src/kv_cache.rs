@@ -8,14 +8,18 @@ use burn::tensor::{Device, Tensor};
 /// Keys and values of one layer, `[B, KVH, max_len, Dh]` each.
 #[derive(Clone, Debug)]
 pub struct LayerCache {
+    /// Rotated keys.
     pub keys: Tensor<4>,
+    /// Values.
     pub values: Tensor<4>,
 }
 
 /// One [`LayerCache`] per decoder layer.
 #[derive(Clone, Debug)]
 pub struct KvCache {
+    /// One cache per decoder layer, in order.
     pub layers: Vec<LayerCache>,
+    /// Key slots per sequence (the caches' third axis).
     pub max_len: usize,
 }
 

@@ -8,6 +8,9 @@
 //! embeddings → input embeddings) → [`session`] (batched prefill, KV cache, decode steps,
 //! [`sampling`]) → [`generate`](mod@generate) (stop conditions, text, streaming).
 
+// Every public item is documented (`cargo clippy -- -D warnings` makes this an error).
+#![warn(missing_docs)]
+
 pub mod attention;
 #[cfg(feature = "cube")]
 pub mod decode_graph;

@@ -5,14 +5,17 @@ use burn::tensor::Tensor;
 use dam_core::nn::{TorchLinear, silu_mul};
 use dam_core::{Loader, WeightError};
 
+/// LLaMA's SwiGLU MLP (`model.layers.{i}.mlp`): `down_proj(silu(gate_proj(x)) · up_proj(x))`.
 #[derive(Module, Debug)]
 pub struct LlamaMlp {
     /// `gate_proj|up_proj` fused, `[2I, D]`.
     pub gate_up_proj: TorchLinear,
+    /// `down_proj`, `[D, I]`.
     pub down_proj: TorchLinear,
 }
 
 impl LlamaMlp {
+    /// Loads `gate_proj`, `up_proj` (fused into `gate_up_proj`) and `down_proj` under `loader`.
     pub fn load(loader: &Loader, hidden: usize, intermediate: usize) -> Result<Self, WeightError> {
         Ok(Self {
             gate_up_proj: loader.fused_torch_linear(&["gate_proj", "up_proj"], hidden, &[intermediate; 2], false)?,

@@ -22,12 +22,16 @@ use crate::rope::Rope;
 pub struct LlamaModel {
     /// `model.embed_tokens.weight` `[V, D]`.
     pub embed_tokens: Param<Tensor<2>>,
+    /// `model.layers.{i}`.
     pub layers: Vec<DecoderLayer>,
+    /// `model.norm`: the final RMSNorm.
     pub norm: RmsNorm,
     /// `lm_head.weight` `[V, D]`, or the embedding matrix itself when `tie_word_embeddings`
     /// (same buffer, no copy).
     pub lm_head: TorchLinear,
+    /// Rotary tables for every position up to `max_position_embeddings`.
     pub rope: Rope,
+    /// The `llm/config.json` it was built from.
     pub config: LlmConfig,
     /// On CUDA devices (feature `cube`): each layer's weights in the order
     /// [`crate::fused::decoder_layer`] takes them, when the fused path is on (see
@@ -47,6 +51,7 @@ impl LlamaModel {
         Self::from_weights(&Weights::Random, config, device)
     }
 
+    /// Builds the model from opened weights (a checkpoint's files, or random ones).
     pub fn from_weights(weights: &Weights, config: &LlmConfig, device: &Device) -> Result<Self> {
         config.validate()?;
         let root = Loader::new(weights, device);
@@ -152,10 +157,12 @@ impl LlamaModel {
         let _ = on;
     }
 
+    /// The device the weights are on.
     pub fn device(&self) -> Device {
         self.embed_tokens.val().device()
     }
 
+    /// The LLM's hidden size D (2560 in DAM-3B).
     pub fn hidden_size(&self) -> usize {
         self.config.hidden_size
     }

@@ -5,15 +5,18 @@ use burn::module::{Module, Param};
 use burn::tensor::{FloatDType, Tensor};
 use dam_core::{Init, Loader, WeightError};
 
+/// LLaMA's RMSNorm: `x / sqrt(mean(x²) + eps) · weight`, the statistics in f32.
 #[derive(Module, Debug)]
 pub struct RmsNorm {
     /// The checkpoint's `[D]` weight, held as `[1, D]` so it broadcasts over rows without a
     /// reshape per call.
     pub weight: Param<Tensor<2>>,
+    /// `rms_norm_eps` of the LLM config.
     pub eps: f64,
 }
 
 impl RmsNorm {
+    /// Loads `{leaf}.weight` `[dim]` under `loader`.
     pub fn load(loader: &Loader, leaf: &str, dim: usize, eps: f64) -> Result<Self, WeightError> {
         Ok(Self {
             weight: Param::from_tensor(loader.at(leaf).tensor("weight", [dim], Init::Ones)?.reshape([1, dim])),

@@ -12,9 +12,11 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 /// `cos` and `sin_signed` tables `[max_positions, head_dim]` in the `cat(freqs, freqs)` layout.
 #[derive(Clone, Debug)]
 pub struct Rope {
+    /// `cat(cos(freqs), cos(freqs))`.
     pub cos: Tensor<2>,
     /// `cat(−sin(freqs), sin(freqs))`.
     pub sin_signed: Tensor<2>,
+    /// Width of one head (the tables' second axis).
     pub head_dim: usize,
 }
 

@@ -34,6 +34,7 @@ impl Default for SamplingParams {
 pub enum Sampling {
     /// Argmax (ties go to the lowest id, like `torch.argmax`).
     Greedy,
+    /// Temperature, then top-k, then top-p, drawn with a seeded generator.
     Sample(SamplingParams),
 }
 
@@ -139,6 +140,7 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// A sampler whose generator is seeded with `params.seed`.
     pub fn new(params: SamplingParams) -> Self {
         Self {
             params,
@@ -146,6 +148,7 @@ impl Sampler {
         }
     }
 
+    /// The settings it samples with.
     pub fn params(&self) -> &SamplingParams {
         &self.params
     }

@@ -53,7 +53,9 @@ impl Timings {
 /// Options of the token loop.
 #[derive(Clone, Debug)]
 pub struct SessionOptions {
+    /// Most tokens to generate per sequence.
     pub max_new_tokens: usize,
+    /// Greedy or sampled choice of each token (each sequence has its own sampler).
     pub sampling: Sampling,
     /// End-of-sequence ids.
     pub eos: Vec<u32>,
@@ -228,6 +230,7 @@ impl<'a> Session<'a> {
         Ok(session)
     }
 
+    /// Number of sequences.
     pub fn batch_size(&self) -> usize {
         self.tokens.len()
     }
@@ -259,6 +262,7 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Whether every sequence has stopped.
     pub fn is_done(&self) -> bool {
         self.finished.iter().all(Option::is_some)
     }
@@ -268,6 +272,7 @@ impl<'a> Session<'a> {
         &self.step_logits
     }
 
+    /// Wall-clock time of the prefill and of the decode steps so far.
     pub fn timings(&self) -> Timings {
         self.timings
     }

@@ -99,31 +99,53 @@ const SPECIAL_TOKENS_MAP: &str = "special_tokens_map.json";
 pub enum TokenizerError {
     /// Neither `tokenizer.json` nor `tokenizer.model` is there.
     #[error("tokenizer file not found: {} (no tokenizer.json beside it either)", path.display())]
-    MissingFile { path: PathBuf },
+    MissingFile {
+        /// The `tokenizer.model` looked for.
+        path: PathBuf,
+    },
     /// A file exists but cannot be read.
     #[error("cannot read {}: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the read reported.
         #[source]
         source: std::io::Error,
     },
     /// `tokenizer.model` is not a SentencePiece `ModelProto`.
     #[error("{} is not a valid SentencePiece model: {source}", path.display())]
     Protobuf {
+        /// The file.
         path: PathBuf,
+        /// What the protobuf decoder reported.
         #[source]
         source: prost::DecodeError,
     },
     /// The model parses but is inconsistent (duplicate pieces, missing byte pieces, ...).
     #[error("invalid tokenizer in {}: {what}", path.display())]
-    InvalidModel { path: PathBuf, what: String },
+    InvalidModel {
+        /// The file.
+        path: PathBuf,
+        /// What is inconsistent.
+        what: String,
+    },
     /// The model or configuration uses a feature this implementation does not reproduce
     /// (e.g. a unigram model).
     #[error("unsupported tokenizer in {}: {what}", path.display())]
-    Unsupported { path: PathBuf, what: String },
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// The feature not reproduced.
+        what: String,
+    },
     /// A configuration JSON file is malformed.
     #[error("bad tokenizer configuration {}: {what}", path.display())]
-    Config { path: PathBuf, what: String },
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is malformed.
+        what: String,
+    },
     /// An error of the `tokenizers` crate.
     #[error("tokenizers: {0}")]
     Tokenizers(#[source] tokenizers::Error),

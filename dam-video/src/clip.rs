@@ -29,8 +29,11 @@ impl Default for ClipOptions {
 /// Selected frames, their masks and their indices in the input.
 #[derive(Clone, Debug)]
 pub struct Clip {
+    /// The selected frames, in order.
     pub frames: Vec<RgbImage>,
+    /// The region's mask in each selected frame.
     pub masks: Vec<Mask>,
+    /// Each selected frame's index in the input sequence.
     pub indices: Vec<usize>,
 }
 
@@ -133,10 +136,12 @@ impl Clip {
         }
     }
 
+    /// Number of selected frames.
     pub fn len(&self) -> usize {
         self.frames.len()
     }
 
+    /// Whether no frame is selected.
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
     }

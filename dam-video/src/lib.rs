@@ -6,6 +6,9 @@
 //! ([`clip::Clip`]), the [`propagate::MaskPropagator`] hook for one-frame annotations (SAM 2,
 //! planned), and per-frame encoding with the frame tokens placed back to back ([`encode`]).
 
+// Every public item is documented (`cargo clippy -- -D warnings` makes this an error).
+#![warn(missing_docs)]
+
 pub mod clip;
 pub mod encode;
 pub mod error;

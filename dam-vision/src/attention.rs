@@ -19,8 +19,11 @@ pub struct MultiHeadAttention {
     pub q_proj: Linear,
     /// `k_proj|v_proj` fused; `None` for self-attention, where q_proj holds all three.
     pub kv_proj: Option<Linear>,
+    /// `out_proj`.
     pub out_proj: Linear,
+    /// Attention heads (16 in SigLIP-so400m).
     pub num_heads: usize,
+    /// Width of one head (hidden size / heads: 72 in SigLIP-so400m).
     pub head_dim: usize,
 }
 

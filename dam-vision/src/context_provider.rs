@@ -16,16 +16,22 @@ use crate::mlp::Mlp;
 pub struct CrossAttnAdapter {
     /// LayerNorm on the queries only; z is never normalised.
     pub layer_norm1: LayerNorm,
+    /// `cross_attn`: queries from the crop's hidden states, keys and values from z (the
+    /// full image's features).
     pub cross_attn: MultiHeadAttention,
+    /// LayerNorm before the MLP.
     pub layer_norm2: LayerNorm,
+    /// `mlp`.
     pub mlp: Mlp,
     /// Linear scalar gates (no tanh, whatever the paper writes): the released code multiplies
     /// the branch by the raw parameter. Stored with shape `[1]`; 1.0 when absent.
     pub attn_factor: Param<Tensor<1>>,
+    /// The MLP branch's gate, as `attn_factor`.
     pub mlp_factor: Param<Tensor<1>>,
 }
 
 impl CrossAttnAdapter {
+    /// Loads one adapter under `loader` (`context_provider_module.layers.{i}`).
     pub fn load(loader: &Loader, c: &ContextProviderConfig) -> Result<Self, WeightError> {
         let d = c.hidden_size;
         let gate = |name: &str| -> Result<Param<Tensor<1>>, WeightError> {
@@ -61,6 +67,7 @@ impl CrossAttnAdapter {
 /// All adapters, one per SigLIP layer that runs.
 #[derive(Module, Debug)]
 pub struct ContextProvider {
+    /// `context_provider_module.layers.{i}`.
     pub layers: Vec<CrossAttnAdapter>,
 }
 

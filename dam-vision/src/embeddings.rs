@@ -19,6 +19,7 @@ pub struct VisionEmbeddings {
     pub patch_bias: Param<Tensor<1>>,
     /// `position_embedding.weight` `[T, C]`, added at native resolution (never interpolated).
     pub position_embedding: Param<Tensor<2>>,
+    /// Side of a patch in pixels (14 in DAM-3B): the convolutions' kernel and stride.
     pub patch_size: usize,
 }
 

@@ -9,11 +9,17 @@ use dam_core::{Loader, WeightError};
 use crate::attention::MultiHeadAttention;
 use crate::mlp::Mlp;
 
+/// One SigLIP encoder layer (`vision_model.encoder.layers.{i}`): pre-norm self-attention and
+/// pre-norm MLP, each added to the residual stream.
 #[derive(Module, Debug)]
 pub struct EncoderLayer {
+    /// LayerNorm before the attention.
     pub layer_norm1: LayerNorm,
+    /// `self_attn`.
     pub self_attn: MultiHeadAttention,
+    /// LayerNorm before the MLP.
     pub layer_norm2: LayerNorm,
+    /// `mlp`.
     pub mlp: Mlp,
 }
 
@@ -29,6 +35,7 @@ impl EncoderLayer {
         })
     }
 
+    /// `h` `[B, T, C]` → `[B, T, C]`.
     pub fn forward(&self, h: Tensor<3>) -> Tensor<3> {
         let h = h.clone() + self.self_attn.forward_self(self.layer_norm1.forward(h));
         h.clone() + self.mlp.forward(self.layer_norm2.forward(h))

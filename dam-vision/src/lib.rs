@@ -11,6 +11,9 @@
 //! (context pass), then the same tower with a [`context_provider`] adapter after each layer
 //! (focal pass), then [`projector`]; [`model::VisionModel`] ties them together.
 
+// Every public item is documented (`cargo clippy -- -D warnings` makes this an error).
+#![warn(missing_docs)]
+
 pub mod attention;
 pub mod context_provider;
 pub mod embeddings;

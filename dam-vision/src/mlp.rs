@@ -7,15 +7,19 @@ use dam_core::matmul_kernel::linear;
 use dam_core::nn::{gelu_erf, gelu_tanh};
 use dam_core::{Loader, WeightError};
 
+/// The two-layer GELU MLP of SigLIP's layers and of the adapters: `fc2(gelu(fc1(x)))`.
 #[derive(Module, Debug)]
 pub struct Mlp {
+    /// `fc1`, C → intermediate size.
     pub fc1: Linear,
+    /// `fc2`, intermediate size → C.
     pub fc2: Linear,
     /// `gelu_pytorch_tanh` (SigLIP and the adapters) or exact erf GELU.
     pub tanh_gelu: bool,
 }
 
 impl Mlp {
+    /// Loads `fc1` and `fc2` under `loader`; `act` is the config's `hidden_act`.
     pub fn load(loader: &Loader, dim: usize, hidden: usize, act: &str) -> Result<Self, WeightError> {
         Ok(Self {
             fc1: loader.linear("fc1", dim, hidden, true)?,
@@ -24,6 +28,7 @@ impl Mlp {
         })
     }
 
+    /// `x` `[B, T, C]` → `[B, T, C]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = linear(&self.fc1, x);
         let h = if self.tanh_gelu { gelu_tanh(h) } else { gelu_erf(h) };

@@ -17,8 +17,11 @@ use crate::tower::{Context, VisionTower};
 /// SigLIP tower + context provider + projector of a DAM checkpoint.
 #[derive(Module, Debug)]
 pub struct VisionModel {
+    /// `vision_tower/`: SigLIP with the mask patch embedding.
     pub vision_tower: VisionTower,
+    /// `context_provider/`: the gated cross-attention adapters of the focal pass.
     pub context_provider: ContextProvider,
+    /// `mm_projector/`: 2×2 merge and MLP into the LLM's width.
     pub mm_projector: Projector,
     /// `masked_cross_attn`: crop queries may only attend to full-image patches that overlap
     /// the region (off for DAM-3B).
@@ -28,6 +31,7 @@ pub struct VisionModel {
     /// `treat_image_as_cimage`: every view takes the adapter path, even when the crop equals
     /// the full view (off for DAM-3B).
     pub treat_image_as_cimage: bool,
+    /// Side of a patch in pixels (14 in DAM-3B).
     pub patch_size: usize,
     /// Number of layers before the selected hidden state (`mm_vision_select_layer`, −2 → 26).
     pub select_layer: usize,

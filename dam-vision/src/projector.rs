@@ -12,8 +12,11 @@ use dam_core::{Loader, WeightError};
 /// `[DownSampleBlock, LayerNorm, Linear, GELU, Linear]`.
 #[derive(Module, Debug)]
 pub struct Projector {
+    /// `layers.1`, over the merged 4C features (eps 1e-5).
     pub layer_norm: LayerNorm,
+    /// `layers.2`, 4C → LLM hidden size.
     pub linear1: Linear,
+    /// `layers.4`, LLM hidden size → LLM hidden size (after an erf GELU).
     pub linear2: Linear,
 }
 

@@ -54,6 +54,7 @@ struct Recorded {
 }
 
 impl VisionRecorder {
+    /// A recorder that has seen no encode yet.
     pub fn new() -> Self {
         Self::default()
     }

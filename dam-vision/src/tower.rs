@@ -15,12 +15,15 @@ use crate::encoder_layer::EncoderLayer;
 /// never used by DAM (features are taken before them) and are not read.
 #[derive(Module, Debug)]
 pub struct VisionTower {
+    /// `vision_model.embeddings`: image and mask patch convolutions, positions.
     pub embeddings: VisionEmbeddings,
+    /// `vision_model.encoder.layers.{i}`, up to the selected hidden state.
     pub layers: Vec<EncoderLayer>,
 }
 
 /// Cross-attention context for the focal pass.
 pub struct Context<'a> {
+    /// The adapters, one per layer that runs.
     pub provider: &'a ContextProvider,
     /// Full-image features z, `[B, T, C]`.
     pub features: Tensor<3>,

@@ -290,18 +290,22 @@ struct Encoded {
 }
 
 impl Describer {
+    /// A builder: checkpoint (path or hub id), backend, dtype, generation options, segmenter.
     pub fn builder() -> DescriberBuilder {
         DescriberBuilder::default()
     }
 
+    /// The device the model runs on.
     pub fn device(&self) -> &Device {
         &self.device
     }
 
+    /// The checkpoint's configuration (`config.json` and the nested component configs).
     pub fn config(&self) -> &CheckpointConfig {
         &self.config
     }
 
+    /// The checkpoint's tokenizer (from `llm/tokenizer.model`).
     pub fn tokenizer(&self) -> &DamTokenizer {
         &self.tokenizer
     }

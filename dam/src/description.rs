@@ -12,7 +12,9 @@ pub struct Description {
     pub text: String,
     /// Generated token ids (EOS not included).
     pub token_ids: Vec<u32>,
+    /// Why generation stopped: end of sequence, a stop string, or the token limit.
     pub stop_reason: StopReason,
+    /// Time per phase (shared by all regions of a batched call).
     pub timings: PhaseTimings,
     /// The mask of each image or frame the model saw (from a segmenter for points/boxes).
     pub masks: Vec<Mask>,
@@ -36,10 +38,12 @@ pub struct PhaseTimings {
 }
 
 impl PhaseTimings {
+    /// Sum of the four phases.
     pub fn total(&self) -> Duration {
         self.preprocess + self.vision + self.prefill + self.decode
     }
 
+    /// `decode_tokens` per second of `decode` (0 when nothing was decoded).
     pub fn decode_tokens_per_second(&self) -> f64 {
         let s = self.decode.as_secs_f64();
         if s > 0.0 { self.decode_tokens as f64 / s } else { 0.0 }
@@ -49,7 +53,9 @@ impl PhaseTimings {
 /// An f32 tensor copied to the host, with its shape.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostTensor {
+    /// Dimensions, outermost first.
     pub shape: Vec<usize>,
+    /// The values in row-major order.
     pub data: Vec<f32>,
 }
 

@@ -29,6 +29,9 @@
 //! The crates underneath are re-exported: [`core`] (regions, masks, focal prompt, configs),
 //! [`vision`] (backbone, projector, SAM), [`llm`] (tokenizer, decoder, generation), [`video`].
 
+// Every public item is documented (`cargo clippy -- -D warnings` makes this an error).
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod checkpoint;
 pub mod describer;

@@ -17,7 +17,9 @@ use crate::error::Result;
 /// What a segmenter is asked to segment.
 #[derive(Clone, Copy, Debug)]
 pub enum SegmentPrompt<'a> {
+    /// Positive and negative clicks.
     Points(&'a Points),
+    /// A box around the object.
     Box(&'a BoxRegion),
     /// A stroke; SAM samples up to 8 of its pixels as positive points (seeded, as the
     /// original demo).
@@ -26,6 +28,7 @@ pub enum SegmentPrompt<'a> {
 
 /// Anything that turns a prompt on an image into a mask of the image's size.
 pub trait Segmenter: Send + Sync {
+    /// The mask (same size as `image`) of what `prompt` selects.
     fn segment(&self, image: &RgbImage, prompt: SegmentPrompt<'_>) -> Result<Mask>;
 }
 
@@ -76,6 +79,7 @@ impl SamSegmenter {
         Ok(Self::new(Sam::load(dir, device)?))
     }
 
+    /// Wraps an already loaded SAM model.
     pub fn new(sam: Sam) -> Self {
         Self {
             sam,

@@ -144,7 +144,9 @@ pub trait MatmulOps: Backend {
 /// left out is `fusion`), as `bench --matmul` and `DAM_MATMUL` take it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MatmulChoice {
+    /// Kernel of the linears.
     pub linear: MatmulKernel,
+    /// Kernel of the attention's score products.
     pub scores: MatmulKernel,
 }
 

@@ -15,8 +15,11 @@ use crate::rope::Rope;
 /// magnitude (for scale).
 #[derive(Clone, Debug)]
 pub struct OpCheck {
+    /// The op's name.
     pub op: &'static str,
+    /// Largest `|fused − reference|`.
     pub max_abs_diff: f32,
+    /// Largest `|reference|`.
     pub max_abs_ref: f32,
 }
 

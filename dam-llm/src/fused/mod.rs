@@ -143,11 +143,17 @@ pub trait FusedLlamaOps: Backend {
 #[derive(ExtensionType)]
 #[extension_type(fusion: cfg(feature = "fusion"))]
 pub struct FusedWeights<B: Backend> {
+    /// `input_layernorm.weight`, `[1, D]`.
     pub input_norm: FloatTensor<B>,
+    /// q|k|v projection, `[D, (H + 2·KVH)·Dh]`.
     pub qkv: FloatTensor<B>,
+    /// Output projection, `[H·Dh, D]`.
     pub o: FloatTensor<B>,
+    /// `post_attention_layernorm.weight`, `[1, D]`.
     pub post_norm: FloatTensor<B>,
+    /// gate|up projection, `[D, 2I]`.
     pub gate_up: FloatTensor<B>,
+    /// Down projection, `[I, D]`.
     pub down: FloatTensor<B>,
 }
 
@@ -160,7 +166,9 @@ pub enum Attend<B: Backend> {
     /// Through `mask` `[B, H, S, key_len]` (`true` = hidden); `hidden` is the same mask as
     /// floats `[B, S·key_len]` (1 = hidden), which the one-query decode-attention kernel reads.
     Masked {
+        /// `[B, H, S, key_len]`, `true` = hidden.
         mask: BoolTensor<B>,
+        /// The same as floats `[B, S·key_len]`, 1 = hidden.
         hidden: FloatTensor<B>,
     },
 }
@@ -316,16 +324,22 @@ pub type LayerWeights = [Tensor<2>; 6];
 pub struct LayerStep {
     /// RoPE table rows of the new positions, `[B·S, Dh]`.
     pub cos: Tensor<2>,
+    /// The matching `cat(−sin, sin)` rows, `[B·S, Dh]`.
     pub sin_signed: Tensor<2>,
     /// `[B, H, S, key_len]`, `true` = hidden, and the same as floats `[B, S·key_len]`, 1 =
     /// hidden (see [`Attend::Masked`]); `None` = causal.
     pub mask: Option<(Tensor<4, Bool>, Tensor<2>)>,
     /// Cache position of the first new token, one int on the device.
     pub slot: Tensor<1, Int>,
+    /// New positions per sequence (S).
     pub seq: usize,
+    /// Cache keys attended to.
     pub key_len: usize,
+    /// Query heads (H).
     pub heads: usize,
+    /// Key/value heads (KVH).
     pub kv_heads: usize,
+    /// The RMSNorms' epsilon.
     pub eps: f64,
 }
 

@@ -15,7 +15,9 @@ static STAGES: Mutex<Vec<StageTime>> = Mutex::new(Vec::new());
 /// One stage's total over the profiled window.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StageTime {
+    /// The stage's name.
     pub stage: &'static str,
+    /// Its summed wall-clock time.
     pub total: Duration,
     /// How many times it ran (once per layer and forward pass).
     pub calls: usize,

@@ -28,21 +28,35 @@ fn null_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct SamVisionConfig {
+    /// Width D of the ViT hidden states (768 for sam-vit-base).
     pub hidden_size: usize,
     /// Channels of the neck output (the image embedding width C).
     pub output_channels: usize,
+    /// Number of ViT blocks (`vision_encoder.layers.*`).
     pub num_hidden_layers: usize,
+    /// Attention heads per ViT block; must divide `hidden_size`.
     pub num_attention_heads: usize,
+    /// Channels of the pixel values (3).
     pub num_channels: usize,
+    /// Side S of the square model input (1024).
     pub image_size: usize,
+    /// Side of a square patch (16); the patch grid is `image_size / patch_size`.
     pub patch_size: usize,
+    /// Activation of the ViT MLP blocks (`gelu`).
     pub hidden_act: String,
+    /// LayerNorm eps inside the ViT blocks (the neck always uses 1e-6).
     pub layer_norm_eps: f64,
+    /// Attention dropout probability; unused here (inference only).
     pub attention_dropout: f64,
+    /// Std of transformers' weight initialisation; not used by this port.
     pub initializer_range: f64,
+    /// Whether the fused `qkv` projection has a bias.
     pub qkv_bias: bool,
+    /// MLP width as a multiple of `hidden_size`, used when `mlp_dim` is absent.
     pub mlp_ratio: f64,
+    /// Whether the encoder has an absolute position embedding (`pos_embed`).
     pub use_abs_pos: bool,
+    /// Whether attention adds decomposed relative positions (`rel_pos_h`, `rel_pos_w`).
     pub use_rel_pos: bool,
     /// Window size of the windowed layers (0 makes every layer global).
     pub window_size: usize,
@@ -111,13 +125,19 @@ impl SamVisionConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct SamPromptEncoderConfig {
+    /// Width C of the prompt embeddings (256); must equal the vision `output_channels`.
     pub hidden_size: usize,
     /// The model input size S that point coordinates are divided by.
     pub image_size: usize,
+    /// Patch size; `image_size / patch_size` is the embedding grid g.
     pub patch_size: usize,
+    /// Channel width m of the mask downscaler `mask_embed` (1 → m/4 → m → C; at least 4).
     pub mask_input_channels: usize,
+    /// Number of `point_embed` tables (at least 4: negative, positive, two box corners).
     pub num_point_embeddings: usize,
+    /// Activation of the mask downscaler (`gelu`).
     pub hidden_act: String,
+    /// LayerNorm eps of the mask downscaler.
     pub layer_norm_eps: f64,
 }
 
@@ -146,14 +166,23 @@ impl SamPromptEncoderConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct SamMaskDecoderConfig {
+    /// Width C of the decoder tokens (256); must equal the vision `output_channels`.
     pub hidden_size: usize,
+    /// Activation of the two-way blocks' MLPs (`relu`); the upscaling path always uses GELU.
     pub hidden_act: String,
+    /// Hidden width of the two-way blocks' MLPs (2048).
     pub mlp_dim: usize,
+    /// Number of two-way attention blocks (2).
     pub num_hidden_layers: usize,
+    /// Attention heads of every decoder attention (8).
     pub num_attention_heads: usize,
+    /// Width divisor of `final_attn_token_to_image` (the blocks' cross attentions use 2).
     pub attention_downsample_rate: usize,
+    /// Candidate masks in multimask mode (3); the decoder has one more mask token.
     pub num_multimask_outputs: usize,
+    /// Number of linear layers in the IoU prediction head (3).
     pub iou_head_depth: usize,
+    /// Hidden width of the IoU prediction head (256).
     pub iou_head_hidden_dim: usize,
     /// LayerNorm eps inside the two-way blocks (the final LayerNorm always uses 1e-5).
     pub layer_norm_eps: f64,
@@ -180,10 +209,13 @@ impl Default for SamMaskDecoderConfig {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct SamConfig {
+    /// `vision_config`: the image encoder (defaults when `null` or absent).
     #[serde(deserialize_with = "null_default")]
     pub vision_config: SamVisionConfig,
+    /// `prompt_encoder_config`: the prompt encoder (defaults when `null` or absent).
     #[serde(deserialize_with = "null_default")]
     pub prompt_encoder_config: SamPromptEncoderConfig,
+    /// `mask_decoder_config`: the mask decoder (defaults when `null` or absent).
     #[serde(deserialize_with = "null_default")]
     pub mask_decoder_config: SamMaskDecoderConfig,
 }
@@ -351,6 +383,7 @@ impl SamConfig {
 /// `size` in `preprocessor_config.json`: `{"longest_edge": N}` or a bare integer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct LongestEdge {
+    /// Length the longer image side is resized to.
     pub longest_edge: usize,
 }
 
@@ -371,7 +404,9 @@ impl<'de> Deserialize<'de> for LongestEdge {
 /// `pad_size`: `{"height": H, "width": W}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct PadSize {
+    /// Padded height.
     pub height: usize,
+    /// Padded width.
     pub width: usize,
 }
 
@@ -393,21 +428,29 @@ fn per_channel<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct SamProcessorConfig {
+    /// Whether to resize to `size`; [`super::SamProcessor::new`] requires it.
     pub do_resize: bool,
     /// Target of the longest side of the resized image.
     pub size: LongestEdge,
     /// Pillow resample code (2 = bilinear, 3 = bicubic).
     pub resample: u32,
+    /// Whether to multiply the uint8 values by `rescale_factor`.
     pub do_rescale: bool,
+    /// Rescaling factor applied in f64 (1/255).
     pub rescale_factor: f64,
+    /// Whether to subtract `image_mean` and divide by `image_std`.
     pub do_normalize: bool,
+    /// Per-channel (RGB) mean; a single number applies to all 3 channels.
     #[serde(deserialize_with = "per_channel")]
     pub image_mean: Vec<f64>,
+    /// Per-channel (RGB) standard deviation; a single number applies to all 3 channels.
     #[serde(deserialize_with = "per_channel")]
     pub image_std: Vec<f64>,
+    /// Whether to zero-pad to `pad_size`; [`super::SamProcessor::new`] requires it.
     pub do_pad: bool,
     /// Size the normalised image is zero-padded to (bottom and right).
     pub pad_size: PadSize,
+    /// Read for compatibility; unused (the processor takes an `RgbImage` already).
     pub do_convert_rgb: bool,
 }
 

@@ -13,10 +13,22 @@ pub enum SamError {
     Weights(#[from] WeightError),
     /// A config value that is invalid or not supported, naming the file and the key.
     #[error("{file}: `{key}`: {reason}")]
-    Config { file: String, key: String, reason: String },
+    Config {
+        /// The file name: `config.json` or `preprocessor_config.json`.
+        file: String,
+        /// The offending key as a dotted path (empty when the file failed to parse).
+        key: String,
+        /// Why the value is rejected.
+        reason: String,
+    },
     /// A config file that could not be read or parsed.
     #[error("cannot read {path}: {reason}")]
-    ConfigFile { path: PathBuf, reason: String },
+    ConfigFile {
+        /// The file that could not be read or parsed.
+        path: PathBuf,
+        /// The I/O or JSON error message.
+        reason: String,
+    },
     /// A prompt the model cannot take: no points and no box, a point outside the image, labels
     /// that do not match the points, non-finite coordinates.
     #[error("bad SAM prompt: {0}")]

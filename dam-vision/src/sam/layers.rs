@@ -47,9 +47,13 @@ impl Activation {
 /// `nn.Conv2d` with square kernel, stride and padding (weights `[out, in, k, k]`).
 #[derive(Module, Debug)]
 pub struct Conv2d {
+    /// `weight` `[out, in, k, k]`.
     pub weight: Param<Tensor<4>>,
+    /// `bias` `[out]`, when the convolution has one.
     pub bias: Option<Param<Tensor<1>>>,
+    /// Stride on both axes.
     pub stride: usize,
+    /// Zero padding on every side.
     pub padding: usize,
 }
 
@@ -101,8 +105,11 @@ impl Conv2d {
 /// `[in, out, k, k]`, PyTorch's and burn's layout).
 #[derive(Module, Debug)]
 pub struct ConvTranspose2d {
+    /// `weight` `[in, out, k, k]`.
     pub weight: Param<Tensor<4>>,
+    /// `bias` `[out]`.
     pub bias: Param<Tensor<1>>,
+    /// Stride on both axes (equal to the kernel size).
     pub stride: usize,
 }
 
@@ -133,6 +140,7 @@ impl ConvTranspose2d {
 /// over C (statistics in f32, biased variance), parameters `weight` / `bias`.
 #[derive(Module, Debug)]
 pub struct LayerNorm2d {
+    /// The LayerNorm holding `weight` and `bias` `[C]`, applied over axis 1.
     pub norm: dam_core::nn::LayerNorm,
 }
 
@@ -144,6 +152,7 @@ impl LayerNorm2d {
         })
     }
 
+    /// `[B, C, H, W]` → `[B, C, H, W]`, normalised over C.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.norm.forward_dim(x, 1)
     }
@@ -152,13 +161,17 @@ impl LayerNorm2d {
 /// transformers' `SamMLPBlock`: `lin2(act(lin1(x)))`.
 #[derive(Module, Debug)]
 pub struct MlpBlock {
+    /// `lin1`: dim → mlp_dim.
     pub lin1: Linear,
+    /// `lin2`: mlp_dim → dim.
     pub lin2: Linear,
+    /// The activation between `lin1` and `lin2` (not a parameter).
     #[module(skip)]
     pub act: Activation,
 }
 
 impl MlpBlock {
+    /// Loads `lin1` `[mlp_dim, dim]` and `lin2` `[dim, mlp_dim]`, both with bias.
     pub fn load(loader: &Loader, dim: usize, mlp_dim: usize, act: Activation) -> Result<Self, WeightError> {
         Ok(Self {
             lin1: loader.linear("lin1", dim, mlp_dim, true)?,
@@ -167,6 +180,7 @@ impl MlpBlock {
         })
     }
 
+    /// `lin2(act(lin1(x)))` over the last axis.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         self.lin2.forward(self.act.forward(self.lin1.forward(x)))
     }
@@ -176,12 +190,16 @@ impl MlpBlock {
 /// `proj_out`; no sigmoid (SAM never sets `sigmoid_output`).
 #[derive(Module, Debug)]
 pub struct FeedForward {
+    /// `proj_in`: input → hidden width.
     pub proj_in: Linear,
+    /// `layers.i`: the hidden → hidden layers (depth − 2 of them).
     pub layers: Vec<Linear>,
+    /// `proj_out`: hidden → output width.
     pub proj_out: Linear,
 }
 
 impl FeedForward {
+    /// Loads a head of `num_layers` linear layers in all (`proj_in`, `layers.*`, `proj_out`).
     pub fn load(
         loader: &Loader,
         input_dim: usize,
@@ -199,6 +217,7 @@ impl FeedForward {
         })
     }
 
+    /// Applies the layers over the last axis, with ReLU after all but `proj_out`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let mut x = activation::relu(self.proj_in.forward(x));
         for layer in &self.layers {
@@ -211,10 +230,12 @@ impl FeedForward {
 /// An `nn.Embedding` used as a table of learned vectors (`{leaf}.weight`, `[n, dim]`).
 #[derive(Module, Debug)]
 pub struct EmbeddingTable {
+    /// `weight` `[n, dim]`.
     pub weight: Param<Tensor<2>>,
 }
 
 impl EmbeddingTable {
+    /// Loads `{leaf}.weight` `[n, dim]`.
     pub fn load(loader: &Loader, leaf: &str, n: usize, dim: usize) -> Result<Self, WeightError> {
         Ok(Self {
             weight: Param::from_tensor(loader.at(leaf).tensor("weight", [n, dim], Init::Normal(1.0))?),

@@ -16,14 +16,20 @@ use super::layers::{Activation, ConvTranspose2d, EmbeddingTable, FeedForward, La
 /// with the logits divided by √head_dim after q@kᵀ, output projection back to C.
 #[derive(Module, Debug)]
 pub struct SamAttention {
+    /// `q_proj`: C → internal width.
     pub q_proj: Linear,
+    /// `k_proj`: C → internal width.
     pub k_proj: Linear,
+    /// `v_proj`: C → internal width.
     pub v_proj: Linear,
+    /// `out_proj`: internal width → C.
     pub out_proj: Linear,
+    /// Number of attention heads.
     pub num_heads: usize,
 }
 
 impl SamAttention {
+    /// Loads the four projections for an internal width `hidden / downsample`.
     pub fn load(loader: &Loader, hidden: usize, downsample: usize, num_heads: usize) -> Result<Self, WeightError> {
         let internal = hidden / downsample;
         Ok(Self {
@@ -56,19 +62,28 @@ impl SamAttention {
 /// `SamTwoWayAttentionBlock`.
 #[derive(Module, Debug)]
 pub struct SamTwoWayAttentionBlock {
+    /// `self_attn`: self-attention of the tokens (no downsampling).
     pub self_attn: SamAttention,
+    /// `layer_norm1`: after the self-attention.
     pub layer_norm1: LayerNorm,
+    /// `cross_attn_token_to_image`: the tokens attend to the image (downsample 2).
     pub cross_attn_token_to_image: SamAttention,
+    /// `layer_norm2`: after the token-to-image attention.
     pub layer_norm2: LayerNorm,
+    /// `mlp`: the tokens' MLP (`mlp_dim`, `hidden_act`).
     pub mlp: MlpBlock,
+    /// `layer_norm3`: after the MLP.
     pub layer_norm3: LayerNorm,
+    /// `layer_norm4`: after the image-to-token attention, on the image tokens.
     pub layer_norm4: LayerNorm,
+    /// `cross_attn_image_to_token`: the image attends to the tokens (downsample 2).
     pub cross_attn_image_to_token: SamAttention,
     /// Block 0: self-attention without the point embedding and without a residual.
     pub skip_first_layer_pe: bool,
 }
 
 impl SamTwoWayAttentionBlock {
+    /// Loads one block; `skip_first_layer_pe` is set for block 0.
     pub fn load(
         loader: &Loader,
         config: &SamMaskDecoderConfig,
@@ -128,13 +143,16 @@ impl SamTwoWayAttentionBlock {
 /// `SamTwoWayTransformer` (`mask_decoder.transformer.*`).
 #[derive(Module, Debug)]
 pub struct SamTwoWayTransformer {
+    /// `layers.i`: the `num_hidden_layers` two-way blocks.
     pub layers: Vec<SamTwoWayAttentionBlock>,
+    /// `final_attn_token_to_image`: the last token-to-image attention (config downsample rate).
     pub final_attn_token_to_image: SamAttention,
     /// eps 1e-5 (`nn.LayerNorm`'s default), unlike the blocks.
     pub layer_norm_final_attn: LayerNorm,
 }
 
 impl SamTwoWayTransformer {
+    /// Loads the blocks, the final attention and its LayerNorm.
     pub fn load(loader: &Loader, config: &SamMaskDecoderConfig) -> Result<Self, WeightError> {
         let c = config.hidden_size;
         let layers = (0..config.num_hidden_layers)
@@ -194,19 +212,29 @@ pub struct MaskDecoderOutput {
 /// `SamMaskDecoder` (`mask_decoder.*`).
 #[derive(Module, Debug)]
 pub struct SamMaskDecoder {
+    /// `iou_token` `[1, C]`: the output token the IoU head reads.
     pub iou_token: EmbeddingTable,
     /// `[num_multimask_outputs + 1, C]`.
     pub mask_tokens: EmbeddingTable,
+    /// `transformer`: the two-way transformer.
     pub transformer: SamTwoWayTransformer,
+    /// `upscale_conv1`: transposed conv C → C/4, stride 2.
     pub upscale_conv1: ConvTranspose2d,
+    /// `upscale_conv2`: transposed conv C/4 → C/8, stride 2.
     pub upscale_conv2: ConvTranspose2d,
+    /// `upscale_layer_norm`: channels-first LayerNorm over C/4 after `upscale_conv1`.
     pub upscale_layer_norm: LayerNorm2d,
+    /// `output_hypernetworks_mlps.i`: per mask token, a 3-layer MLP C → C/8 whose output is
+    /// dotted with the upscaled embedding to give that token's mask.
     pub output_hypernetworks_mlps: Vec<FeedForward>,
+    /// `iou_prediction_head`: maps the IoU token to one IoU score per mask token.
     pub iou_prediction_head: FeedForward,
+    /// Candidate masks in multimask mode; there are `num_multimask_outputs + 1` mask tokens.
     pub num_multimask_outputs: usize,
 }
 
 impl SamMaskDecoder {
+    /// Loads the decoder; fails with a `WeightError` for a missing or mis-shaped tensor.
     pub fn load(loader: &Loader, config: &SamMaskDecoderConfig) -> Result<Self, WeightError> {
         let c = config.hidden_size;
         let num_mask_tokens = config.num_multimask_outputs + 1;

@@ -20,9 +20,13 @@ pub struct SamModel {
     /// `shared_image_embedding.positional_embedding` `[2, C/2]` (tied with
     /// `prompt_encoder.shared_embedding`).
     pub shared_image_embedding: SamPositionalEmbedding,
+    /// `vision_encoder.*`: the ViT image encoder and its neck.
     pub vision_encoder: SamVisionEncoder,
+    /// `prompt_encoder.*`: point, box and mask prompt embeddings.
     pub prompt_encoder: SamPromptEncoder,
+    /// `mask_decoder.*`: the two-way transformer and mask/IoU heads.
     pub mask_decoder: SamMaskDecoder,
+    /// The validated config the model was built from (not part of the module record).
     #[module(skip)]
     pub config: SamConfig,
 }

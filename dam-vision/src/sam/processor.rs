@@ -82,6 +82,7 @@ impl SamProcessor {
         Ok(Self { config, filter })
     }
 
+    /// The config this processor was built with.
     pub fn config(&self) -> &SamProcessorConfig {
         &self.config
     }

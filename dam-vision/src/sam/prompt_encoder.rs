@@ -21,6 +21,7 @@ pub const LABEL_PAD: i64 = -10;
 /// `shared_image_embedding`: the Gaussian random-Fourier matrix `[2, C/2]`.
 #[derive(Module, Debug)]
 pub struct SamPositionalEmbedding {
+    /// `positional_embedding` `[2, C/2]`: the Gaussian matrix (x, y) is projected with.
     pub positional_embedding: Param<Tensor<2>>,
 }
 
@@ -59,16 +60,23 @@ impl SamPositionalEmbedding {
 /// [`SamMaskEmbedding::forward`].
 #[derive(Module, Debug)]
 pub struct SamMaskEmbedding {
+    /// `conv1`: 2×2 stride-2 conv, 1 → m/4 channels (m = `mask_input_channels`).
     pub conv1: Conv2d,
+    /// `layer_norm1`: channels-first LayerNorm over m/4.
     pub layer_norm1: LayerNorm2d,
+    /// `conv2`: 2×2 stride-2 conv, m/4 → m channels.
     pub conv2: Conv2d,
+    /// `layer_norm2`: channels-first LayerNorm over m.
     pub layer_norm2: LayerNorm2d,
+    /// `conv3`: 1×1 conv, m → C channels.
     pub conv3: Conv2d,
+    /// The activation after each LayerNorm (`hidden_act`; not a parameter).
     #[module(skip)]
     pub act: Activation,
 }
 
 impl SamMaskEmbedding {
+    /// Loads the downscaler; fails with a `WeightError` for a missing or mis-shaped tensor.
     pub fn load(loader: &Loader, config: &SamPromptEncoderConfig) -> Result<Self, WeightError> {
         let m = config.mask_input_channels;
         let c1 = m / 4;
@@ -108,9 +116,13 @@ pub struct SamModelPrompt {
 pub struct SamPromptEncoder {
     /// `point_embed.{0,1,2,3}`: negative point, positive point, box top-left, box bottom-right.
     pub point_embed: Vec<EmbeddingTable>,
+    /// `not_a_point_embed` `[1, C]`: replaces the padding point's (label −1) encoding.
     pub not_a_point_embed: EmbeddingTable,
+    /// `no_mask_embed` `[1, C]`: the dense embedding, broadcast over the grid, without a mask.
     pub no_mask_embed: EmbeddingTable,
+    /// `mask_embed`: the mask-prompt downscaler (DAM does not use it).
     pub mask_embed: SamMaskEmbedding,
+    /// Width C of the prompt embeddings.
     pub hidden_size: usize,
     /// S: point coordinates are divided by it.
     pub input_image_size: usize,
@@ -119,6 +131,7 @@ pub struct SamPromptEncoder {
 }
 
 impl SamPromptEncoder {
+    /// Loads the prompt encoder; fails with a `WeightError` for a missing or mis-shaped tensor.
     pub fn load(loader: &Loader, config: &SamPromptEncoderConfig) -> Result<Self, WeightError> {
         let c = config.hidden_size;
         let point_embed = (0..config.num_point_embeddings)

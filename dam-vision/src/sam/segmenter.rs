@@ -111,7 +111,9 @@ pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
 /// SAM with its processor: the segmenter DAM uses for clicks, boxes and scribbles.
 #[derive(Debug)]
 pub struct Sam {
+    /// The SAM model.
     pub model: SamModel,
+    /// The image preprocessor and prompt-coordinate rescaler.
     pub processor: SamProcessor,
     device: Device,
     multimask_output: bool,
@@ -158,6 +160,7 @@ impl Sam {
         self
     }
 
+    /// The device the model's tensors live on.
     pub fn device(&self) -> &Device {
         &self.device
     }

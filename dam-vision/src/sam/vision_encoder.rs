@@ -26,16 +26,23 @@ fn rel_pos_lookup(table: Tensor<2>, size: usize) -> Tensor<3> {
 /// from the unscaled q, softmax, @v, output projection.
 #[derive(Module, Debug)]
 pub struct SamVisionAttention {
+    /// `qkv`: the fused query/key/value projection, D → 3D.
     pub qkv: Linear,
+    /// `proj`: the output projection, D → D.
     pub proj: Linear,
     /// `[2 * size - 1, head_dim]`, size = window size or grid size.
     pub rel_pos_h: Option<Param<Tensor<2>>>,
+    /// `rel_pos_w`: the width-axis table, shaped like `rel_pos_h`.
     pub rel_pos_w: Option<Param<Tensor<2>>>,
+    /// Number of attention heads.
     pub num_heads: usize,
+    /// `head_dim^-0.5`, applied to q before q@kᵀ.
     pub scale: f64,
 }
 
 impl SamVisionAttention {
+    /// Loads the attention of a layer whose attended size is `input_size` (the window size, or
+    /// the grid size for a global layer).
     pub fn load(loader: &Loader, config: &SamVisionConfig, input_size: usize) -> Result<Self, WeightError> {
         let dim = config.hidden_size;
         let head_dim = config.head_dim();
@@ -133,15 +140,20 @@ fn add_decomposed_rel_pos(
 /// `x + MLP(LN2(x))`.
 #[derive(Module, Debug)]
 pub struct SamVisionLayer {
+    /// `layer_norm1`: before the attention.
     pub layer_norm1: LayerNorm,
+    /// `attn`: the (windowed or global) attention.
     pub attn: SamVisionAttention,
+    /// `layer_norm2`: before the MLP.
     pub layer_norm2: LayerNorm,
+    /// `mlp`: the MLP block (`mlp_dim`, `hidden_act`).
     pub mlp: MlpBlock,
     /// 0 for a global layer.
     pub window_size: usize,
 }
 
 impl SamVisionLayer {
+    /// Loads layer `index`, windowed or global according to `global_attn_indexes`.
     pub fn load(loader: &Loader, config: &SamVisionConfig, index: usize) -> Result<Self, WeightError> {
         let window_size = config.layer_window_size(index);
         let input_size = if window_size == 0 {
@@ -220,13 +232,18 @@ fn window_unpartition(windows: Tensor<4>, ws: usize, padded: (usize, usize), siz
 /// `SamVisionNeck`: 1×1 conv, channels-first LN, 3×3 conv (padding 1), channels-first LN.
 #[derive(Module, Debug)]
 pub struct SamVisionNeck {
+    /// `conv1`: 1×1 conv D → C, no bias.
     pub conv1: Conv2d,
+    /// `layer_norm1`: channels-first LayerNorm over C (eps 1e-6).
     pub layer_norm1: LayerNorm2d,
+    /// `conv2`: 3×3 conv C → C with padding 1, no bias.
     pub conv2: Conv2d,
+    /// `layer_norm2`: channels-first LayerNorm over C (eps 1e-6).
     pub layer_norm2: LayerNorm2d,
 }
 
 impl SamVisionNeck {
+    /// Loads the neck; fails with a `WeightError` for a missing or mis-shaped tensor.
     pub fn load(loader: &Loader, config: &SamVisionConfig) -> Result<Self, WeightError> {
         let (d, c) = (config.hidden_size, config.output_channels);
         Ok(Self {
@@ -252,11 +269,14 @@ pub struct SamVisionEncoder {
     pub patch_embed: Conv2d,
     /// `[1, g, g, D]`, added after the patch embedding.
     pub pos_embed: Option<Param<Tensor<4>>>,
+    /// `layers.i`: the `num_hidden_layers` ViT blocks.
     pub layers: Vec<SamVisionLayer>,
+    /// `neck`: the conv/LayerNorm neck, D → C channels.
     pub neck: SamVisionNeck,
 }
 
 impl SamVisionEncoder {
+    /// Loads the encoder; fails with a `WeightError` for a missing or mis-shaped tensor.
     pub fn load(loader: &Loader, config: &SamVisionConfig) -> Result<Self, WeightError> {
         let (d, p, g) = (config.hidden_size, config.patch_size, config.grid_size());
         let patch_embed = Conv2d::load(
