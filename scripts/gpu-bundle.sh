@@ -9,9 +9,9 @@
 #    into $CUDA_TARGET (default /tmp/cuda-target: kept apart from target/ so the CPU builds and
 #    the CUDA build do not evict each other's artefacts),
 # 3. stripped and xz'd into gpu-bundle/dam-tools.xz (the device tool carries ≤ 64 MiB; the
-#    stripped binary is ~155 MB, ~35 MB xz), its commit in gpu-bundle/COMMIT ("-dirty" when the
-#    tree has changes), a check that it runs (`describe` of the `border` case on the CPU, the
-#    original's ids),
+#    stripped binary is ~155 MB, 40.6 MB xz at 88898a4), its commit in gpu-bundle/COMMIT
+#    ("-dirty" when the tree has changes), a check that it runs (`describe` of the `border`
+#    case on the CPU, the original's ids),
 # 4. the batch files and the Vulkan loader (scripts/gpu-prep.py; Debian's libvulkan1 is
 #    installed here first when missing, so the wgpu stage has a loader to carry),
 # 5. gpu-bundle/ named in .git/info/exclude, so that the device tool's copy of the working tree

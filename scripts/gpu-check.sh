@@ -1,13 +1,10 @@
 #!/usr/bin/env bash
 # GPU check for issues 5 and 7, run on the lent GPU machine (no internet, no cargo registry).
 #
-# Prepare here in one command: `bash scripts/gpu-bundle.sh` (the steps below, plus a CPU check
-# of the built binary). By hand (the cuda feature fetches an LLVM bundle at build time; offline
-# use `eval "$(../shared/tools/cuda-build-env.sh)"`):
-#   cargo build --release -p dam-examples --features cuda,wgpu --bin dam-tools   # ~25 min cold on 2 cores
-#   mkdir -p gpu-bundle && strip -o /tmp/dam-tools target/release/dam-tools && xz -6 -T2 -c /tmp/dam-tools > gpu-bundle/dam-tools.xz
-#   python3 scripts/gpu-prep.py        # batch files
-# then run this script through the device tool with `carry: ["gpu-bundle"]`, and compare here:
+# Prepare here with `bash scripts/gpu-bundle.sh` (its header lists the steps: the CUDA build
+# of `dam-tools`, strip + xz, the batch files, a CPU check of the built binary, the Vulkan
+# loader); then run this script through the device tool with `carry: ["gpu-bundle"]`, and
+# compare here:
 #   python3 scripts/gpu-report.py DIR  # DIR = where results.tgz was unpacked
 #
 # STAGES picks the batch files to run, in order (default: the f32 fixture check, then the
