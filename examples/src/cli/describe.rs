@@ -52,7 +52,9 @@ struct Args {
     #[arg(long = "mask")]
     masks: Vec<PathBuf>,
     /// Region box X0,Y0,X1,Y1 (through SAM with --sam, else the filled rectangle).
-    #[arg(long = "box")]
+    // A box or a click may lie partly outside the image (negative coordinates): take values
+    // that start with "-" instead of reading them as flags.
+    #[arg(long = "box", allow_hyphen_values = true)]
     bbox: Option<String>,
     /// Region scribble image: a drawing layer's alpha > 0 (the original demo's black brush on a
     /// transparent layer), or a grey/colour image's non-zero pixels where there is no alpha. The
@@ -60,7 +62,7 @@ struct Args {
     #[arg(long)]
     scribble: Option<PathBuf>,
     /// Region clicks 'X,Y;X,Y' (needs --sam).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     points: Option<String>,
     /// Labels of the clicks, 1 = positive, 0 = negative (default: all positive).
     #[arg(long, requires = "points")]
@@ -384,4 +386,23 @@ impl FirstRunNotice {
 /// Runs `describe` with these arguments (the first is the program name, as in `std::env::args_os`).
 pub fn main_from(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     crate::parse_and_run(args, run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A box or click partly outside the image has negative coordinates; they are values, not
+    /// flags (`--box -5,-5,3,3` used to fail with "unexpected argument '-5'").
+    #[test]
+    fn negative_coordinates_are_values() {
+        let a = Args::try_parse_from(["describe", "--model", "m", "--image", "i.png", "--box", "-5,-5,3,3"]).unwrap();
+        assert_eq!(a.bbox.as_deref(), Some("-5,-5,3,3"));
+        let a = Args::try_parse_from([
+            "describe", "--model", "m", "--image", "i.png", "--points", "-1,2;3,4", "--sam", "s",
+        ])
+        .unwrap();
+        assert_eq!(a.points.as_deref(), Some("-1,2;3,4"));
+        assert_eq!(a.sam.as_deref(), Some("s"));
+    }
 }

@@ -28,13 +28,15 @@ struct Args {
     #[arg(long)]
     image: PathBuf,
     /// Clicks 'X,Y;X,Y'.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     points: Option<String>,
     /// Labels of the clicks: 1 positive, 0 negative (default: all positive).
     #[arg(long, requires = "points")]
     labels: Option<String>,
     /// Box X0,Y0,X1,Y1 (may be combined with points).
-    #[arg(long = "box")]
+    // A box or a click may lie partly outside the image (negative coordinates): take values
+    // that start with "-" instead of reading them as flags.
+    #[arg(long = "box", allow_hyphen_values = true)]
     bbox: Option<String>,
     /// Scribble PNG: up to 8 stroke pixels are sampled as positive points (numpy seed 0, as
     /// the original demo).
@@ -120,4 +122,29 @@ fn run(args: Args) -> Result<()> {
 /// Runs `segment` with these arguments (the first is the program name, as in `std::env::args_os`).
 pub fn main_from(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     crate::parse_and_run(args, run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negative_coordinates_are_values() {
+        let a = Args::try_parse_from([
+            "segment",
+            "--sam",
+            "s",
+            "--image",
+            "i.png",
+            "--out",
+            "o.png",
+            "--box",
+            "-5,-5,3,3",
+            "--points",
+            "-1,-2",
+        ])
+        .unwrap();
+        assert_eq!(a.bbox.as_deref(), Some("-5,-5,3,3"));
+        assert_eq!(a.points.as_deref(), Some("-1,-2"));
+    }
 }
