@@ -170,8 +170,9 @@ pub struct TextStream<'a> {
     /// Start of the text proper (leading whitespace skipped).
     start: Option<usize>,
     done: bool,
-    /// The stream ended on the device's error (handed out by `next`); `finish` reports it too.
-    failed: bool,
+    /// The device's error the stream ended on (handed out by `next`), as text: `finish`
+    /// reports it too (`LlmError` is not `Clone`).
+    failed: Option<String>,
 }
 
 impl<'a> TextStream<'a> {
@@ -199,7 +200,7 @@ impl<'a> TextStream<'a> {
             emitted: 0,
             start: None,
             done: false,
-            failed: false,
+            failed: None,
         })
     }
 
@@ -255,10 +256,10 @@ impl<'a> TextStream<'a> {
         for delta in self.by_ref() {
             delta?;
         }
-        if self.failed {
-            return Err(LlmError::Device(
-                "the stream ended on a device error (an earlier item); the generation is incomplete".into(),
-            ));
+        if let Some(error) = self.failed {
+            return Err(LlmError::Device(format!(
+                "the stream ended on a device error (an earlier item); the generation is incomplete: {error}"
+            )));
         }
         let ids = self.session.tokens()[0].clone();
         let (text, _) = final_text(self.tokenizer, &ids, &self.stop_strings);
@@ -281,7 +282,7 @@ impl Iterator for TextStream<'_> {
                 Ok(step) => step,
                 Err(e) => {
                     self.done = true;
-                    self.failed = true;
+                    self.failed = Some(e.to_string());
                     return Some(Err(e));
                 }
             };
