@@ -20,13 +20,25 @@
 # Then, through the device tool: `carry: ["gpu-bundle"]`, e.g.
 #   STAGES="matmul" OUT=$OUT bash scripts/gpu-check.sh
 # and `give_back` unless the next call follows at once.
+#
+# `VARIANT=nvrtc bash scripts/gpu-bundle.sh` builds the same into gpu-bundle-nvrtc/ with
+# `--features cuda,cuda-nvrtc,wgpu`: cubecl's kernels compiled from CUDA C++ by NVRTC instead of
+# through LLVM (the LLVM path withholds TMA, `cp.async` and barriers; docs/performance.md,
+# 2026-11-27). Run it with `carry: ["gpu-bundle-nvrtc"]` and `BUNDLE=gpu-bundle-nvrtc` before
+# scripts/gpu-check.sh. (Both bundles do not fit one call's 64 MiB: one per call.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CUDA_TARGET=${CUDA_TARGET:-/tmp/cuda-target}
-mkdir -p gpu-bundle
+VARIANT=${VARIANT:-llvm}
+case $VARIANT in
+  llvm) bundle=gpu-bundle features=cuda,wgpu ;;
+  nvrtc) bundle=gpu-bundle-nvrtc features=cuda,cuda-nvrtc,wgpu ;;
+  *) echo "gpu-bundle: VARIANT is llvm or nvrtc, not $VARIANT" >&2; exit 2 ;;
+esac
+mkdir -p "$bundle"
 
-grep -qx 'gpu-bundle/' .git/info/exclude 2>/dev/null || {
-  mkdir -p .git/info && echo 'gpu-bundle/' >> .git/info/exclude
+grep -qx "$bundle/" .git/info/exclude 2>/dev/null || {
+  mkdir -p .git/info && echo "$bundle/" >> .git/info/exclude
 }
 
 if [ ! -e /usr/lib/x86_64-linux-gnu/libvulkan.so.1 ]; then
@@ -36,14 +48,14 @@ if [ ! -e /usr/lib/x86_64-linux-gnu/libvulkan.so.1 ]; then
 fi
 
 eval "$(../shared/tools/cuda-build-env.sh)"
-echo "gpu-bundle: building dam-tools (cuda, wgpu) into $CUDA_TARGET" >&2
-CARGO_TARGET_DIR="$CUDA_TARGET" cargo build --release -p dam-examples --features cuda,wgpu --bin dam-tools
+echo "gpu-bundle: building dam-tools ($features) into $CUDA_TARGET" >&2
+CARGO_TARGET_DIR="$CUDA_TARGET" cargo build --release -p dam-examples --features "$features" --bin dam-tools
 
 strip -o /tmp/dam-tools "$CUDA_TARGET/release/dam-tools"
-xz -6 -T2 -c /tmp/dam-tools > gpu-bundle/dam-tools.xz
+xz -6 -T2 -c /tmp/dam-tools > "$bundle/dam-tools.xz"
 commit=$(git rev-parse --short HEAD)
-git diff --quiet HEAD -- . ':!gpu-bundle' || commit="$commit-dirty"
-echo "$commit" > gpu-bundle/COMMIT
+git diff --quiet HEAD -- . ':!gpu-bundle*' || commit="$commit-dirty"
+echo "$commit" > "$bundle/COMMIT"
 
 # The binary must describe a fixture case with the original's greedy ids on the CPU before it
 # is worth a device call.
@@ -59,6 +71,6 @@ if [ "$ids" != "$want" ]; then
 fi
 echo "gpu-bundle: border on the CPU through the bundled binary: the original's ids" >&2
 
-python3 scripts/gpu-prep.py
-ls -l gpu-bundle >&2
-echo "gpu-bundle: ready ($(du -sh gpu-bundle | cut -f1), commit $commit)" >&2
+python3 scripts/gpu-prep.py "$bundle"
+ls -l "$bundle" >&2
+echo "gpu-bundle: $bundle ready ($(du -sh "$bundle" | cut -f1), commit $commit, kernels compiled by $VARIANT)" >&2

@@ -12,21 +12,16 @@
 # (LIMIT_<stage>, seconds; defaults below), so CUDA kernel compilation and autotuning (~2 min
 # cold at full size, measured 2026-11-26) is paid once per process.
 #
-# Next (2026-11-27 plan): the matmul kernels — one call, <= 590 s:
-#   STAGES="matmul" OUT=$OUT bash scripts/gpu-check.sh
-# (torch reference ~20 s, probe <= 225 s, then the winner end to end <= 280 s).
-# Before it, what was still open (issue 7) fits two calls of the device tool (10 min each at
-# most; the machine is given back after 30 s idle, so send the second at once):
-#   STAGES="decode" OUT=$OUT bash scripts/gpu-check.sh                 # <= 480 s
-#   STAGES="fixtures-wgpu check" OUT=$OUT bash scripts/gpu-check.sh    # <= 450 s
-# (15 min of device time a session, start included: send the second only if ≥ 6 min are left)
-# `decode` decides whether the cache rounding and the vision kernels become defaults; `check`
-# compares the new vision kernels with burn's ops on the GPU (and finishes what the 22:50 run
-# cut off); `coldstart` (cold / cached / off wall times) if time is left — the kernel cache was
-# seen working on CUDA already (a fresh process warmed up in 1.8 s instead of 132 s).
-# (2026-11-26 22:50-23:10 UTC, commit 96c1eca: the first bench process compiled and autotuned
-# for 132 s, the bf16 video fixture 126 s cold; with a filled kernel cache the profile stage
-# took 4 s; `check` did not finish in 200 s, hence 300 now).
+# Next (plan after the 2026-11-27 14:05 runs, which measured the matmul routines, made the two
+# vision kernels the CUDA default and found cubecl's LLVM compiler withholding TMA / cp.async):
+# the NVRTC build beside the LLVM one, on one warm machine, two calls (each carries one bundle):
+#   1. carry ["gpu-bundle-nvrtc"]:  BUNDLE=gpu-bundle-nvrtc STAGES="fixtures-f32 matmul" OUT=$OUT bash scripts/gpu-check.sh
+#   2. carry ["gpu-bundle"]:        STAGES="decode" OUT=$OUT bash scripts/gpu-check.sh
+# (fixtures first: a compiler that changes numbers must still give the original's ids; the
+# `matmul` stage then probes every routine — TMA ones included — and benches the winner).
+# (15 min of device time a session, start included; the machine is given back after 30 s idle,
+# so send the second call at once. On 2026-11-27 `matmul` took 307 s, `decode` 146 s and
+# `check` > 170 s on a warm kernel cache; a fresh machine started in ≈ 30 s.)
 #
 # Kernel cache across sessions: the end of the script exports the cache to
 # $OUT/kernel-cache.xz (when ≤ 15 MiB); copy it to gpu-bundle/kernel-cache.xz here and the
@@ -41,9 +36,12 @@
 set -u
 OUT=${OUT:-gpu-out}
 STAGES=${STAGES:-"fixtures-f32 bf16 fixtures-wgpu"}
+# The bundle to run (BUNDLE): gpu-bundle/ (cubecl's LLVM compiler) or gpu-bundle-nvrtc/
+# (`VARIANT=nvrtc bash scripts/gpu-bundle.sh`: kernels compiled by NVRTC), whichever `carry` named.
+B=${BUNDLE:-gpu-bundle}
 W=/tmp/dam-work
 mkdir -p "$OUT" "$W" /tmp/dam-bin
-xz -dc gpu-bundle/dam-tools.xz > /tmp/dam-bin/dam-tools && chmod +x /tmp/dam-bin/dam-tools
+xz -dc "$B/dam-tools.xz" > /tmp/dam-bin/dam-tools && chmod +x /tmp/dam-bin/dam-tools
 T=/tmp/dam-bin/dam-tools
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv; date -u
   ls /usr/share/vulkan/icd.d /etc/vulkan/icd.d; cat /usr/share/vulkan/icd.d/*.json
@@ -55,8 +53,8 @@ T=/tmp/dam-bin/dam-tools
   } > "$W/gpu.txt" 2>&1
 # wgpu needs the Vulkan loader (libvulkan.so.1), which this image lacked on 2026-11-26 although
 # NVIDIA's Vulkan ICD is registered: use the bundled one (Debian's) only when there is none.
-if ! ldconfig -p | grep -q "libvulkan.so.1" && [ -f gpu-bundle/lib/libvulkan.so.1 ]; then
-  export LD_LIBRARY_PATH="$PWD/gpu-bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if ! ldconfig -p | grep -q "libvulkan.so.1" && [ -f "$B/lib/libvulkan.so.1" ]; then
+  export LD_LIBRARY_PATH="$PWD/$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   echo "using the bundled Vulkan loader" >> "$W/gpu.txt"
 fi
 # One kernel cache (compiled PTX + autotune decisions, dam's `kernel-cache` feature) for every
@@ -69,8 +67,8 @@ export DAM_KERNEL_CACHE=${DAM_KERNEL_CACHE:-$W/kernel-cache}
 # $OUT/kernel-cache.xz): put it in gpu-bundle/ and the first process of a fresh machine loads
 # kernels and autotune decisions instead of spending ~2 min compiling and tuning (entries of
 # kernels the new binary changed simply miss). Mind the 64 MiB that may travel.
-if [ -f gpu-bundle/kernel-cache.xz ] && [ "$DAM_KERNEL_CACHE" != off ]; then
-  xz -dc gpu-bundle/kernel-cache.xz > /tmp/dam-bin/kernel-cache.kc &&
+if [ -f "$B/kernel-cache.xz" ] && [ "$DAM_KERNEL_CACHE" != off ]; then
+  xz -dc "$B/kernel-cache.xz" > /tmp/dam-bin/kernel-cache.kc &&
     "$T" kernel-cache import /tmp/dam-bin/kernel-cache.kc 2>&1 | tail -1 | sed 's/^/kernel cache from the bundle: /' | tee -a "$W/summary.txt"
 fi
 # The `matmul` stage's probe: burn's two paths and cubek's routines on tensor cores (the
@@ -79,7 +77,7 @@ fi
 # Most promising first (the probe stops starting kernels after 180 s).
 MATMUL_KERNELS=${MATMUL_KERNELS:-fusion,autotune,tma-mma,specialized-tma-mma,double-mma,ordered-double-mma,specialized-mma,simple-mma,tma-multirow-mma,double-specialized-mma,simple-multirow-mma,simple-cmma}
 [ "$MATMUL_KERNELS" = all ] && MATMUL_KERNELS=$(python3 -c "print(','.join(['fusion','autotune']+[l.strip().strip('\",') for l in open('dam-core/src/matmul_kernel/mod.rs').read().split('pub const ROUTINES')[1].split('];')[0].splitlines()[1:] if l.strip()]))")
-for f in gpu-bundle/*.jsonl; do sed "s#@OUT@#$W#g" "$f" > "/tmp/dam-bin/$(basename "$f")"; done
+for f in "$B"/*.jsonl; do sed "s#@OUT@#$W#g" "$f" > "/tmp/dam-bin/$(basename "$f")"; done
 for stage in $STAGES; do
   # Default limits from the 2026-11-26 H100 runs (each process compiles and autotunes cold,
   # ~2 min at full size); LIMIT_<stage> overrides.
@@ -178,7 +176,7 @@ done
 # files of 16 MiB), unless the call is near its end (EXPORT_BY, seconds since the start).
 if [ "$DAM_KERNEL_CACHE" != off ] && [ "$SECONDS" -lt "${EXPORT_BY:-575}" ]; then
   s=$SECONDS
-  if "$T" kernel-cache export "$W/kc-export" "dam-rs $(cat gpu-bundle/COMMIT 2>/dev/null | cut -c1-12) on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)" >> "$W/kc-export.log" 2>&1 &&
+  if "$T" kernel-cache export "$W/kc-export" "dam-rs $(cat "$B/COMMIT" 2>/dev/null | cut -c1-12) on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)" >> "$W/kc-export.log" 2>&1 &&
     xz -6 -T0 -c "$W/kc-export" > "$W/kc-export.xz"; then
     size=$(stat -c %s "$W/kc-export.xz")
     if [ "$size" -le 15728640 ]; then cp "$W/kc-export.xz" "$OUT/kernel-cache.xz"; fi

@@ -46,10 +46,7 @@ pub fn set_enabled(on: bool) {
 /// Whether `device` records: CUDA, where a recording replays as one hardware graph (the
 /// runtime it has been validated on; wgpu would re-encode the recorded dispatches in software).
 pub fn supported(device: &Device) -> bool {
-    matches!(
-        device.as_dispatch(),
-        burn::backend::DispatchDevice::Cube(burn_cubecl::CubeDevice::Cuda(_))
-    )
+    crate::switch::cuda_device(device)
 }
 
 /// Runs `run` three times, then records it; returns the recording and the recorded run's

@@ -1,6 +1,7 @@
 //! A process-wide experiment switch: a value set in code, else read once from an environment
 //! variable, else the type's default (`dam_vision::sdpa`'s attention form, the LayerNorm
-//! kernel, the matmul kernels) — and [`cubecl_device`], where such switches take effect.
+//! kernel, the matmul kernels) — and [`cubecl_device`] / [`cuda_device`], where such
+//! switches take effect and where their defaults were measured.
 
 use std::sync::{OnceLock, RwLock};
 
@@ -11,6 +12,21 @@ use burn::tensor::Device;
 pub fn cubecl_device(device: &Device) -> bool {
     #[cfg(feature = "cube")]
     if matches!(device.as_dispatch(), burn::backend::DispatchDevice::Cube(_)) {
+        return true;
+    }
+    let _ = device;
+    false
+}
+
+/// Whether `device` is a CUDA device (in a build with the `cube` feature): where the GPU
+/// measurements behind the kernels' defaults were taken (docs/performance.md), so the
+/// defaults that a measurement justified apply there and nowhere else.
+pub fn cuda_device(device: &Device) -> bool {
+    #[cfg(feature = "cube")]
+    if matches!(
+        device.as_dispatch(),
+        burn::backend::DispatchDevice::Cube(burn_cubecl::CubeDevice::Cuda(_))
+    ) {
         return true;
     }
     let _ = device;
@@ -42,6 +58,12 @@ impl<T: Copy + Default + Send + Sync + 'static> Switch<T> {
     /// Overrides the environment for the rest of the process.
     pub fn set(&self, value: T) {
         *self.set.write().unwrap_or_else(|p| p.into_inner()) = Some(value);
+    }
+
+    /// Forgets the value set in code: the environment variable's (or the default) applies
+    /// again.
+    pub fn reset(&self) {
+        *self.set.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// The value set in code, else the environment variable's (read once), else the default.
@@ -80,5 +102,7 @@ mod tests {
         assert!(PARSED.get());
         PARSED.set(false);
         assert!(!PARSED.get());
+        PARSED.reset();
+        assert!(PARSED.get());
     }
 }

@@ -107,6 +107,12 @@ impl Backend {
         v
     }
 
+    /// The compiler that turns kernels into PTX on [`Backend::Cuda`] in this build: `"nvrtc"`
+    /// (CUDA C++ through NVRTC, feature `cuda-nvrtc`) or `"llvm"` (cubecl's default).
+    pub fn cuda_compiler() -> &'static str {
+        if cfg!(feature = "cuda-nvrtc") { "nvrtc" } else { "llvm" }
+    }
+
     /// The burn device, without configuring its float type.
     pub fn device(self) -> Result<Device> {
         match self {

@@ -193,6 +193,12 @@ fn the_vision_kernels_and_a_fixture_through_them() {
 
     let _guard = SWITCHES.lock().unwrap_or_else(|p| p.into_inner());
     let device = device();
+    // Both kernels are defaults on CUDA only (measured there); a wgpu device keeps burn's
+    // attention and LayerNorm unless they are switched on (`.ci/run` sets neither variable).
+    if std::env::var_os("DAM_VISION_ATTENTION").is_none() && std::env::var_os("DAM_LAYER_NORM").is_none() {
+        assert_eq!(sdpa::kernel_for(&device), AttentionKernel::Auto);
+        assert!(!layer_norm_kernel::enabled(&device));
+    }
     let normal = Distribution::Normal(0.0, 3.0);
     for (rows, n, scale) in [(70_000, 13, 0.7), (66, 729, 1.0 / 72f64.sqrt())] {
         let x = Tensor::<2>::random([rows, n], normal, &device);
@@ -239,9 +245,10 @@ fn the_vision_kernels_and_a_fixture_through_them() {
 
     sdpa::set_kernel(AttentionKernel::FusedSoftmax);
     layer_norm_kernel::set_enabled(true);
+    assert_eq!(sdpa::kernel_for(&device), AttentionKernel::FusedSoftmax);
     let out = describe_border(&device);
-    sdpa::set_kernel(AttentionKernel::Auto);
-    layer_norm_kernel::set_enabled(false);
+    sdpa::reset_kernel();
+    layer_norm_kernel::reset();
     assert_border_matches_the_original(out, "vision kernels");
 }
 

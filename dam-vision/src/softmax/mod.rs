@@ -5,8 +5,9 @@
 //! softmax is ten kernels (scale, max, two NaN guards, subtract, exp, sum, two more guards,
 //! divide) over 16 × 729 × 729 scores per view — 780 of an encode's 2 988 kernels and ≈ 20 % of
 //! its profiled time (docs/performance.md, "Where a vision encode's time goes"). Here it is one
-//! pass per score row. Off by default until a GPU run measures it (`bench --vision-attention
-//! fused-softmax`).
+//! pass per score row: 49 µs instead of 177 µs per attention's softmax on an H100 (2026-11-27),
+//! which makes the `fused-softmax` form the vision attention's default on CUDA (see
+//! [`crate::sdpa`]).
 //!
 //! The op goes through burn's backend extension (`#[backend_extension]`): ordinary tensors on
 //! the runtime `Device`, registered in burn's fusion stream like any op. [`scaled_softmax`]

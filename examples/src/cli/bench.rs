@@ -163,13 +163,15 @@ struct Args {
     /// The vision attention: `auto` is burn's `attention` (the backend picks its kernel);
     /// `materialized` computes the scores with two matmuls and an f32 softmax; `padded` runs
     /// burn's `attention` on shapes its tensor-core flash kernel accepts; `fused-softmax` runs
-    /// two matmuls around our one-kernel softmax (experimental; see `dam::vision::sdpa`).
-    #[arg(long, default_value = "auto")]
-    vision_attention: dam::vision::sdpa::AttentionKernel,
+    /// two matmuls around our one-kernel softmax. Default: the library's, `fused-softmax` on
+    /// cuda and `auto` elsewhere (see `dam::vision::sdpa`).
+    #[arg(long)]
+    vision_attention: Option<dam::vision::sdpa::AttentionKernel>,
     /// LayerNorms as burn ops (`ops`) or as our one kernel per row on the cubecl backends
-    /// (`kernel`, experimental; see `dam::core::layer_norm_kernel`).
-    #[arg(long, default_value = "ops", value_parser = ["ops", "kernel"])]
-    layer_norm: String,
+    /// (`kernel`). Default: the library's, `kernel` on cuda and `ops` elsewhere (see
+    /// `dam::core::layer_norm_kernel`).
+    #[arg(long, value_parser = ["ops", "kernel"])]
+    layer_norm: Option<String>,
     /// The kernel of the vision tower's products (and, for a cubek routine, the LLM
     /// prefill's) on the cubecl backends: `fusion` (burn's op, default), `autotune`
     /// (burn-cubecl's tuner below burn's fusion) or one of cubek's routines by name; or one
@@ -385,14 +387,18 @@ fn bench(args: &Args) -> Result<()> {
     if args.check_fused {
         return check_fused(args);
     }
-    dam::vision::sdpa::set_kernel(args.vision_attention);
+    if let Some(kernel) = args.vision_attention {
+        dam::vision::sdpa::set_kernel(kernel);
+    }
     dam::core::matmul_kernel::set_choice(args.matmul);
     #[cfg(any(feature = "cuda", feature = "wgpu"))]
     {
         dam::core::graph::set_enabled(args.cuda_graph == "on");
         dam::llm::fused::set_gemv(args.gemv == "on");
         dam::llm::fused::set_decode_attention(args.decode_attention == "on");
-        dam::core::layer_norm_kernel::set_enabled(args.layer_norm == "kernel");
+        if let Some(layer_norm) = &args.layer_norm {
+            dam::core::layer_norm_kernel::set_enabled(layer_norm == "kernel");
+        }
     }
     eprintln!(
         "building model: config {}, backend {}, dtype {}, random weights",
@@ -649,6 +655,7 @@ fn vision_attention_check(device: &Device) -> serde_json::Value {
     let ours = norm.forward(x.clone());
     dam::core::layer_norm_kernel::set_enabled(false);
     let reference = norm.forward(x);
+    dam::core::layer_norm_kernel::reset();
     let size = reference.clone().abs().max().into_scalar::<f32>();
     let diff = (ours - reference).abs().max().into_scalar::<f32>();
     println!("layer norm [1, 729, {d}], kernel vs burn ops: max abs diff {diff:.3e} (max abs {size:.3e})");
@@ -1028,7 +1035,8 @@ fn device_description(backend: Backend, device: &Device) -> String {
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             format!("{} ({threads} threads), burn flex", cpu_model())
         }
-        _ => format!("{device:?}"),
+        Backend::Cuda(_) => format!("{device:?}, kernels compiled by {}", Backend::cuda_compiler()),
+        Backend::Wgpu => format!("{device:?}"),
     }
 }
 
@@ -1170,7 +1178,7 @@ impl Report {
             fused_ops: bench.llm.fused(),
             gemv: bench.llm.fused() && args.gemv == "on",
             decode_attention: bench.llm.fused() && args.decode_attention == "on",
-            vision_attention: dam::vision::sdpa::kernel(),
+            vision_attention: dam::vision::sdpa::kernel_for(&bench.device),
             layer_norm_kernel: layer_norm_kernel_on(&bench.device),
             matmul: dam::core::matmul_kernel::choice_on(&bench.device),
             recorded: !runs.is_empty() && runs.iter().all(|r| r.recorded),

@@ -137,7 +137,7 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
                 })?;
                 row(format!("attention `{}`, head_dim {dh}", form.name()), s, 2.0 * flops, t);
             }
-            sdpa::set_kernel(sdpa::AttentionKernel::Auto);
+            sdpa::reset_kernel();
         }
         let scores = Tensor::<2>::random([heads * s, s], normal, device);
         let scale = 1.0 / (head_dim as f64).sqrt();
@@ -167,7 +167,7 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
         {
             dam::core::layer_norm_kernel::set_enabled(true);
             let t = time_each(device, reps, reps, iters, || norm.forward(x.clone()))?;
-            dam::core::layer_norm_kernel::set_enabled(false);
+            dam::core::layer_norm_kernel::reset();
             row("layer norm, our kernel".into(), s, 0.0, t);
         }
     }
