@@ -10,7 +10,8 @@
 //! costs casts). `fused-softmax` (the softmax as one kernel of ours) measured on 2026-11-27
 //! (same card, bf16): 194 µs per attention against `auto`'s 265 µs, an encode 45.9 ms against
 //! 53.1 ms (42.3 / 44.6 ms with the LayerNorm kernel too), within 2.9e-3 of burn's attention
-//! in f32 (values up to 9; the score products' kernels differ), the fixtures' ids unchanged.
+//! in f32 (values up to 9: below bf16's resolution; the softmax is where they differ, cause
+//! not established — on lavapipe the two agree within 1e-6), the fixtures' ids unchanged.
 //! So **the default is `fused-softmax` on CUDA and `auto` everywhere else** (other runtimes
 //! are not measured; on the CPU `auto` is burn's fused attention); `bench
 //! --vision-attention …`, `DAM_VISION_ATTENTION=…` or [`set_kernel`] choose any form. All four
