@@ -14,11 +14,13 @@
 #
 # Next (plan after the 2026-11-27 14:05 runs, which measured the matmul routines, made the two
 # vision kernels the CUDA default and found cubecl's LLVM compiler withholding TMA / cp.async):
-# the NVRTC build beside the LLVM one, on one warm machine, two calls (each carries one bundle):
-#   1. carry ["gpu-bundle-nvrtc"]:  BUNDLE=gpu-bundle-nvrtc STAGES="fixtures-f32 matmul" OUT=$OUT bash scripts/gpu-check.sh
+# the NVRTC build beside the LLVM one, on one warm machine, one call per bundle (each carries one):
+#   1. carry ["gpu-bundle-nvrtc"]:  BUNDLE=gpu-bundle-nvrtc STAGES="fixtures-f32 decode" OUT=$OUT bash scripts/gpu-check.sh
 #   2. carry ["gpu-bundle"]:        STAGES="decode" OUT=$OUT bash scripts/gpu-check.sh
-# (fixtures first: a compiler that changes numbers must still give the original's ids; the
-# `matmul` stage then probes every routine — TMA ones included — and benches the winner).
+#   3. if ≥ 6 min are left, carry ["gpu-bundle-nvrtc"]:  BUNDLE=gpu-bundle-nvrtc STAGES="matmul" …
+# (fixtures first: a compiler that changes numbers must still give the original's ids; `decode`
+# is the issue-7 table with the defaults and with burn's ops, batch 16 and the vision probe;
+# `matmul` probes every routine — the TMA ones included — and benches the winner).
 # (15 min of device time a session, start included; the machine is given back after 30 s idle,
 # so send the second call at once. On 2026-11-27 `matmul` took 307 s, `decode` 146 s and
 # `check` > 170 s on a warm kernel cache; a fresh machine started in ≈ 30 s.)
