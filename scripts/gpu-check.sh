@@ -5,7 +5,8 @@
 # of `dam-tools`, strip + xz, the batch files, a CPU check of the built binary, the Vulkan
 # loader); then run this script through the device tool with `carry: ["gpu-bundle"]`, and
 # compare here:
-#   python3 scripts/gpu-report.py DIR  # DIR = where results.tgz was unpacked
+#   python3 scripts/gpu-report.py DIR [BUNDLE]  # DIR = where results.tgz was unpacked: fixture ids and tensors
+#   python3 scripts/bench-table.py DIR          # every bench-*.json in it, one line each
 #
 # STAGES picks the batch files to run, in order (default: the f32 fixture check, then the
 # issue-7 numbers, then whether wgpu runs); each is one process with its own time limit
