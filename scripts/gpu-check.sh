@@ -16,8 +16,10 @@
 # Next (plan after the 2026-11-27 14:05 runs, which measured the matmul routines, made the two
 # vision kernels the CUDA default and found cubecl's LLVM compiler withholding TMA / cp.async):
 # the NVRTC build beside the LLVM one, on one warm machine, one call per bundle (each carries one):
-#   1. carry ["gpu-bundle-nvrtc"]:  BUNDLE=gpu-bundle-nvrtc STAGES="fixtures-f32 decode" OUT=$OUT bash scripts/gpu-check.sh
-#   2. carry ["gpu-bundle"]:        STAGES="decode" OUT=$OUT bash scripts/gpu-check.sh
+#   1. carry ["gpu-bundle-nvrtc"], timeout_s 595:
+#      BUNDLE=gpu-bundle-nvrtc LIMIT_fixtures_f32=120 LIMIT_decode=420 EXPORT_BY=0 STAGES="fixtures-f32 decode" OUT=$OUT bash scripts/gpu-check.sh
+#   2. carry ["gpu-bundle"] (same warm machine, at once):
+#      LIMIT_decode=300 EXPORT_BY=0 STAGES="decode" OUT=$OUT bash scripts/gpu-check.sh
 #   3. if ≥ 6 min are left, carry ["gpu-bundle-nvrtc"]:  BUNDLE=gpu-bundle-nvrtc STAGES="matmul" …
 # (fixtures first: a compiler that changes numbers must still give the original's ids; `decode`
 # is the issue-7 table with the defaults and with burn's ops, batch 16 and the vision probe;
