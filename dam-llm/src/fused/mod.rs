@@ -234,14 +234,11 @@ pub fn available(device: &Device) -> bool {
     if env.as_deref() == Ok("0") {
         return false;
     }
-    match device.as_dispatch() {
-        burn::backend::DispatchDevice::Cube(burn_cubecl::CubeDevice::Cuda(_)) => true,
-        burn::backend::DispatchDevice::Cube(_) => {
-            ANY_RUNTIME.load(std::sync::atomic::Ordering::Relaxed) || env.as_deref() == Ok("any")
-        }
-        #[allow(unreachable_patterns)]
-        _ => false,
+    if dam_core::switch::cuda_device(device) {
+        return true;
     }
+    dam_core::switch::cubecl_device(device)
+        && (ANY_RUNTIME.load(std::sync::atomic::Ordering::Relaxed) || env.as_deref() == Ok("any"))
 }
 
 /// [`FusedLlamaOps::rms_norm`] on tensors.
