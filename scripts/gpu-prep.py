@@ -94,11 +94,17 @@ batches = {
     # the vision probe.
     "decode.jsonl": [
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--json", "@OUT@/bench-b1-default.json"),
+        # The row kernels with their row in registers (off by default, written without a GPU:
+        # ≈ 36 ms predicted against 42.3 for the encode, docs/performance.md).
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--row-kernels", "cached",
+              "--json", "@OUT@/bench-b1-row-kernels-cached.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--cache-multiple", "1",
               "--json", "@OUT@/bench-b1-cache-exact.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "auto",
               "--layer-norm", "ops", "--json", "@OUT@/bench-b1-vision-burn-ops.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--batch", "16", "--json", "@OUT@/bench-b16.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--batch", "16", "--row-kernels", "cached",
+              "--json", "@OUT@/bench-b16-row-kernels-cached.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--batch", "16", "--vision-attention", "auto",
               "--layer-norm", "ops", "--json", "@OUT@/bench-b16-vision-burn-ops.json"),
         # The vision tower's operations alone (one view, 729 tokens and padded to 768, head_dim

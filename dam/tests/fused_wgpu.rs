@@ -199,8 +199,39 @@ fn the_vision_kernels_and_a_fixture_through_them() {
         assert_eq!(sdpa::kernel_for(&device), AttentionKernel::Auto);
         assert!(!layer_norm_kernel::enabled(&device));
     }
+    // With `row_kernels::set_cached`, rows up to 64 values a lane are kept in registers and
+    // longer ones re-read per pass (`cached_per_lane`): on lavapipe's 8-lane (or 4-lane) planes
+    // the widths below take both kernels of each op — 13, 200 and 500 (8 lanes: 8, 32 and 64 a
+    // lane) the cached one, 729 and 1152 the other; on a GPU's 32 lanes SigLIP's widths are
+    // cached. The cached kernels do the re-reading ones' arithmetic in the same order: equal
+    // results, bit for bit.
+    use dam::core::row_kernels::{self, cached_per_lane};
+    assert_eq!(cached_per_lane(1152, 32), Some(40));
+    assert_eq!(cached_per_lane(729, 32), Some(24));
+    assert_eq!(cached_per_lane(500, 8), Some(64));
+    assert_eq!(cached_per_lane(200, 8), Some(32));
+    assert_eq!(cached_per_lane(13, 8), Some(8));
+    assert_eq!(cached_per_lane(729, 8), None);
+    assert_eq!(cached_per_lane(1152, 8), None);
+    if std::env::var_os("DAM_ROW_KERNELS").is_none() {
+        assert!(!row_kernels::cached(), "off by default until measured on a GPU");
+    }
+    let both = |run: &dyn Fn() -> Tensor<2>| {
+        row_kernels::set_cached(false);
+        let reread = run();
+        row_kernels::set_cached(true);
+        let cached = run();
+        row_kernels::reset_cached();
+        let diff = (cached.clone() - reread).abs().max().into_scalar::<f32>();
+        (cached, diff)
+    };
     let normal = Distribution::Normal(0.0, 3.0);
-    for (rows, n, scale) in [(70_000, 13, 0.7), (66, 729, 1.0 / 72f64.sqrt())] {
+    for (rows, n, scale) in [
+        (70_000, 13, 0.7),
+        (9, 200, 0.3),
+        (11, 500, 1.0 / 72f64.sqrt()),
+        (66, 729, 1.0 / 72f64.sqrt()),
+    ] {
         let x = Tensor::<2>::random([rows, n], normal, &device);
         // Every 5th column of every 3rd row hidden, as a key mask leaves it.
         let hidden = Tensor::<1, Int>::arange(0..(rows * n) as i64, &device)
@@ -215,24 +246,26 @@ fn the_vision_kernels_and_a_fixture_through_them() {
                     .expand([rows, n]),
             );
         let x = x.mask_fill(hidden, f32::NEG_INFINITY);
-        let ours = scaled_softmax(x.clone(), scale);
+        let (ours, kernels_apart) = both(&|| scaled_softmax(x.clone(), scale));
+        assert_eq!(kernels_apart, 0.0, "softmax [{rows}, {n}]: cached vs re-read");
         let reference = sdpa::scaled_softmax_reference(x, scale);
         let diff = (ours.clone() - reference).abs().max().into_scalar::<f32>();
         assert!(diff < 1e-6, "softmax [{rows}, {n}]: max abs diff {diff:e}");
         let off = (ours.sum_dim(1) - 1.0).abs().max().into_scalar::<f32>();
         assert!(off < 1e-5, "softmax [{rows}, {n}]: rows sum to 1 within {off:e}");
     }
-    for (rows, d) in [(70_000, 13), (5, 1152)] {
+    for (rows, d) in [(70_000, 13), (7, 200), (6, 500), (5, 1152)] {
         let norm = LayerNorm {
             weight: Param::from_tensor(Tensor::random([d], normal, &device)),
             bias: Param::from_tensor(Tensor::random([d], normal, &device)),
             eps: 1e-6,
         };
         // An offset mean, as activations have.
-        let x = Tensor::<3>::random([1, rows, d], normal, &device) + 4.0;
+        let x = Tensor::<2>::random([rows, d], normal, &device) + 4.0;
         layer_norm_kernel::set_enabled(true);
         assert!(layer_norm_kernel::enabled(&device));
-        let ours = norm.forward(x.clone());
+        let (ours, kernels_apart) = both(&|| norm.forward(x.clone()));
+        assert_eq!(kernels_apart, 0.0, "layer norm [{rows}, {d}]: cached vs re-read");
         layer_norm_kernel::set_enabled(false);
         let reference = norm.forward(x);
         let size = reference.clone().abs().max().into_scalar::<f32>();
@@ -243,12 +276,16 @@ fn the_vision_kernels_and_a_fixture_through_them() {
         );
     }
 
+    // The fixture through both kernels, the rows in registers (the tiny config's widths are
+    // all cached on lavapipe).
+    row_kernels::set_cached(true);
     sdpa::set_kernel(AttentionKernel::FusedSoftmax);
     layer_norm_kernel::set_enabled(true);
     assert_eq!(sdpa::kernel_for(&device), AttentionKernel::FusedSoftmax);
     let out = describe_border(&device);
     sdpa::reset_kernel();
     layer_norm_kernel::reset();
+    row_kernels::reset_cached();
     assert_border_matches_the_original(out, "vision kernels");
 }
 

@@ -6,7 +6,7 @@ use burn_cubecl::CubeBackend;
 use burn_cubecl::tensor::CubeTensor;
 
 use super::{LayerNormOps, kernel};
-use crate::row_kernels::{dense_like, plane_cube_dim, row_grid};
+use crate::row_kernels::{dense_like, lane_cache, plane_cube_dim, row_grid};
 
 impl LayerNormOps for CubeBackend {
     fn layer_norm(x: CubeTensor, weight: CubeTensor, bias: CubeTensor, eps: f32) -> CubeTensor {
@@ -26,21 +26,44 @@ impl LayerNormOps for CubeBackend {
             return out;
         }
         let client = x.client.clone();
-        unsafe {
-            kernel::layer_norm_kernel::launch_unchecked(
-                &client,
-                row_grid(rows),
-                plane_cube_dim(&client),
-                x.into_tensor_arg(),
-                weight.into_tensor_arg(),
-                bias.into_tensor_arg(),
-                out.clone().into_tensor_arg(),
-                rows as u32,
-                d as u32,
-                eps,
-                burn::backend::cubecl::dtype_to_storage_type(dtype),
-            )
-        };
+        let cube_dim = plane_cube_dim(&client);
+        let storage = burn::backend::cubecl::dtype_to_storage_type(dtype);
+        // The row in registers where switched on (`row_kernels::set_cached`) and a lane's share
+        // fits (SigLIP's 1152 on a 32-lane plane: 40 values a lane), else the kernel that reads
+        // it once per pass.
+        match lane_cache(d, cube_dim.x as usize) {
+            Some(per_lane) => unsafe {
+                kernel::layer_norm_cached_kernel::launch_unchecked(
+                    &client,
+                    row_grid(rows),
+                    cube_dim,
+                    x.into_tensor_arg(),
+                    weight.into_tensor_arg(),
+                    bias.into_tensor_arg(),
+                    out.clone().into_tensor_arg(),
+                    rows as u32,
+                    d as u32,
+                    eps,
+                    per_lane,
+                    storage,
+                )
+            },
+            None => unsafe {
+                kernel::layer_norm_kernel::launch_unchecked(
+                    &client,
+                    row_grid(rows),
+                    cube_dim,
+                    x.into_tensor_arg(),
+                    weight.into_tensor_arg(),
+                    bias.into_tensor_arg(),
+                    out.clone().into_tensor_arg(),
+                    rows as u32,
+                    d as u32,
+                    eps,
+                    storage,
+                )
+            },
+        }
         out
     }
 }

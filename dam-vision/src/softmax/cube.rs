@@ -4,7 +4,7 @@ use burn::backend::TensorMetadata;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::tensor::CubeTensor;
 
-use dam_core::row_kernels::{dense_like, plane_cube_dim, row_grid};
+use dam_core::row_kernels::{dense_like, lane_cache, plane_cube_dim, row_grid};
 
 use super::{VisionSoftmaxOps, kernel};
 
@@ -17,19 +17,40 @@ impl VisionSoftmaxOps for CubeBackend {
             return out;
         }
         let client = x.client.clone();
-        unsafe {
-            kernel::scaled_softmax_kernel::launch_unchecked(
-                &client,
-                row_grid(rows),
-                plane_cube_dim(&client),
-                x.into_tensor_arg(),
-                out.clone().into_tensor_arg(),
-                rows as u32,
-                n as u32,
-                scale,
-                burn::backend::cubecl::dtype_to_storage_type(dtype),
-            )
-        };
+        let cube_dim = plane_cube_dim(&client);
+        let storage = burn::backend::cubecl::dtype_to_storage_type(dtype);
+        // The row in registers where switched on (`row_kernels::set_cached`) and a lane's share
+        // fits (SigLIP's 729 scores on a 32-lane plane: 24 a lane), else the kernel that reads
+        // it once per pass.
+        match lane_cache(n, cube_dim.x as usize) {
+            Some(per_lane) => unsafe {
+                kernel::scaled_softmax_cached_kernel::launch_unchecked(
+                    &client,
+                    row_grid(rows),
+                    cube_dim,
+                    x.into_tensor_arg(),
+                    out.clone().into_tensor_arg(),
+                    rows as u32,
+                    n as u32,
+                    scale,
+                    per_lane,
+                    storage,
+                )
+            },
+            None => unsafe {
+                kernel::scaled_softmax_kernel::launch_unchecked(
+                    &client,
+                    row_grid(rows),
+                    cube_dim,
+                    x.into_tensor_arg(),
+                    out.clone().into_tensor_arg(),
+                    rows as u32,
+                    n as u32,
+                    scale,
+                    storage,
+                )
+            },
+        }
         out
     }
 }

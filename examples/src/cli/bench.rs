@@ -172,6 +172,11 @@ struct Args {
     /// `dam::core::layer_norm_kernel`).
     #[arg(long, value_parser = ["ops", "kernel"])]
     layer_norm: Option<String>,
+    /// The row kernels (our LayerNorm and vision softmax): `cached` keeps each row in
+    /// registers where it fits, `reread` (default) reads it once per pass (experimental; see
+    /// `dam::core::row_kernels::set_cached`).
+    #[arg(long, value_parser = ["cached", "reread"])]
+    row_kernels: Option<String>,
     /// The kernel of the vision tower's products (and, for a cubek routine, the LLM
     /// prefill's) on the cubecl backends: `fusion` (burn's op, default), `autotune`
     /// (burn-cubecl's tuner below burn's fusion) or one of cubek's routines by name; or one
@@ -399,6 +404,9 @@ fn bench(args: &Args) -> Result<()> {
         if let Some(layer_norm) = &args.layer_norm {
             dam::core::layer_norm_kernel::set_enabled(layer_norm == "kernel");
         }
+        if let Some(row_kernels) = &args.row_kernels {
+            dam::core::row_kernels::set_cached(row_kernels == "cached");
+        }
     }
     eprintln!(
         "building model: config {}, backend {}, dtype {}, random weights",
@@ -625,16 +633,21 @@ fn vision_attention_check(device: &Device) -> serde_json::Value {
     let reference = burn::tensor::module::attention(q.clone(), k.clone(), v.clone(), None, None, Default::default());
     let size = reference.clone().abs().max().into_scalar::<f32>();
     let mut out = serde_json::Map::new();
+    // The row kernels' two variants (`dam::core::row_kernels::set_cached`): re-reading the row,
+    // then the row kept in registers; they must agree exactly.
+    dam::core::row_kernels::set_cached(false);
+    let fused_reread = sdpa::fused_softmax(q.clone(), k.clone(), v.clone(), None);
+    dam::core::row_kernels::set_cached(true);
+    let fused_cached = sdpa::fused_softmax(q.clone(), k.clone(), v.clone(), None);
+    dam::core::row_kernels::reset_cached();
     for (name, form) in [
         (
             "materialized",
             sdpa::materialized(q.clone(), k.clone(), v.clone(), None),
         ),
         ("padded", sdpa::padded(q.clone(), k.clone(), v.clone(), None)),
-        (
-            "fused-softmax",
-            sdpa::fused_softmax(q.clone(), k.clone(), v.clone(), None),
-        ),
+        ("fused-softmax", fused_reread),
+        ("fused-softmax, rows cached", fused_cached),
     ] {
         let diff = (form - reference.clone()).abs().max().into_scalar::<f32>();
         println!(
@@ -652,15 +665,36 @@ fn vision_attention_check(device: &Device) -> serde_json::Value {
     };
     let x = burn::tensor::Tensor::<3>::random([1, 729, d], normal, device) + 4.0;
     dam::core::layer_norm_kernel::set_enabled(true);
+    dam::core::row_kernels::set_cached(false);
     let ours = norm.forward(x.clone());
+    dam::core::row_kernels::set_cached(true);
+    let ours_cached = norm.forward(x.clone());
+    dam::core::row_kernels::reset_cached();
     dam::core::layer_norm_kernel::set_enabled(false);
     let reference = norm.forward(x);
     dam::core::layer_norm_kernel::reset();
     let size = reference.clone().abs().max().into_scalar::<f32>();
-    let diff = (ours - reference).abs().max().into_scalar::<f32>();
-    println!("layer norm [1, 729, {d}], kernel vs burn ops: max abs diff {diff:.3e} (max abs {size:.3e})");
-    out.insert("layer_norm_kernel".into(), json!(diff));
+    for (name, ours) in [
+        ("layer_norm_kernel", ours),
+        ("layer_norm_kernel, rows cached", ours_cached),
+    ] {
+        let diff = (ours - reference.clone()).abs().max().into_scalar::<f32>();
+        println!("layer norm [1, 729, {d}], {name} vs burn ops: max abs diff {diff:.3e} (max abs {size:.3e})");
+        out.insert(name.into(), json!(diff));
+    }
     serde_json::Value::Object(out)
+}
+
+/// Whether the row kernels keep rows in registers (`dam::core::row_kernels`; GPU builds only).
+fn row_kernels_cached() -> bool {
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    {
+        dam::core::row_kernels::cached()
+    }
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    {
+        false
+    }
 }
 
 /// Whether LayerNorms on `device` run `dam::core::layer_norm_kernel` (GPU builds only).
@@ -1115,6 +1149,8 @@ struct Report {
     vision_attention: dam::vision::sdpa::AttentionKernel,
     /// Whether LayerNorms ran our kernel.
     layer_norm_kernel: bool,
+    /// Whether our row kernels kept each row in registers.
+    row_kernels_cached: bool,
     /// The matmul kernels of the linears and the attention's score products.
     matmul: dam::core::matmul_kernel::MatmulChoice,
     /// Whether every timed run's decode replayed a recorded step (CUDA graph).
@@ -1180,6 +1216,7 @@ impl Report {
             decode_attention: bench.llm.fused() && args.decode_attention == "on",
             vision_attention: dam::vision::sdpa::kernel_for(&bench.device),
             layer_norm_kernel: layer_norm_kernel_on(&bench.device),
+            row_kernels_cached: row_kernels_cached(),
             matmul: dam::core::matmul_kernel::choice_on(&bench.device),
             recorded: !runs.is_empty() && runs.iter().all(|r| r.recorded),
             vision_recorded: bench.recorder.has_recordings(),
@@ -1199,7 +1236,7 @@ impl Report {
 
     fn print(&self) {
         println!(
-            "DAM bench — config {}, backend {}, dtype {}, batch {}, {} new tokens, lookahead {}, fused decoder ops {}{}{}, recorded decode step {}, recorded vision encode {}{}{}{}, median of {} after {} warm-up",
+            "DAM bench — config {}, backend {}, dtype {}, batch {}, {} new tokens, lookahead {}, fused decoder ops {}{}{}, recorded decode step {}, recorded vision encode {}{}{}{}{}, median of {} after {} warm-up",
             self.config,
             self.backend,
             self.dtype,
@@ -1221,6 +1258,11 @@ impl Report {
             },
             if self.layer_norm_kernel {
                 ", layer-norm kernel"
+            } else {
+                ""
+            },
+            if self.row_kernels_cached {
+                ", row kernels cached"
             } else {
                 ""
             },
@@ -1330,6 +1372,7 @@ impl Report {
             "decode_attention": self.decode_attention,
             "vision_attention": self.vision_attention.name(),
             "layer_norm_kernel": self.layer_norm_kernel,
+            "row_kernels_cached": self.row_kernels_cached,
             "matmul": self.matmul.name(),
             "recorded_decode_step": self.recorded,
             "recorded_vision_encode": self.vision_recorded,
