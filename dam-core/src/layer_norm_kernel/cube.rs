@@ -27,43 +27,25 @@ impl LayerNormOps for CubeBackend {
         }
         let client = x.client.clone();
         let cube_dim = plane_cube_dim(&client);
-        let storage = burn::backend::cubecl::dtype_to_storage_type(dtype);
         // The row in registers where switched on (`row_kernels::set_cached`) and a lane's share
-        // fits (SigLIP's 1152 on a 32-lane plane: 40 values a lane), else the kernel that reads
-        // it once per pass.
-        match lane_cache(d, cube_dim.x as usize) {
-            Some(per_lane) => unsafe {
-                kernel::layer_norm_cached_kernel::launch_unchecked(
-                    &client,
-                    row_grid(rows),
-                    cube_dim,
-                    x.into_tensor_arg(),
-                    weight.into_tensor_arg(),
-                    bias.into_tensor_arg(),
-                    out.clone().into_tensor_arg(),
-                    rows as u32,
-                    d as u32,
-                    eps,
-                    per_lane,
-                    storage,
-                )
-            },
-            None => unsafe {
-                kernel::layer_norm_kernel::launch_unchecked(
-                    &client,
-                    row_grid(rows),
-                    cube_dim,
-                    x.into_tensor_arg(),
-                    weight.into_tensor_arg(),
-                    bias.into_tensor_arg(),
-                    out.clone().into_tensor_arg(),
-                    rows as u32,
-                    d as u32,
-                    eps,
-                    storage,
-                )
-            },
-        }
+        // fits (SigLIP's 1152 on a 32-lane plane: 40 values a lane), else read once per pass
+        // (`per_lane` 0): one kernel, `per_lane` comptime.
+        unsafe {
+            kernel::layer_norm_kernel::launch_unchecked(
+                &client,
+                row_grid(rows),
+                cube_dim,
+                x.into_tensor_arg(),
+                weight.into_tensor_arg(),
+                bias.into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                rows as u32,
+                d as u32,
+                eps,
+                lane_cache(d, cube_dim.x as usize).unwrap_or(0),
+                burn::backend::cubecl::dtype_to_storage_type(dtype),
+            )
+        };
         out
     }
 }

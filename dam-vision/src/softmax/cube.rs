@@ -18,39 +18,23 @@ impl VisionSoftmaxOps for CubeBackend {
         }
         let client = x.client.clone();
         let cube_dim = plane_cube_dim(&client);
-        let storage = burn::backend::cubecl::dtype_to_storage_type(dtype);
         // The row in registers where switched on (`row_kernels::set_cached`) and a lane's share
-        // fits (SigLIP's 729 scores on a 32-lane plane: 24 a lane), else the kernel that reads
-        // it once per pass.
-        match lane_cache(n, cube_dim.x as usize) {
-            Some(per_lane) => unsafe {
-                kernel::scaled_softmax_cached_kernel::launch_unchecked(
-                    &client,
-                    row_grid(rows),
-                    cube_dim,
-                    x.into_tensor_arg(),
-                    out.clone().into_tensor_arg(),
-                    rows as u32,
-                    n as u32,
-                    scale,
-                    per_lane,
-                    storage,
-                )
-            },
-            None => unsafe {
-                kernel::scaled_softmax_kernel::launch_unchecked(
-                    &client,
-                    row_grid(rows),
-                    cube_dim,
-                    x.into_tensor_arg(),
-                    out.clone().into_tensor_arg(),
-                    rows as u32,
-                    n as u32,
-                    scale,
-                    storage,
-                )
-            },
-        }
+        // fits (SigLIP's 729 scores on a 32-lane plane: 24 a lane), else read once per pass
+        // (`per_lane` 0): one kernel, `per_lane` comptime.
+        unsafe {
+            kernel::scaled_softmax_kernel::launch_unchecked(
+                &client,
+                row_grid(rows),
+                cube_dim,
+                x.into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                rows as u32,
+                n as u32,
+                scale,
+                lane_cache(n, cube_dim.x as usize).unwrap_or(0),
+                burn::backend::cubecl::dtype_to_storage_type(dtype),
+            )
+        };
         out
     }
 }
