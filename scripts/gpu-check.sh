@@ -106,9 +106,10 @@ for stage in $STAGES; do
     # PyTorch/cuBLAS (what the card does at these shapes); 2. every kernel of
     # dam_core::matmul_kernel on the vision and prefill products (`bench --probe-matmul`; rows
     # print as they go, so a cut-off probe still ranks what it measured); 3. the winner for the
-    # vision encode (scripts/pick-matmul.py) end to end with the two vision kernels, in one
-    # process beside the default, the two kernels alone and the winner alone: batch 1 (issue
-    # 7's protocol), then batch 16. The winner's line first (a time-out loses the last lines).
+    # vision encode (scripts/pick-matmul.py) end to end, in one process beside the default
+    # (since 2026-11-27 both include the two vision kernels on CUDA) and beside the vision
+    # through burn's ops: batch 1 (issue 7's protocol), then batch 16. The winner's line first
+    # (a time-out loses the last lines).
     stage_start=$SECONDS
     s=$SECONDS
     timeout 90 python3 scripts/torch-matmul.py > "$W/torch-matmul.out" 2>&1
@@ -131,13 +132,12 @@ for stage in $STAGES; do
     tag=$(echo "$best" | tr '=,' '-_')
     tar czf "$OUT/results-$stage-probe.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
     b='["bench", "--backend", "cuda", "--dtype", "bf16", "--config", "full", "--new-tokens", "256"'
-    k='"--vision-attention", "fused-softmax", "--layer-norm", "kernel"'
+    ops='"--vision-attention", "auto", "--layer-norm", "ops"'
     {
-      echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--matmul\", \"$best\", $k, \"--json\", \"$W/bench-b1-matmul-$tag.json\"]"
+      echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--matmul\", \"$best\", \"--json\", \"$W/bench-b1-matmul-$tag.json\"]"
       echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--json\", \"$W/bench-b1-default.json\"]"
-      echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", $k, \"--json\", \"$W/bench-b1-vision-kernels.json\"]"
-      echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--matmul\", \"$best\", \"--json\", \"$W/bench-b1-matmul-$tag-only.json\"]"
-      echo "$b, \"--runs\", \"1\", \"--warmup\", \"1\", \"--batch\", \"16\", \"--matmul\", \"$best\", $k, \"--json\", \"$W/bench-b16-matmul-$tag.json\"]"
+      echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", $ops, \"--json\", \"$W/bench-b1-vision-burn-ops.json\"]"
+      echo "$b, \"--runs\", \"3\", \"--warmup\", \"1\", \"--batch\", \"16\", \"--matmul\", \"$best\", \"--json\", \"$W/bench-b16-matmul-$tag.json\"]"
     } > /tmp/dam-bin/matmul-bench.jsonl
     s=$SECONDS
     timeout "$limit" "$T" batch /tmp/dam-bin/matmul-bench.jsonl > "$W/matmul-bench.out" 2> "$W/matmul-bench.err"
@@ -148,7 +148,7 @@ for stage in $STAGES; do
     left=$(( ${STAGE_BUDGET:-570} - (SECONDS - stage_start) ))
     if [ "$left" -ge 40 ]; then
       s=$SECONDS
-      DAM_MATMUL=$best DAM_VISION_ATTENTION=fused-softmax DAM_LAYER_NORM=kernel timeout "$left" "$T" batch \
+      DAM_MATMUL=$best timeout "$left" "$T" batch \
         /tmp/dam-bin/fixtures-matmul.jsonl > "$W/fixtures-matmul.out" 2> "$W/fixtures-matmul.err"
       echo "fixtures-matmul: exit $? after $((SECONDS - s)) s (limit $left)" | tee -a "$W/summary.txt"
       tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .

@@ -125,9 +125,9 @@ batches = {
     # Vulkan loader, which gpu-check.sh now brings along in gpu-bundle/lib).
     "fixtures-wgpu.jsonl": describe_runs("f32", backend="wgpu", tag="wgpu"),
     # The `matmul` stage's correctness look, if time is left: the border case (its crop differs:
-    # both passes and the adapters run) in bf16 with the winning matmul kernels and the two
-    # vision kernels (gpu-check.sh sets them through the environment); bf16 with the defaults
-    # gave the original's 24/24 ids on 2026-11-26.
+    # both passes and the adapters run) in bf16 with the winning matmul kernels (gpu-check.sh
+    # sets them through the environment) and the default vision kernels; with the
+    # 2026-11-27 winner it gave the original's 24/24 ids.
     "fixtures-matmul.jsonl": [r for r in describe_runs("bf16", tag="matmul") if "/border/" in " ".join(r)],
     # One bf16 `describe` of a fixture case; gpu-check.sh runs it as fresh processes on an empty
     # kernel cache, then on the cache the first filled, then with the cache off (cold start).
