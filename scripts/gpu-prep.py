@@ -59,6 +59,8 @@ batches = {
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "fused-softmax",
               "--json", "@OUT@/bench-b1-vision-fused-softmax.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--batch", "16", "--json", "@OUT@/bench-b16.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--batch", "16", "--vision-attention", "flash",
+              "--json", "@OUT@/bench-b16-flash.json"),
         bench("--new-tokens", "256", "--runs", "1", "--warmup", "1", "--batch", "16", "--vision-attention", "fused-softmax",
               "--json", "@OUT@/bench-b16-vision-fused-softmax.json"),
     ],
@@ -94,6 +96,13 @@ batches = {
     # the vision probe.
     "decode.jsonl": [
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--json", "@OUT@/bench-b1-default.json"),
+        # The whole vision attention as one kernel of ours (`dam_vision::flash`, tensor cores in
+        # bf16; off by default, written without a GPU): alone, and with the LayerNorm rows in
+        # registers.
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "flash",
+              "--json", "@OUT@/bench-b1-flash.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "flash",
+              "--row-kernels", "cached", "--json", "@OUT@/bench-b1-flash-row-kernels-cached.json"),
         # The row kernels with their row in registers (off by default, written without a GPU:
         # ≈ 36 ms predicted against 42.3 for the encode, docs/performance.md).
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--row-kernels", "cached",
@@ -117,6 +126,16 @@ batches = {
     ],
     "fixtures-f32.jsonl": describe_runs("f32"),
     "fixtures-bf16.jsonl": describe_runs("bf16"),
+    # The one-kernel vision attention (`dam_vision::flash`, written 2026-11-27 without a GPU):
+    # its tensor-core variant in bf16 against its plain loops and the materialised form at
+    # SigLIP's shape (`--check-vision`, seconds), then every attention form timed per call
+    # (`--probe-vision`); `fixtures-flash` runs every case in bf16 through it (gpu-check.sh sets
+    # DAM_VISION_ATTENTION=flash for that stage).
+    "flash.jsonl": [
+        bench("--check-vision", "--json", "@OUT@/check-vision.json"),
+        bench("--probe-vision", "--runs", "1", "--json", "@OUT@/probe-vision.json"),
+    ],
+    "fixtures-flash.jsonl": describe_runs("bf16", tag="flash"),
     # The one bf16 case the 2026-11-26 runs did not finish (its 8-frame shapes compile anew).
     "fixtures-bf16-video.jsonl": [r for r in describe_runs("bf16") if "/video/" in " ".join(r)],
     # Batch 1 with fewer runs: the sampled peak of bytes in use (printed after the table).

@@ -19,6 +19,8 @@ pub mod context_provider;
 pub mod embeddings;
 pub mod encoder_layer;
 pub mod error;
+#[cfg(feature = "cube")]
+pub mod flash;
 pub mod mlp;
 pub mod model;
 pub mod projector;

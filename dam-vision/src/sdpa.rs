@@ -1,5 +1,5 @@
 //! The scaled dot-product attention of the vision tower and the adapters,
-//! `softmax(q·kᵀ/√Dh)·v` over `[B, H, S, Dh]` heads, in one of four equivalent forms.
+//! `softmax(q·kᵀ/√Dh)·v` over `[B, H, S, Dh]` heads, in one of five equivalent forms.
 //!
 //! Why more than burn's `attention`: SigLIP's shapes — 729 positions, head_dim 72 — satisfy
 //! neither launch constraint of burn-cubecl's tensor-core flash kernel (its stage of 16 × 2–8
@@ -14,7 +14,7 @@
 //! not established — on lavapipe the two agree within 1e-6), the fixtures' ids unchanged.
 //! So **the default is `fused-softmax` on CUDA and `auto` everywhere else** (other runtimes
 //! are not measured; on the CPU `auto` is burn's fused attention); `bench
-//! --vision-attention …`, `DAM_VISION_ATTENTION=…` or [`set_kernel`] choose any form. All four
+//! --vision-attention …`, `DAM_VISION_ATTENTION=…` or [`set_kernel`] choose any form. All five
 //! agree on the CPU (tests below; fixtures 24/24).
 
 use burn::tensor::activation::softmax;
@@ -36,10 +36,19 @@ pub enum AttentionKernel {
     /// [`fused_softmax`]: two batched matmuls around our one-kernel softmax (the default on
     /// CUDA).
     FusedSoftmax,
+    /// [`flash`]: the whole attention as one kernel of ours (`dam_vision::flash`; tensor
+    /// cores on CUDA in bf16/f16). Off by default until measured on a GPU.
+    Flash,
 }
 
 impl AttentionKernel {
-    const ALL: [Self; 4] = [Self::Auto, Self::Materialized, Self::Padded, Self::FusedSoftmax];
+    const ALL: [Self; 5] = [
+        Self::Auto,
+        Self::Materialized,
+        Self::Padded,
+        Self::FusedSoftmax,
+        Self::Flash,
+    ];
 
     /// The name `bench --vision-attention` and `DAM_VISION_ATTENTION` use.
     pub fn name(self) -> &'static str {
@@ -48,6 +57,7 @@ impl AttentionKernel {
             Self::Materialized => "materialized",
             Self::Padded => "padded",
             Self::FusedSoftmax => "fused-softmax",
+            Self::Flash => "flash",
         }
     }
 }
@@ -59,7 +69,7 @@ impl std::str::FromStr for AttentionKernel {
         Self::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown vision attention `{s}` (auto, materialized, padded, fused-softmax)"))
+            .ok_or_else(|| format!("unknown vision attention `{s}` (auto, materialized, padded, fused-softmax, flash)"))
     }
 }
 
@@ -69,7 +79,7 @@ static KERNEL: dam_core::switch::Switch<Option<AttentionKernel>> =
     dam_core::switch::Switch::new("DAM_VISION_ATTENTION", |v| v.parse().ok().map(Some));
 
 /// Selects the form of every vision attention in this process, on every device (see the
-/// module docs). `DAM_VISION_ATTENTION=auto|materialized|padded|fused-softmax` does the same
+/// module docs). `DAM_VISION_ATTENTION=auto|materialized|padded|fused-softmax|flash` does the same
 /// when this is not called.
 pub fn set_kernel(kernel: AttentionKernel) {
     KERNEL.set(Some(kernel));
@@ -101,6 +111,7 @@ pub fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, B
         AttentionKernel::Materialized => materialized(q, k, v, mask),
         AttentionKernel::Padded => padded(q, k, v, mask),
         AttentionKernel::FusedSoftmax => fused_softmax(q, k, v, mask),
+        AttentionKernel::Flash => flash(q, k, v, mask),
     }
 }
 
@@ -118,6 +129,18 @@ pub fn materialized(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tenso
 /// fallback takes twelve. Holds `B·H·Sq·Skv` scores in the activation dtype.
 pub fn fused_softmax(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
     around_scores(q, k, v, mask, scaled_softmax)
+}
+
+/// The whole attention in one kernel (`dam_vision::flash`, feature `cube`) on cubecl devices
+/// — the scores never leave the chip; the rounding points of [`materialized`]. With a mask, a
+/// head_dim past `flash::MAX_HEAD_DIM` or off cubecl, [`fused_softmax`] (the kernel takes no
+/// mask: the vision tower's attentions have none).
+pub fn flash(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
+    #[cfg(feature = "cube")]
+    if mask.is_none() && crate::flash::supports(&q) {
+        return crate::flash::flash_attention(q, k, v);
+    }
+    fused_softmax(q, k, v, mask)
 }
 
 /// `softmax(q·kᵀ · 1/√Dh)·v` with the scores materialised: `q·kᵀ` in the activation dtype,
@@ -231,6 +254,8 @@ mod tests {
                     "fused-softmax",
                     fused_softmax(q.clone(), k.clone(), v.clone(), mask.clone()),
                 ),
+                // Off cubecl devices the `fused-softmax` form (the kernel: dam/tests/fused_wgpu.rs).
+                ("flash", flash(q.clone(), k.clone(), v.clone(), mask.clone())),
             ] {
                 assert_eq!(ours.dims(), reference.dims(), "{name}");
                 let diff = (ours - reference.clone()).abs().max().into_scalar::<f32>();
@@ -248,6 +273,7 @@ mod tests {
         assert_eq!("materialized".parse(), Ok(AttentionKernel::Materialized));
         assert_eq!("auto".parse(), Ok(AttentionKernel::Auto));
         assert_eq!("fused-softmax".parse(), Ok(AttentionKernel::FusedSoftmax));
-        assert!("flash".parse::<AttentionKernel>().is_err());
+        assert_eq!("flash".parse(), Ok(AttentionKernel::Flash));
+        assert!("flash-attention".parse::<AttentionKernel>().is_err());
     }
 }

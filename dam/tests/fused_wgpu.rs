@@ -289,6 +289,60 @@ fn the_vision_kernels_and_a_fixture_through_them() {
     assert_border_matches_the_original(out, "vision kernels");
 }
 
+/// The one-kernel attention (`dam::vision::flash`, its plain-loop variant: lavapipe has no
+/// tensor cores) against the materialised form — odd query and key counts over several
+/// blocks of 64 queries and 32 keys, SigLIP's head_dim 72 (zero-padded to 80 in the tiles),
+/// the tiny config's 16, strided inputs — then the `border` fixture with every vision
+/// attention through it.
+#[test]
+fn the_flash_attention_kernel_and_a_fixture_through_it() {
+    use burn::tensor::{Distribution, Tensor};
+    use dam::vision::flash::{self, flash_attention};
+    use dam::vision::sdpa::{self, AttentionKernel};
+
+    let _guard = SWITCHES.lock().unwrap_or_else(|p| p.into_inner());
+    let device = device();
+    let normal = Distribution::Normal(0.0, 1.5);
+    for ([b, h, sq, skv, d], strided) in [
+        ([2, 3, 11, 13, 9], false),
+        ([1, 2, 49, 49, 16], false),
+        ([1, 2, 150, 70, 72], false),
+        ([2, 2, 65, 97, 72], true),
+    ] {
+        let make = |s: usize| {
+            if strided {
+                // [B, S, H, D] in memory, viewed as [B, H, S, D]: as the heads' split leaves
+                // them before a copy.
+                Tensor::<4>::random([b, s, h, d], normal, &device).swap_dims(1, 2)
+            } else {
+                Tensor::<4>::random([b, h, s, d], normal, &device)
+            }
+        };
+        let (q, k, v) = (make(sq), make(skv), make(skv));
+        let reference = sdpa::materialized(q.clone(), k.clone(), v.clone(), None);
+        let size = reference.clone().abs().max().into_scalar::<f32>();
+        assert!(size > 0.1, "reference {size}");
+        // 0: the most planes per cube that fit (4 here); then smaller cubes.
+        for planes in [0, 2, 1] {
+            flash::set_planes(planes);
+            let ours = flash_attention(q.clone(), k.clone(), v.clone());
+            flash::reset_planes();
+            assert_eq!(ours.dims(), [b, h, sq, d]);
+            let diff = (ours - reference.clone()).abs().max().into_scalar::<f32>();
+            assert!(
+                diff < 1e-5,
+                "flash [{b}, {h}, {sq}, {skv}, {d}] (strided: {strided}, planes {planes}): max abs diff {diff:e} of {size}"
+            );
+        }
+    }
+
+    sdpa::set_kernel(AttentionKernel::Flash);
+    assert_eq!(sdpa::kernel_for(&device), AttentionKernel::Flash);
+    let out = describe_border(&device);
+    sdpa::reset_kernel();
+    assert_border_matches_the_original(out, "flash attention");
+}
+
 /// The `border` fixture case (its crop differs: both vision passes and the adapters run),
 /// greedy, traced.
 fn describe_border(device: &Device) -> dam::Result<dam::Description> {

@@ -138,6 +138,16 @@ struct Args {
     /// burn ops it replaces on random inputs, and print their largest difference.
     #[arg(long)]
     check_fused: bool,
+    /// Only `--check-fused`'s vision part: each form of the vision attention (and, on CUDA,
+    /// the `flash` kernel's tensor-core variant in bf16 against its plain loops) and the
+    /// LayerNorm kernel at SigLIP-so400m's shapes; seconds instead of minutes.
+    #[arg(long)]
+    check_vision: bool,
+    /// cuda builds: compile the `flash` vision attention kernel to PTX **without a device**
+    /// (sm_80 and sm_90; bf16/f16 on tensor cores, f32/bf16 plain; SigLIP's head_dim 72) into
+    /// this folder, and print each form's tensor-core instructions and shared memory.
+    #[arg(long, value_name = "DIR")]
+    flash_ptx: Option<PathBuf>,
     /// Shapes `--check-fused` uses: `full` adds DAM-3B's LLM widths (needs a GPU's memory);
     /// `small` replaces them by a mid-size config with head_dim 64 and odd widths, for a
     /// software device (Mesa's lavapipe through `--backend wgpu` and `DAM_FUSED_OPS=any`).
@@ -163,7 +173,8 @@ struct Args {
     /// The vision attention: `auto` is burn's `attention` (the backend picks its kernel);
     /// `materialized` computes the scores with two matmuls and an f32 softmax; `padded` runs
     /// burn's `attention` on shapes its tensor-core flash kernel accepts; `fused-softmax` runs
-    /// two matmuls around our one-kernel softmax. Default: the library's, `fused-softmax` on
+    /// two matmuls around our one-kernel softmax; `flash` runs the whole attention as one
+    /// kernel of ours (experimental). Default: the library's, `fused-softmax` on
     /// cuda and `auto` elsewhere (see `dam::vision::sdpa`).
     #[arg(long)]
     vision_attention: Option<dam::vision::sdpa::AttentionKernel>,
@@ -391,6 +402,12 @@ fn bench(args: &Args) -> Result<()> {
     }
     if args.check_fused {
         return check_fused(args);
+    }
+    if args.check_vision {
+        return check_vision(args);
+    }
+    if let Some(dir) = &args.flash_ptx {
+        return flash_ptx(dir);
     }
     if let Some(kernel) = args.vision_attention {
         dam::vision::sdpa::set_kernel(kernel);
@@ -622,6 +639,73 @@ fn check_fused(args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// `--flash-ptx DIR`: the flash kernel's PTX per form and architecture, and a summary row each
+/// (see `dam::vision::flash::ptx`).
+fn flash_ptx(dir: &Path) -> Result<()> {
+    #[cfg(feature = "cuda")]
+    {
+        use burn::tensor::DType;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        println!(
+            "| form | sm | planes | shared bytes | wmma.mma (row.col / row.row) | wmma.load | wmma.store | bar.sync |"
+        );
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        for (name, dtype, tensor_cores) in [
+            ("bf16-tensor-cores", DType::BF16, true),
+            ("f16-tensor-cores", DType::F16, true),
+            ("bf16-plain", DType::BF16, false),
+            ("f32-plain", DType::F32, false),
+        ] {
+            for sm in [80, 90] {
+                // 48 KiB: what a cube may take without opting in (every CUDA part since sm_70).
+                let out = dam::vision::flash::ptx::flash_ptx(sm, dtype, 72, tensor_cores, 48 * 1024)
+                    .map_err(|e| anyhow!("flash kernel, {name}, sm_{sm}: {e}"))?;
+                let path = dir.join(format!("flash-{name}-sm{sm}.ptx"));
+                std::fs::write(&path, &out.ptx).with_context(|| format!("writing {}", path.display()))?;
+                let count = |needle: &str| out.ptx.matches(needle).count();
+                println!(
+                    "| {name} | {sm} | {} | {} | {} ({} / {}) | {} | {} | {} |",
+                    out.planes,
+                    out.shared_memory_bytes,
+                    count("wmma.mma.sync"),
+                    count("wmma.mma.sync.aligned.row.col"),
+                    count("wmma.mma.sync.aligned.row.row"),
+                    count("wmma.load"),
+                    count("wmma.store"),
+                    count("bar.sync") + count("barrier.sync"),
+                );
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        bail!(
+            "--flash-ptx {}: a cuda build compiles PTX (--features cuda)",
+            dir.display()
+        )
+    }
+}
+
+/// `--check-vision`: [`vision_attention_check`] alone (cubecl backends).
+fn check_vision(args: &Args) -> Result<()> {
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    {
+        let checks = vision_attention_check(&device(args)?);
+        if let Some(path) = &args.json {
+            write_json(path, &json!({ "vision_attention_max_abs_diff": checks }))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    {
+        bail!(
+            "--check-vision: the vision kernels run on the cuda and wgpu backends ({})",
+            args.backend
+        )
+    }
+}
+
 /// `--check-fused`: each form of the vision attention against burn's `attention` at DAM-3B's
 /// vision shape; returns the largest difference per form.
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
@@ -648,12 +732,43 @@ fn vision_attention_check(device: &Device) -> serde_json::Value {
         ("padded", sdpa::padded(q.clone(), k.clone(), v.clone(), None)),
         ("fused-softmax", fused_reread),
         ("fused-softmax, rows cached", fused_cached),
+        ("flash", sdpa::flash(q.clone(), k.clone(), v.clone(), None)),
     ] {
         let diff = (form - reference.clone()).abs().max().into_scalar::<f32>();
         println!(
             "vision attention {shape:?}, {name} vs burn's attention: max abs diff {diff:.3e} (max abs {size:.3e})"
         );
         out.insert(name.into(), json!(diff));
+    }
+    // The one-kernel attention in bf16 where the device has it (CUDA): its tensor-core
+    // variant against its plain-loop variant (tested on lavapipe) and against the materialised
+    // form in bf16 (the rounding points it follows). Both differences are bf16 roundings
+    // (≈ 4e-3 relative) at most; a fragment-layout mistake would show as O(1).
+    if dam::core::switch::cuda_device(device) {
+        use burn::tensor::FloatDType;
+        let [q, k, v] = [q, k, v].map(|x| x.cast(FloatDType::BF16));
+        let flash = |tensor_cores: bool| {
+            dam::vision::flash::set_tensor_cores(tensor_cores);
+            let o = sdpa::flash(q.clone(), k.clone(), v.clone(), None).cast(FloatDType::F32);
+            dam::vision::flash::reset_tensor_cores();
+            o
+        };
+        let (cores, plain) = (flash(true), flash(false));
+        let materialized = sdpa::materialized(q, k, v, None).cast(FloatDType::F32);
+        let size = materialized.clone().abs().max().into_scalar::<f32>();
+        for (name, a, b) in [
+            ("flash bf16, tensor cores vs plain loops", cores.clone(), plain.clone()),
+            (
+                "flash bf16, tensor cores vs materialized bf16",
+                cores,
+                materialized.clone(),
+            ),
+            ("flash bf16, plain loops vs materialized bf16", plain, materialized),
+        ] {
+            let diff = (a - b).abs().max().into_scalar::<f32>();
+            println!("vision attention {shape:?}, {name}: max abs diff {diff:.3e} (max abs {size:.3e})");
+            out.insert(name.into(), json!(diff));
+        }
     }
     // The one-kernel LayerNorm (dam::core::layer_norm_kernel) at SigLIP's shape, offset
     // activations as a residual stream has them.

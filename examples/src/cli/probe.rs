@@ -73,7 +73,8 @@ pub fn matmul_probe(device: &Device, config: &CheckpointConfig, rows: &[usize], 
 /// `bench --probe-vision`: the vision tower's operations alone, for one view, at SigLIP's 729
 /// tokens and padded to 768 (a multiple of the matmul and flash-attention tiles), and with
 /// head_dim 72 and padded to 80 — what padding the whole tower would buy. Times each op as
-/// burn's ops and, where we have one, as our kernel (`fused-softmax`, the LayerNorm kernel).
+/// burn's ops and, where we have one, as our kernel (`fused-softmax`, `flash`, the LayerNorm
+/// kernel).
 /// Prints a table (µs per call and TFLOP/s for the products), returns JSON.
 pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) -> Result<Value> {
     use burn::tensor::activation::softmax;
@@ -130,12 +131,32 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
             let p = Tensor::<4>::random([1, heads, s, s], normal, device);
             let t = time_each(device, reps, reps, iters, || p.clone().matmul(v.clone()))?;
             row(format!("attention p·v, head_dim {dh}"), s, flops, t);
-            for form in [sdpa::AttentionKernel::Auto, sdpa::AttentionKernel::FusedSoftmax] {
+            for form in [
+                sdpa::AttentionKernel::Auto,
+                sdpa::AttentionKernel::FusedSoftmax,
+                sdpa::AttentionKernel::Flash,
+            ] {
                 sdpa::set_kernel(form);
                 let t = time_each(device, reps, reps, iters, || {
                     sdpa::attend(q.clone(), k.clone(), v.clone(), None)
                 })?;
                 row(format!("attention `{}`, head_dim {dh}", form.name()), s, 2.0 * flops, t);
+            }
+            // The flash kernel with fewer planes per cube (more, smaller cubes).
+            #[cfg(any(feature = "cuda", feature = "wgpu"))]
+            for planes in [2, 1] {
+                sdpa::set_kernel(sdpa::AttentionKernel::Flash);
+                dam::vision::flash::set_planes(planes);
+                let t = time_each(device, reps, reps, iters, || {
+                    sdpa::attend(q.clone(), k.clone(), v.clone(), None)
+                })?;
+                dam::vision::flash::reset_planes();
+                row(
+                    format!("attention `flash`, {planes} planes a cube, head_dim {dh}"),
+                    s,
+                    2.0 * flops,
+                    t,
+                );
             }
             sdpa::reset_kernel();
         }

@@ -1,0 +1,457 @@
+//! The cubecl kernel behind [`super::VisionFlashOps::flash_attention`].
+//!
+//! One cube holds `planes` planes (4 where shared memory allows: [`planes_for`]); each plane
+//! owns [`ROWS`] query rows of one head (a tensor-core tile high), so a cube covers
+//! `ROWS · planes` queries and walks the keys in blocks of [`KEYS`], staged in shared memory
+//! with `head_dim` zero-padded to a multiple of 16 (SigLIP's 72 → 80; zeros add nothing to a
+//! dot product). Two passes over the keys:
+//!
+//! 1. the scores of each block, and per row the running maximum and sum of exponentials
+//!    (each lane over the columns it reads, merged across the plane at the end): the
+//!    softmax's statistics, exactly, before any probability is formed;
+//! 2. the scores again, the probabilities `exp(s − max) / sum` **rounded to the activation
+//!    dtype** (as transformers' eager attention rounds `softmax(…).to(q.dtype)`), and their
+//!    product with the block's values accumulated in f32.
+//!
+//! The scores are rounded as the eager attention's are too: `q·kᵀ` (f32 accumulation) to the
+//! activation dtype `E`, times the scale in f32, rounded to `E` again (the rounding points of
+//! [`crate::sdpa::materialized`] and of the `fused-softmax` kernel). What differs from the
+//! materialised form is only where the f32 sums are split. Recomputing `q·kᵀ` in the second
+//! pass costs half the products again; it keeps the output accumulators in registers (no
+//! rescaling of a running output) and the probabilities those of the exact softmax.
+//!
+//! The two tile products run on tensor cores (`cmma`, 16 × 16 × 16 fragments, f32
+//! accumulators) where the device has them for `E` (CUDA with bf16 / f16) and as plain f32
+//! loops over the same shared tiles otherwise (`tensor_cores` comptime): the same staging,
+//! masking, statistics and rounding in both — what lavapipe tests is everything but the
+//! fragment loads and stores. Rows past `seq_q` are computed on zeros and never written; keys
+//! past `seq_kv` are zero in the tiles and left out of both passes.
+
+use burn_cubecl::cubecl;
+use burn_cubecl::cubecl::cmma;
+use burn_cubecl::cubecl::prelude::*;
+
+/// Query rows per plane: one tensor-core tile.
+pub const ROWS: usize = 16;
+/// Keys per block (two tensor-core tiles).
+pub const KEYS: usize = 32;
+/// The most planes per cube: `ROWS · 4` = 64 queries per cube.
+pub const MAX_PLANES: usize = 4;
+/// The tensor-core tile edge (m = n = k).
+pub const TILE: usize = 16;
+
+/// Shared memory a cube of `planes` planes takes, in bytes (`elem`: the activation dtype's
+/// size): the queries, the key and value tiles (one buffer for both in the plain variant),
+/// the f32 scores, and the probabilities in `E` for the tensor-core variant's fragments.
+pub fn shared_bytes(planes: usize, head_dim: usize, elem: usize, tensor_cores: bool) -> usize {
+    let dp = head_dim.next_multiple_of(TILE);
+    let rows = ROWS * planes;
+    let staged = rows * dp
+        + if tensor_cores {
+            2 * KEYS * dp + rows * KEYS
+        } else {
+            KEYS * dp
+        };
+    staged * elem + rows * KEYS * 4
+}
+
+/// The most planes (4, 2 or 1, at most `most`) whose cube fits `max_shared` bytes of shared
+/// memory; `None` if not even one plane's does.
+pub fn planes_for(most: usize, max_shared: usize, head_dim: usize, elem: usize, tensor_cores: bool) -> Option<usize> {
+    [MAX_PLANES, 2, 1]
+        .into_iter()
+        .filter(|&planes| planes <= most.max(1))
+        .find(|&planes| shared_bytes(planes, head_dim, elem, tensor_cores) <= max_shared)
+}
+
+/// `softmax(q·kᵀ · scale)·v` for `[B, H, S, head_dim]` tensors (any strides); the grid is
+/// `[⌈seq_q / (16 · planes)⌉, B·H, 1]`, the cube `[plane, planes, 1]` with `plane` the
+/// device's plane width (32 where `tensor_cores`).
+// `(a + b - 1) / b` on runtime values: cube code spells the division out.
+#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
+#[cube(launch_unchecked)]
+pub fn flash_attention_kernel<E: Float>(
+    q: &Tensor<E>,
+    k: &Tensor<E>,
+    v: &Tensor<E>,
+    out: &mut Tensor<E>,
+    heads: u32,
+    seq_q: u32,
+    seq_kv: u32,
+    scale: f32,
+    #[comptime] head_dim: usize,
+    #[comptime] plane: usize,
+    #[comptime] planes: usize,
+    #[comptime] tensor_cores: bool,
+    #[define(E)] _dtype: ElemType,
+) {
+    let rows = comptime![ROWS];
+    let keys = comptime![KEYS];
+    let dp = comptime![head_dim.next_multiple_of(TILE)];
+    let block_q = comptime![ROWS * planes];
+    let threads = comptime![plane * planes];
+
+    // 32-byte alignment: what a fragment load or store needs of its first element (every
+    // tile offset below is a multiple of 32 bytes too).
+    let mut q_s = Shared::<[E]>::new_aligned_slice(comptime![block_q * dp], 32usize);
+    let mut k_s = Shared::<[E]>::new_aligned_slice(comptime![KEYS * dp], 32usize);
+    let mut s_s = Shared::<[f32]>::new_aligned_slice(comptime![block_q * KEYS], 32usize);
+
+    let lane = UNIT_POS_X as usize;
+    let warp = UNIT_POS_Y as usize;
+    let tid = warp * plane + lane;
+    let bh = CUBE_POS_Y as usize;
+    let (b, h) = (bh / heads as usize, bh % heads as usize);
+    let q0 = CUBE_POS_X as usize * block_q;
+    let seq_q = seq_q as usize;
+    let seq_kv = seq_kv as usize;
+    let blocks = (seq_kv + keys - 1) / keys;
+    // This plane's rows of the score and probability tiles.
+    let own = warp * rows * keys;
+
+    // The cube's queries, zero past `seq_q` and past `head_dim`.
+    let q_base = b * q.stride(0) + h * q.stride(1);
+    for i in range_stepped(tid, block_q * dp, threads) {
+        let (r, d) = (i / dp, i % dp);
+        let mut x = E::new(0.0);
+        if q0 + r < seq_q && d < head_dim {
+            x = q[q_base + (q0 + r) * q.stride(2) + d * q.stride(3)];
+        }
+        q_s[i] = x;
+    }
+    let k_base = b * k.stride(0) + h * k.stride(1);
+    let v_base = b * v.stride(0) + h * v.stride(1);
+
+    // Pass 1: each lane's running maximum and sum of exponentials per row, over the columns
+    // it reads (for a lane that sees no key: −1e30 and 0, which the merge below ignores).
+    let mut m = Array::<f32>::new(rows);
+    let mut l = Array::<f32>::new(rows);
+    #[unroll]
+    for j in 0..rows {
+        m[j] = f32::new(-1.0e30);
+        l[j] = f32::new(0.0);
+    }
+    for kb in 0..blocks {
+        let k0 = kb * keys;
+        // The previous block's tiles are read by every plane before they are replaced.
+        sync_cube();
+        stage_tile::<E>(k, &mut k_s, k_base, k0, seq_kv, tid, head_dim, threads);
+        sync_cube();
+        scores::<E>(&q_s, &k_s, &mut s_s, warp, lane, head_dim, plane, tensor_cores);
+        sync_cube();
+        for c in range_stepped(lane, keys, plane) {
+            if k0 + c < seq_kv {
+                #[unroll]
+                for j in 0..rows {
+                    let s = rounded_score::<E>(s_s[own + j * keys + c], scale);
+                    let top = max(m[j], s);
+                    l[j] = l[j] * (m[j] - top).exp() + (s - top).exp();
+                    m[j] = top;
+                }
+            }
+        }
+    }
+    // The plane's statistics per row: the maximum, and 1 / the sum of exp(s − maximum).
+    #[unroll]
+    for j in 0..rows {
+        let top = plane_max(m[j]);
+        let sum = plane_sum(l[j] * (m[j] - top).exp());
+        m[j] = top;
+        l[j] = 1.0f32 / sum;
+    }
+
+    // Pass 2: probabilities and their product with the values.
+    let out_base = b * out.stride(0) + h * out.stride(1);
+    let (out_row, out_col) = (out.stride(2), out.stride(3));
+    if comptime![tensor_cores] {
+        let mut v_s = Shared::<[E]>::new_aligned_slice(comptime![KEYS * dp], 32usize);
+        let mut p_s = Shared::<[E]>::new_aligned_slice(comptime![block_q * KEYS], 32usize);
+        // The plane's 16 × dp output as dp / 16 f32 accumulator tiles, in registers.
+        let mut acc = Sequence::<cmma::Matrix<f32>>::new();
+        #[unroll]
+        for _ in 0..comptime![dp / TILE] {
+            acc.push(cmma::Matrix::<f32>::from_value(
+                cmma::MatrixIdent::Accumulator,
+                TILE,
+                TILE,
+                TILE,
+                cmma::MatrixLayout::Undefined,
+                0.0,
+            ));
+        }
+        for kb in 0..blocks {
+            let k0 = kb * keys;
+            sync_cube();
+            stage_tile::<E>(k, &mut k_s, k_base, k0, seq_kv, tid, head_dim, threads);
+            stage_tile::<E>(v, &mut v_s, v_base, k0, seq_kv, tid, head_dim, threads);
+            sync_cube();
+            scores::<E>(&q_s, &k_s, &mut s_s, warp, lane, head_dim, plane, true);
+            sync_cube();
+            probabilities::<E>(&s_s, &mut p_s, &m, &l, warp, lane, k0, seq_kv, scale, plane);
+            sync_cube();
+            // acc[n] += P (16 × KEYS, row-major, stride KEYS) · V[:, n·16..] (KEYS × 16,
+            // row-major, stride dp).
+            #[unroll]
+            for n in 0..comptime![dp / TILE] {
+                #[unroll]
+                for t in 0..comptime![KEYS / TILE] {
+                    let a = cmma::Matrix::<E>::from_slice(
+                        cmma::MatrixIdent::A,
+                        TILE,
+                        TILE,
+                        TILE,
+                        cmma::MatrixLayout::RowMajor,
+                        &p_s[own + t * TILE..own + t * TILE + comptime![(ROWS - 1) * KEYS + TILE]],
+                        keys as u32,
+                    );
+                    let start = t * TILE * dp + n * TILE;
+                    let b_tile = cmma::Matrix::<E>::from_slice(
+                        cmma::MatrixIdent::B,
+                        TILE,
+                        TILE,
+                        TILE,
+                        cmma::MatrixLayout::RowMajor,
+                        &v_s[start..start + comptime![(TILE - 1) * dp + TILE]],
+                        dp as u32,
+                    );
+                    let c = acc.index(n);
+                    cmma::execute(&a, &b_tile, c, c);
+                }
+            }
+        }
+        // Out through the plane's own score rows, one 16 × 16 tile at a time.
+        #[unroll]
+        for n in 0..comptime![dp / TILE] {
+            sync_cube();
+            cmma::store(
+                &mut s_s[own..own + comptime![(ROWS - 1) * KEYS + TILE]],
+                acc.index(n),
+                keys as u32,
+                cmma::MatrixLayout::RowMajor,
+            );
+            sync_cube();
+            for i in range_stepped(lane, comptime![ROWS * TILE], plane) {
+                let (r, c) = (i / TILE, i % TILE);
+                let (row, d) = (q0 + warp * rows + r, n * TILE + c);
+                if row < seq_q && d < head_dim {
+                    out[out_base + row * out_row + d * out_col] = E::cast_from(s_s[own + r * keys + c]);
+                }
+            }
+        }
+    } else {
+        // Lane `lane` owns output columns lane, lane + plane, … of the plane's 16 rows (runtime
+        // loops, as in `scores`).
+        let per_lane = comptime![dp.div_ceil(plane)];
+        let mut o = Array::<f32>::new(comptime![ROWS * dp.div_ceil(plane)]);
+        for i in 0..comptime![ROWS * dp.div_ceil(plane)] {
+            o[i] = f32::new(0.0);
+        }
+        for kb in 0..blocks {
+            let k0 = kb * keys;
+            sync_cube();
+            stage_tile::<E>(k, &mut k_s, k_base, k0, seq_kv, tid, head_dim, threads);
+            sync_cube();
+            scores::<E>(&q_s, &k_s, &mut s_s, warp, lane, head_dim, plane, false);
+            // The probabilities in place of the scores (each lane rewrites what it reads),
+            // rounded to `E`; the values in place of the keys (one tile buffer: shared memory).
+            sync_cube();
+            probabilities_in_place::<E>(&mut s_s, &m, &l, warp, lane, k0, seq_kv, scale, plane);
+            stage_tile::<E>(v, &mut k_s, v_base, k0, seq_kv, tid, head_dim, threads);
+            sync_cube();
+            for t in 0..per_lane {
+                let d = lane + t * plane;
+                if d < dp {
+                    for j in 0..rows {
+                        let mut sum = f32::new(0.0);
+                        for c in 0..keys {
+                            sum += s_s[own + j * keys + c] * f32::cast_from(k_s[c * dp + d]);
+                        }
+                        o[j * per_lane + t] += sum;
+                    }
+                }
+            }
+        }
+        for t in 0..per_lane {
+            let d = lane + t * plane;
+            if d < head_dim {
+                for j in 0..rows {
+                    let row = q0 + warp * rows + j;
+                    if row < seq_q {
+                        out[out_base + row * out_row + d * out_col] = E::cast_from(o[j * per_lane + t]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Keys (or values) `k0..k0 + KEYS` of one head into `tile` (`KEYS × dp`, row-major), zero
+/// past `seq_kv` and past `head_dim`; every unit of the cube takes a share.
+#[allow(clippy::too_many_arguments)]
+#[cube]
+fn stage_tile<E: Float>(
+    x: &Tensor<E>,
+    tile: &mut [E],
+    base: usize,
+    k0: usize,
+    seq_kv: usize,
+    tid: usize,
+    #[comptime] head_dim: usize,
+    #[comptime] threads: usize,
+) {
+    let dp = comptime![head_dim.next_multiple_of(TILE)];
+    for i in range_stepped(tid, comptime![KEYS * head_dim.next_multiple_of(TILE)], threads) {
+        let (r, d) = (i / dp, i % dp);
+        let mut value = E::new(0.0);
+        if k0 + r < seq_kv && d < head_dim {
+            value = x[base + (k0 + r) * x.stride(2) + d * x.stride(3)];
+        }
+        tile[i] = value;
+    }
+}
+
+/// The plane's 16 × KEYS scores `q·kᵀ` (f32 accumulation) into its rows of `s_s`.
+#[allow(clippy::too_many_arguments)]
+#[cube]
+fn scores<E: Float>(
+    q_s: &[E],
+    k_s: &[E],
+    s_s: &mut [f32],
+    warp: usize,
+    lane: usize,
+    #[comptime] head_dim: usize,
+    #[comptime] plane: usize,
+    #[comptime] tensor_cores: bool,
+) {
+    let dp = comptime![head_dim.next_multiple_of(TILE)];
+    let keys = comptime![KEYS];
+    let q_own = warp * ROWS * dp;
+    let s_own = warp * ROWS * keys;
+    if comptime![tensor_cores] {
+        // S[:, n·16..] = Σ_t Q[:, t·16..] (16 × 16, row-major, stride dp) · K[n·16.., t·16..]ᵀ
+        // (16 × 16: K's rows read column-major, stride dp).
+        #[unroll]
+        for n in 0..comptime![KEYS / TILE] {
+            let c = cmma::Matrix::<f32>::from_value(
+                cmma::MatrixIdent::Accumulator,
+                TILE,
+                TILE,
+                TILE,
+                cmma::MatrixLayout::Undefined,
+                0.0,
+            );
+            #[unroll]
+            for t in 0..comptime![head_dim.div_ceil(TILE)] {
+                let qa = q_own + t * TILE;
+                let a = cmma::Matrix::<E>::from_slice(
+                    cmma::MatrixIdent::A,
+                    TILE,
+                    TILE,
+                    TILE,
+                    cmma::MatrixLayout::RowMajor,
+                    &q_s[qa..qa + comptime![(ROWS - 1) * head_dim.next_multiple_of(TILE) + TILE]],
+                    dp as u32,
+                );
+                let kb = n * TILE * dp + t * TILE;
+                let b = cmma::Matrix::<E>::from_slice(
+                    cmma::MatrixIdent::B,
+                    TILE,
+                    TILE,
+                    TILE,
+                    cmma::MatrixLayout::ColMajor,
+                    &k_s[kb..kb + comptime![(TILE - 1) * head_dim.next_multiple_of(TILE) + TILE]],
+                    dp as u32,
+                );
+                cmma::execute(&a, &b, &c, &c);
+            }
+            let so = s_own + n * TILE;
+            cmma::store(
+                &mut s_s[so..so + comptime![(ROWS - 1) * KEYS + TILE]],
+                &c,
+                keys as u32,
+                cmma::MatrixLayout::RowMajor,
+            );
+        }
+    } else {
+        // Runtime loops in the plain variant: unrolled, its loop nests make shaders that take
+        // a software Vulkan driver minutes to compile.
+        for c in range_stepped(lane, keys, plane) {
+            for j in 0..ROWS {
+                let mut sum = f32::new(0.0);
+                for d in 0..dp {
+                    sum += f32::cast_from(q_s[q_own + j * dp + d]) * f32::cast_from(k_s[c * dp + d]);
+                }
+                s_s[s_own + j * keys + c] = sum;
+            }
+        }
+    }
+}
+
+/// The plane's probabilities of this block, `exp(s − max) / sum` rounded to `E` (zero for keys
+/// past `seq_kv`), into its rows of `p_s`.
+#[allow(clippy::too_many_arguments)]
+#[cube]
+fn probabilities<E: Float>(
+    s_s: &[f32],
+    p_s: &mut [E],
+    top: &Array<f32>,
+    inv_sum: &Array<f32>,
+    warp: usize,
+    lane: usize,
+    k0: usize,
+    seq_kv: usize,
+    scale: f32,
+    #[comptime] plane: usize,
+) {
+    let keys = comptime![KEYS];
+    let own = warp * ROWS * keys;
+    for c in range_stepped(lane, keys, plane) {
+        let live = k0 + c < seq_kv;
+        #[unroll]
+        for j in 0..ROWS {
+            let mut p = f32::new(0.0);
+            if live {
+                p = (rounded_score::<E>(s_s[own + j * keys + c], scale) - top[j]).exp() * inv_sum[j];
+            }
+            p_s[own + j * keys + c] = E::cast_from(p);
+        }
+    }
+}
+
+/// [`probabilities`] for the plain variant: written over the plane's scores as f32 (each value
+/// rounded to `E` first, so the product with the values sees what the tensor-core variant's
+/// `E` fragments hold).
+#[allow(clippy::too_many_arguments)]
+#[cube]
+fn probabilities_in_place<E: Float>(
+    s_s: &mut [f32],
+    top: &Array<f32>,
+    inv_sum: &Array<f32>,
+    warp: usize,
+    lane: usize,
+    k0: usize,
+    seq_kv: usize,
+    scale: f32,
+    #[comptime] plane: usize,
+) {
+    let keys = comptime![KEYS];
+    let own = warp * ROWS * keys;
+    for c in range_stepped(lane, keys, plane) {
+        let live = k0 + c < seq_kv;
+        #[unroll]
+        for j in 0..ROWS {
+            let mut p = f32::new(0.0);
+            if live {
+                p = (rounded_score::<E>(s_s[own + j * keys + c], scale) - top[j]).exp() * inv_sum[j];
+            }
+            s_s[own + j * keys + c] = f32::cast_from(E::cast_from(p));
+        }
+    }
+}
+
+/// A score as the eager attention holds it: `q·kᵀ` rounded to `E`, times `scale`, rounded to
+/// `E` again, read as f32.
+#[cube]
+fn rounded_score<E: Float>(acc: f32, scale: f32) -> f32 {
+    f32::cast_from(E::cast_from(f32::cast_from(E::cast_from(acc)) * scale))
+}

@@ -1,0 +1,115 @@
+//! The vision attention as **one kernel** on the cubecl backends (`flash` form of
+//! [`crate::sdpa`]), behind the `cube` feature: `softmax(q·kᵀ/√Dh)·v` without the scores
+//! leaving the chip.
+//!
+//! Why: the `fused-softmax` form (two burn matmuls around our one-kernel softmax) takes 194 µs
+//! per SigLIP attention on an H100 (2026-11-27, bf16) against 29.8 µs for PyTorch's flash
+//! SDPA — 78 attentions ≈ 15 ms of a 42 ms encode. Its score products run at 13–20 TFLOP/s
+//! and 16 × 729² scores make three trips through memory. burn-cubecl's own tensor-core flash
+//! kernel refuses SigLIP's shapes (729 positions, head_dim 72) and, padded to shapes it takes,
+//! was no faster (the `padded` form, 2026-11-26). This kernel takes any sequence length and a
+//! head_dim up to [`MAX_HEAD_DIM`] (padded to a multiple of 16 in shared memory only), and
+//! rounds as the eager attention does (see `kernel.rs`).
+//!
+//! Status: written 2026-11-27 without a GPU; the plain-loop variant is tested on lavapipe
+//! (`dam/tests/fused_wgpu.rs`: against the materialised form at odd sizes, and the `border`
+//! fixture through it); the tensor-core variant (CUDA, bf16/f16) compiles only there and is
+//! compared with the plain one by `bench --check-fused` on the device. **Off by default**
+//! until a GPU run measures it (`bench --vision-attention flash`, `DAM_VISION_ATTENTION=flash`).
+
+mod cube;
+mod kernel;
+#[cfg(feature = "ptx")]
+pub mod ptx;
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, backend_extension};
+use burn::tensor::Tensor;
+
+/// The largest head_dim the kernel takes (its shared tiles and the plain variant's registers
+/// grow with it); larger heads take the `fused-softmax` form.
+pub const MAX_HEAD_DIM: usize = 128;
+
+/// The flash attention as a burn backend extension (implemented for the cubecl backend in
+/// `cube.rs`).
+#[backend_extension(Cube, Fusion: cfg(feature = "fusion"))]
+pub trait VisionFlashOps: Backend {
+    /// `softmax(q·kᵀ · scale)·v`, q `[B, H, Sq, Dh]`, k/v `[B, H, Skv, Dh]` → `[B, H, Sq, Dh]`;
+    /// `tensor_cores`: the tile products on tensor cores where the device has them for the
+    /// dtype (else, or when `false`, plain f32 loops); `planes`: planes per cube (16 queries
+    /// each; 0 = the most that fit, up to 4).
+    #[fusion(dtype = q, shape = q)]
+    fn flash_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: f32,
+        tensor_cores: bool,
+        planes: usize,
+    ) -> FloatTensor<Self>;
+}
+
+/// Set by [`set_planes`], else `DAM_FLASH_PLANES=1|2|4`, else 0 (the most that fit, 4).
+static PLANES: dam_core::switch::Switch<usize> = dam_core::switch::Switch::new("DAM_FLASH_PLANES", |v| match v {
+    "" | "0" => Some(0),
+    "1" => Some(1),
+    "2" => Some(2),
+    "4" => Some(4),
+    _ => None,
+});
+
+/// Planes per cube of the flash kernel (1, 2 or 4; 0 = the most that fit): fewer planes make
+/// more, smaller cubes — SigLIP's attention is 16 heads × ⌈729 / 64⌉ = 192 cubes of 4 planes
+/// per view, under two per SM of an H100 — at the cost of reading each key and value tile for
+/// fewer queries. Which is faster is a GPU measurement (`bench --probe-vision` times all three).
+pub fn set_planes(planes: usize) {
+    PLANES.set(planes);
+}
+
+/// Back to `DAM_FLASH_PLANES` (or the most that fit) after [`set_planes`].
+pub fn reset_planes() {
+    PLANES.reset();
+}
+
+/// Set by [`set_tensor_cores`], else `DAM_FLASH_TENSOR_CORES=on|off`, else on.
+static TENSOR_CORES: dam_core::switch::Switch<bool> =
+    dam_core::switch::Switch::new("DAM_FLASH_TENSOR_CORES", |v| match v {
+        "on" | "" => Some(true),
+        "off" => Some(false),
+        _ => None,
+    });
+
+/// Whether the flash kernel may use tensor cores (`true`, the default: where the device has
+/// them for the dtype) or must run its plain-loop variant (`false`: what `bench
+/// --check-fused` compares the tensor-core variant with on a GPU).
+pub fn set_tensor_cores(on: bool) {
+    TENSOR_CORES.set(on);
+}
+
+/// Back to `DAM_FLASH_TENSOR_CORES` (or on) after [`set_tensor_cores`].
+pub fn reset_tensor_cores() {
+    TENSOR_CORES.reset();
+}
+
+/// Whether the kernel takes this attention: a cubecl device and `head_dim ≤ MAX_HEAD_DIM`.
+pub fn supports(q: &Tensor<4>) -> bool {
+    dam_core::switch::cubecl_device(&q.device()) && q.dims()[3] <= MAX_HEAD_DIM
+}
+
+/// `softmax(q·kᵀ/√Dh)·v` for q `[B, H, Sq, Dh]`, k/v `[B, H, Skv, Dh]` in one kernel where
+/// [`supports`] says so, else the materialised form ([`crate::sdpa::materialized`], the same
+/// rounding points).
+pub fn flash_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    if !supports(&q) {
+        return crate::sdpa::materialized(q, k, v, None);
+    }
+    let scale = 1.0 / (q.dims()[3] as f32).sqrt();
+    Tensor::from_dispatch(<Dispatch as VisionFlashOps>::flash_attention(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        scale,
+        TENSOR_CORES.get(),
+        PLANES.get(),
+    ))
+}

@@ -1,0 +1,211 @@
+//! The flash kernel compiled to PTX **without a device** (cubecl's LLVM compiler, the one the
+//! CUDA runtime uses by default), for an NVIDIA architecture chosen here: what a development
+//! machine without a GPU can check of the tensor-core variant — that it expands (the
+//! fragments, the shared tiles, the comptime loops), lowers to the tensor-core instructions
+//! it is meant to (`wmma.mma.sync … m16n16k16.f32.bf16.bf16.f32`, row·col for `q·kᵀ`, row·row
+//! for `p·v`) and fits the shared memory a cube may take. Not whether its numbers are right:
+//! `bench --check-vision` on a GPU compares it with the plain-loop variant.
+//!
+//! Behind the `ptx` feature (on with the facade's `cuda`, which links the same LLVM); `bench
+//! --flash-ptx DIR` writes the PTX and a summary.
+
+use std::sync::Arc;
+
+use burn::tensor::DType;
+use burn_cubecl::cubecl::ir::features::{Features, MmaConfig};
+use burn_cubecl::cubecl::ir::nvidia::SmArch;
+use burn_cubecl::cubecl::ir::{DeviceIdentity, ElemType, FloatKind, HardwareProperties, MemoryDeviceProperties};
+use burn_cubecl::cubecl::prelude::*;
+use burn_cubecl::cubecl::{Compiler, CubeKernel};
+use cubecl_llvm::nvptx::ptx_version::PtxVersion;
+use cubecl_llvm::{LlvmTarget, PlironArtifact, PlironCompiler, PlironOptions};
+
+use super::kernel;
+
+/// One compiled form of the kernel.
+#[derive(Clone, Debug)]
+pub struct FlashPtx {
+    /// The PTX assembly.
+    pub ptx: String,
+    /// Shared memory a cube takes, in bytes (what the compiler reports).
+    pub shared_memory_bytes: usize,
+    /// Planes per cube it was compiled for.
+    pub planes: usize,
+}
+
+/// Compiles the kernel for `sm` (e.g. 90 for an H100) with `dtype` activations (`BF16`,
+/// `F16`, `F32`), a `head_dim`, 32-lane planes and the tensor-core variant or not, as
+/// [`super::VisionFlashOps`] would launch it on a device with `max_shared` bytes of shared
+/// memory per cube. An error names what failed (expansion or lowering).
+pub fn flash_ptx(
+    sm: u32,
+    dtype: DType,
+    head_dim: usize,
+    tensor_cores: bool,
+    max_shared: usize,
+) -> Result<FlashPtx, String> {
+    let elem = match dtype {
+        DType::BF16 => ElemType::Float(FloatKind::BF16),
+        DType::F16 => ElemType::Float(FloatKind::F16),
+        DType::F32 => ElemType::Float(FloatKind::F32),
+        other => return Err(format!("flash_ptx: no kernel for {other:?}")),
+    };
+    let plane = 32;
+    let planes = kernel::planes_for(kernel::MAX_PLANES, max_shared, head_dim, dtype.size(), tensor_cores)
+        .ok_or_else(|| format!("no cube fits {max_shared} bytes of shared memory"))?;
+    let mut features = Features::default();
+    if tensor_cores {
+        features.matmul.cmma.insert(MmaConfig {
+            a_type: elem,
+            b_type: elem,
+            cd_type: ElemType::Float(FloatKind::F32),
+            m: 16,
+            n: 16,
+            k: 16,
+        });
+    }
+    let hardware = HardwareProperties {
+        load_width: 128,
+        vector_register_count: None,
+        plane_size_min: plane,
+        plane_size_max: plane,
+        max_bindings: 32,
+        max_shared_memory_size: max_shared,
+        max_cube_count: (u32::MAX, u16::MAX as u32, u16::MAX as u32),
+        max_units_per_cube: 1024,
+        max_cube_dim: (1024, 1024, 1024),
+        num_streaming_multiprocessors: None,
+        num_tensor_cores: None,
+        min_tensor_cores_dim: None,
+        num_cpu_cores: None,
+        last_level_cache_size: None,
+        max_vector_size: VectorSize::MAX,
+        cube_mma_reserved_shared_memory: 0,
+    };
+    let properties = Arc::new(DeviceProperties::new(
+        features,
+        MemoryDeviceProperties::new(u64::MAX, 256),
+        hardware,
+        burn_cubecl::cubecl::profile::TimingMethod::Device,
+        DeviceIdentity {
+            name: "offline".to_string(),
+            fingerprint: "offline".to_string(),
+            physical: None,
+        },
+    ));
+    let settings = KernelSettings::new(
+        *CubeDim::new_2d(plane, planes as u32),
+        ExecutionMode::Unchecked,
+        AddressType::U32,
+    );
+    let tensor = || TensorCompilationArg {
+        meta: TensorMetaCompilationArg { len: (), rank: () },
+        buffer: BufferCompilationArg { inplace: None },
+    };
+    let kernel = kernel::flash_attention_kernel::FlashAttentionKernel::new(
+        settings,
+        properties,
+        Arc::new(TargetProperties::default()),
+        tensor(),
+        tensor(),
+        tensor(),
+        tensor(),
+        (),
+        (),
+        (),
+        (),
+        head_dim,
+        plane as usize,
+        planes,
+        tensor_cores,
+        elem,
+    );
+    let definition = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kernel.define()))
+        .map_err(|p| format!("expanding the kernel panicked: {}", panic_text(&p)))?;
+    let options = PlironOptions {
+        sm_arch: Some(SmArch::new(sm, false)),
+        ptx_version: PtxVersion::for_driver(12080),
+        ..Default::default()
+    };
+    let mut compiler = PlironCompiler {
+        target: LlvmTarget::Nvptx,
+    };
+    match compiler.compile(definition, &options) {
+        Ok(PlironArtifact::NvptxCode(module)) => {
+            // SAFETY: the module's PTX is NUL-terminated (cubecl-llvm's contract).
+            let ptx = unsafe { std::ffi::CStr::from_ptr(module.ptx.as_ptr()) }
+                .to_string_lossy()
+                .into_owned();
+            Ok(FlashPtx {
+                ptx,
+                shared_memory_bytes: module.shared_memory_size,
+                planes,
+            })
+        }
+        Ok(_) => Err("the NVPTX target produced no PTX".into()),
+        Err(e) => Err(format!("lowering to PTX failed: {e:?}")),
+    }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// Run where cubecl's LLVM builds (`eval "$(../shared/tools/cuda-build-env.sh)"`) and
+/// libdevice is found (`CUDA_PATH`: a CUDA toolkit, or PyPI's `nvidia-cuda-nvcc-cu12` wheel's
+/// `nvidia/cuda_nvcc`):
+/// `cargo test -p dam-vision --features fusion,ptx,burn/cuda flash::ptx`. Not in `.ci/run` (no
+/// LLVM bundle there); `bench --flash-ptx DIR` prints the same counts.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(ptx: &str, needle: &str) -> usize {
+        ptx.matches(needle).count()
+    }
+
+    /// SigLIP's attention in bf16 on an H100: both products on tensor cores with the layouts
+    /// and strides the kernel's shared tiles have, four planes in the 48 KiB a cube may take.
+    #[test]
+    fn the_tensor_core_variant_lowers_to_wmma() {
+        let out = flash_ptx(90, DType::BF16, 72, true, 48 * 1024).unwrap();
+        let ptx = &out.ptx;
+        assert_eq!(out.planes, 4);
+        assert_eq!(out.shared_memory_bytes, kernel::shared_bytes(4, 72, 2, true));
+        // q·kᵀ: 2 key tiles × 5 head tiles, in each pass; p·v: 5 output tiles × 2 key tiles.
+        assert_eq!(
+            count(ptx, "wmma.mma.sync.aligned.row.col.m16n16k16.f32.bf16.bf16.f32"),
+            20,
+            "{ptx}"
+        );
+        assert_eq!(
+            count(ptx, "wmma.mma.sync.aligned.row.row.m16n16k16.f32.bf16.bf16.f32"),
+            10,
+            "{ptx}"
+        );
+        // K read column-major (its rows are kᵀ's columns) with the padded head stride 80.
+        assert!(
+            ptx.contains("wmma.load.b.sync.aligned.col.m16n16k16.shared.bf16"),
+            "{ptx}"
+        );
+        assert!(
+            ptx.contains("wmma.load.b.sync.aligned.row.m16n16k16.shared.bf16"),
+            "{ptx}"
+        );
+        assert!(
+            ptx.contains("wmma.store.d.sync.aligned.row.m16n16k16.shared.f32"),
+            "{ptx}"
+        );
+    }
+
+    /// f32 has no 16×16×16 fragments: the plain variant, no tensor-core instruction.
+    #[test]
+    fn the_plain_variant_has_no_tensor_core_instruction() {
+        let out = flash_ptx(90, DType::F32, 72, false, 48 * 1024).unwrap();
+        assert_eq!(count(&out.ptx, "wmma."), 0);
+        assert_eq!(out.shared_memory_bytes, kernel::shared_bytes(out.planes, 72, 4, false));
+    }
+}
