@@ -36,7 +36,7 @@ impl VisionFlashOps for CubeBackend {
         let most = if planes == 0 { kernel::MAX_PLANES } else { planes };
         let Some(planes) = kernel::planes_for(most, max_shared, head_dim, dtype.size(), tensor_cores) else {
             // Not even one plane's tiles fit this device's shared memory (f32 at head_dim 72
-            // takes 17.4 KiB; every native runtime has ≥ 32): burn's materialised attention,
+            // takes 19 KiB; every native runtime has ≥ 32): burn's materialised attention,
             // with the scale given so that no flash kernel is tried.
             let options = AttentionModuleOptions {
                 scale: Some(scale as f64),

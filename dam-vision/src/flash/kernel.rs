@@ -42,17 +42,12 @@ pub const TILE: usize = 16;
 
 /// Shared memory a cube of `planes` planes takes, in bytes (`elem`: the activation dtype's
 /// size): the queries, the key and value tiles (one buffer for both in the plain variant),
-/// the f32 scores, and the probabilities in `E` for the tensor-core variant's fragments.
+/// the probabilities in `E`, and the f32 scores.
 pub fn shared_bytes(planes: usize, head_dim: usize, elem: usize, tensor_cores: bool) -> usize {
     let dp = head_dim.next_multiple_of(TILE);
     let rows = ROWS * planes;
-    let staged = rows * dp
-        + if tensor_cores {
-            2 * KEYS * dp + rows * KEYS
-        } else {
-            KEYS * dp
-        };
-    staged * elem + rows * KEYS * 4
+    let tiles = if tensor_cores { 2 } else { 1 };
+    (rows * dp + tiles * KEYS * dp + rows * KEYS) * elem + rows * KEYS * 4
 }
 
 /// The most planes (4, 2 or 1, at most `most`) whose cube fits `max_shared` bytes of shared
@@ -96,6 +91,7 @@ pub fn flash_attention_kernel<E: Float>(
     let mut q_s = Shared::<[E]>::new_aligned_slice(comptime![block_q * dp], 32usize);
     let mut k_s = Shared::<[E]>::new_aligned_slice(comptime![KEYS * dp], 32usize);
     let mut s_s = Shared::<[f32]>::new_aligned_slice(comptime![block_q * KEYS], 32usize);
+    let mut p_s = Shared::<[E]>::new_aligned_slice(comptime![block_q * KEYS], 32usize);
 
     let lane = UNIT_POS_X as usize;
     let warp = UNIT_POS_Y as usize;
@@ -165,7 +161,6 @@ pub fn flash_attention_kernel<E: Float>(
     let (out_row, out_col) = (out.stride(2), out.stride(3));
     if comptime![tensor_cores] {
         let mut v_s = Shared::<[E]>::new_aligned_slice(comptime![KEYS * dp], 32usize);
-        let mut p_s = Shared::<[E]>::new_aligned_slice(comptime![block_q * KEYS], 32usize);
         // The plane's 16 × dp output as dp / 16 f32 accumulator tiles, in registers.
         let mut acc = Sequence::<cmma::Matrix<f32>>::new();
         #[unroll]
@@ -252,10 +247,9 @@ pub fn flash_attention_kernel<E: Float>(
             stage_tile::<E>(k, &mut k_s, k_base, k0, seq_kv, tid, head_dim, threads);
             sync_cube();
             scores::<E>(&q_s, &k_s, &mut s_s, warp, lane, head_dim, plane, false);
-            // The probabilities in place of the scores (each lane rewrites what it reads),
-            // rounded to `E`; the values in place of the keys (one tile buffer: shared memory).
+            // The values in place of the keys (one tile buffer: shared memory).
             sync_cube();
-            probabilities_in_place::<E>(&mut s_s, &m, &l, warp, lane, k0, seq_kv, scale, plane);
+            probabilities::<E>(&s_s, &mut p_s, &m, &l, warp, lane, k0, seq_kv, scale, plane);
             stage_tile::<E>(v, &mut k_s, v_base, k0, seq_kv, tid, head_dim, threads);
             sync_cube();
             for t in 0..per_lane {
@@ -264,7 +258,7 @@ pub fn flash_attention_kernel<E: Float>(
                     for j in 0..rows {
                         let mut sum = f32::new(0.0);
                         for c in 0..keys {
-                            sum += s_s[own + j * keys + c] * f32::cast_from(k_s[c * dp + d]);
+                            sum += f32::cast_from(p_s[own + j * keys + c]) * f32::cast_from(k_s[c * dp + d]);
                         }
                         o[j * per_lane + t] += sum;
                     }
@@ -414,37 +408,6 @@ fn probabilities<E: Float>(
                 p = (rounded_score::<E>(s_s[own + j * keys + c], scale) - top[j]).exp() * inv_sum[j];
             }
             p_s[own + j * keys + c] = E::cast_from(p);
-        }
-    }
-}
-
-/// [`probabilities`] for the plain variant: written over the plane's scores as f32 (each value
-/// rounded to `E` first, so the product with the values sees what the tensor-core variant's
-/// `E` fragments hold).
-#[allow(clippy::too_many_arguments)]
-#[cube]
-fn probabilities_in_place<E: Float>(
-    s_s: &mut [f32],
-    top: &Array<f32>,
-    inv_sum: &Array<f32>,
-    warp: usize,
-    lane: usize,
-    k0: usize,
-    seq_kv: usize,
-    scale: f32,
-    #[comptime] plane: usize,
-) {
-    let keys = comptime![KEYS];
-    let own = warp * ROWS * keys;
-    for c in range_stepped(lane, keys, plane) {
-        let live = k0 + c < seq_kv;
-        #[unroll]
-        for j in 0..ROWS {
-            let mut p = f32::new(0.0);
-            if live {
-                p = (rounded_score::<E>(s_s[own + j * keys + c], scale) - top[j]).exp() * inv_sum[j];
-            }
-            s_s[own + j * keys + c] = f32::cast_from(E::cast_from(p));
         }
     }
 }
