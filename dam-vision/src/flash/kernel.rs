@@ -129,12 +129,20 @@ pub fn flash_attention_kernel<E: Float>(
     }
     for kb in 0..blocks {
         let k0 = kb * keys;
-        // The previous block's tiles are read by every plane before they are replaced.
-        sync_cube();
-        stage_tile::<E>(k, &mut k_s, k_base, k0, seq_kv, tid, head_dim, threads);
-        sync_cube();
-        scores::<E>(&q_s, &k_s, &mut s_s, warp, lane, head_dim, plane, tensor_cores);
-        sync_cube();
+        score_block::<E>(
+            k,
+            &mut k_s,
+            &q_s,
+            &mut s_s,
+            k_base,
+            k0,
+            seq_kv,
+            (tid, warp, lane),
+            head_dim,
+            plane,
+            threads,
+            tensor_cores,
+        );
         for c in range_stepped(lane, keys, plane) {
             if k0 + c < seq_kv {
                 #[unroll]
@@ -176,12 +184,22 @@ pub fn flash_attention_kernel<E: Float>(
         }
         for kb in 0..blocks {
             let k0 = kb * keys;
-            sync_cube();
-            stage_tile::<E>(k, &mut k_s, k_base, k0, seq_kv, tid, head_dim, threads);
+            score_block::<E>(
+                k,
+                &mut k_s,
+                &q_s,
+                &mut s_s,
+                k_base,
+                k0,
+                seq_kv,
+                (tid, warp, lane),
+                head_dim,
+                plane,
+                threads,
+                true,
+            );
+            // (The previous block's values were read before `score_block`'s first barrier.)
             stage_tile::<E>(v, &mut v_s, v_base, k0, seq_kv, tid, head_dim, threads);
-            sync_cube();
-            scores::<E>(&q_s, &k_s, &mut s_s, warp, lane, head_dim, plane, true);
-            sync_cube();
             probabilities::<E>(&s_s, &mut p_s, &m, &l, warp, lane, k0, seq_kv, scale, plane);
             sync_cube();
             // acc[n] += P (16 × KEYS, row-major, stride KEYS) · V[:, n·16..] (KEYS × 16,
@@ -243,14 +261,24 @@ pub fn flash_attention_kernel<E: Float>(
         }
         for kb in 0..blocks {
             let k0 = kb * keys;
-            sync_cube();
-            stage_tile::<E>(k, &mut k_s, k_base, k0, seq_kv, tid, head_dim, threads);
-            sync_cube();
-            scores::<E>(&q_s, &k_s, &mut s_s, warp, lane, head_dim, plane, false);
-            // The values in place of the keys (one tile buffer: shared memory).
-            sync_cube();
-            probabilities::<E>(&s_s, &mut p_s, &m, &l, warp, lane, k0, seq_kv, scale, plane);
+            score_block::<E>(
+                k,
+                &mut k_s,
+                &q_s,
+                &mut s_s,
+                k_base,
+                k0,
+                seq_kv,
+                (tid, warp, lane),
+                head_dim,
+                plane,
+                threads,
+                false,
+            );
+            // The values in place of the keys (one tile buffer: shared memory; every plane has
+            // read the keys before `score_block`'s last barrier).
             stage_tile::<E>(v, &mut k_s, v_base, k0, seq_kv, tid, head_dim, threads);
+            probabilities::<E>(&s_s, &mut p_s, &m, &l, warp, lane, k0, seq_kv, scale, plane);
             sync_cube();
             for t in 0..per_lane {
                 let d = lane + t * plane;
@@ -277,6 +305,33 @@ pub fn flash_attention_kernel<E: Float>(
             }
         }
     }
+}
+
+/// One key block's scores: the block's keys staged (after every plane has read the previous
+/// block's tiles), then each plane's `q·kᵀ` into its rows of `s_s`, then a barrier, so the
+/// scores are readable by every lane and the key tile free to be replaced.
+#[allow(clippy::too_many_arguments)]
+#[cube]
+fn score_block<E: Float>(
+    k: &Tensor<E>,
+    k_s: &mut [E],
+    q_s: &[E],
+    s_s: &mut [f32],
+    k_base: usize,
+    k0: usize,
+    seq_kv: usize,
+    units: (usize, usize, usize),
+    #[comptime] head_dim: usize,
+    #[comptime] plane: usize,
+    #[comptime] threads: usize,
+    #[comptime] tensor_cores: bool,
+) {
+    let (tid, warp, lane) = units;
+    sync_cube();
+    stage_tile::<E>(k, k_s, k_base, k0, seq_kv, tid, head_dim, threads);
+    sync_cube();
+    scores::<E>(q_s, &*k_s, s_s, warp, lane, head_dim, plane, tensor_cores);
+    sync_cube();
 }
 
 /// Keys (or values) `k0..k0 + KEYS` of one head into `tile` (`KEYS × dp`, row-major), zero
