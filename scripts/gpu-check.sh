@@ -15,20 +15,23 @@
 #
 # Next (plan after the 2026-11-27 14:05 runs, which measured the matmul routines, made the two
 # vision kernels the CUDA default and found cubecl's LLVM compiler withholding TMA / cp.async;
-# and after the flash kernel, written 2026-11-27 16:20-18:00 without a GPU): one warm machine,
-# one call per bundle (each carries one):
+# and after the flash kernel, written 2026-11-27 without a GPU in two forms, two passes over
+# the keys and one): one warm machine, one call per bundle (each carries one):
 #   1. carry ["gpu-bundle"], timeout_s 595:
-#      LIMIT_flash=150 LIMIT_fixtures_flash=120 LIMIT_decode=300 EXPORT_BY=0 STAGES="flash fixtures-flash decode" OUT=$OUT bash scripts/gpu-check.sh
+#      LIMIT_flash=150 LIMIT_fixtures_flash_online=90 LIMIT_decode=300 EXPORT_BY=0 STAGES="flash fixtures-flash-online decode" OUT=$OUT bash scripts/gpu-check.sh
 #   2. carry ["gpu-bundle-nvrtc"] (same warm machine, at once):
 #      BUNDLE=gpu-bundle-nvrtc LIMIT_fixtures_f32=100 LIMIT_decode=200 EXPORT_BY=0 STAGES="fixtures-f32 decode" OUT=$OUT bash scripts/gpu-check.sh
-#   3. if ≥ 6 min are left, carry ["gpu-bundle-nvrtc"]:  BUNDLE=gpu-bundle-nvrtc STAGES="matmul" …
-# (`flash`: the flash kernel's tensor-core variant against its plain loops and the
+#   3. if ≥ 4 min are left, carry ["gpu-bundle"]: LIMIT_fixtures_flash=90 STAGES="fixtures-flash" …
+#      (the two-pass form's fixtures); with ≥ 6 min, nvrtc STAGES="matmul" instead.
+# (`flash`: both flash forms' tensor-core variants against their plain loops and the
 # materialised form in bf16 (`bench --check-vision`), then every attention form timed per call
-# (`--probe-vision`, with 4, 2 and 1 planes a cube); `fixtures-flash`: every case in bf16 through
-# it, against the original; `decode`: the issue-7 table with the defaults, with `--vision-attention
-# flash` (alone, with `--row-kernels cached`, at batch 16), with burn's ops, and the vision probe;
-# a compiler that changes numbers must still give the original's ids, hence the NVRTC build's
-# fixtures first; `matmul` probes every routine — the TMA ones included — and benches the winner).
+# (`--probe-vision`: two passes and one, 4, 2 and 1 planes a cube); `fixtures-flash-online` /
+# `fixtures-flash`: every case in bf16 through the one-pass / two-pass form, against the
+# original; `decode`: the issue-7 table with the defaults, with `--vision-attention flash`
+# (two passes, one pass, two with `--row-kernels cached`, batch 16), with burn's ops, and the
+# vision probe; a compiler that changes numbers must still give the original's ids, hence the
+# NVRTC build's fixtures first; `matmul` probes every routine — the TMA ones included — and
+# benches the winner).
 # (15 min of device time a session, start included; the machine is given back after 30 s idle,
 # so send the second call at once. On 2026-11-27 `matmul` took 307 s, `decode` 146 s and
 # `check` > 170 s on a warm kernel cache; a fresh machine started in ≈ 30 s.)
@@ -92,7 +95,7 @@ for stage in $STAGES; do
   # Default limits from the 2026-11-26 H100 runs (each process compiles and autotunes cold,
   # ~2 min at full size); LIMIT_<stage> overrides.
   case $stage in
-    fixtures-bf16|fixtures-bf16-video|fixtures-flash) default=200 ;;
+    fixtures-bf16|fixtures-bf16-video|fixtures-flash|fixtures-flash-online) default=200 ;;
     flash) default=150 ;;
     fixtures-wgpu) default=150 ;;
     check|bf16|gemv) default=300 ;;
@@ -109,6 +112,8 @@ for stage in $STAGES; do
   [ "$stage" = fixtures-wgpu ] && extra=(VK_LOADER_DEBUG=error,warn,driver)
   # Every fixture case with the vision attention as our one kernel (tensor cores in bf16).
   [ "$stage" = fixtures-flash ] && extra=(DAM_VISION_ATTENTION=flash)
+  # The same with the kernel's one-pass form.
+  [ "$stage" = fixtures-flash-online ] && extra=(DAM_VISION_ATTENTION=flash DAM_FLASH_ONLINE=on)
   if [ "$stage" = matmul ]; then
     # Issue 7's vision lever (docs/performance.md, "Matmul kernels"): 1. the products through
     # PyTorch/cuBLAS (what the card does at these shapes); 2. every kernel of

@@ -101,6 +101,9 @@ batches = {
         # registers.
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "flash",
               "--json", "@OUT@/bench-b1-flash.json"),
+        # The same kernel in one pass over the keys (online softmax, `--flash-passes 1`).
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "flash",
+              "--flash-passes", "1", "--json", "@OUT@/bench-b1-flash-1pass.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "flash",
               "--row-kernels", "cached", "--json", "@OUT@/bench-b1-flash-row-kernels-cached.json"),
         # The row kernels with their row in registers (off by default, written without a GPU:
@@ -136,6 +139,8 @@ batches = {
         bench("--probe-vision", "--runs", "1", "--json", "@OUT@/probe-vision.json"),
     ],
     "fixtures-flash.jsonl": describe_runs("bf16", tag="flash"),
+    # The same in one pass over the keys (gpu-check.sh adds DAM_FLASH_ONLINE=on).
+    "fixtures-flash-online.jsonl": describe_runs("bf16", tag="flash1"),
     # The one bf16 case the 2026-11-26 runs did not finish (its 8-frame shapes compile anew).
     "fixtures-bf16-video.jsonl": [r for r in describe_runs("bf16") if "/video/" in " ".join(r)],
     # Batch 1 with fewer runs: the sampled peak of bytes in use (printed after the table).

@@ -289,11 +289,13 @@ fn the_vision_kernels_and_a_fixture_through_them() {
     assert_border_matches_the_original(out, "vision kernels");
 }
 
-/// The one-kernel attention (`dam::vision::flash`, its plain-loop variant: lavapipe has no
-/// tensor cores) against the materialised form — odd query and key counts over several
-/// blocks of 64 queries and 32 keys, SigLIP's head_dim 72 (zero-padded to 80 in the tiles),
-/// the tiny config's 16, strided inputs — then the `border` fixture with every vision
-/// attention through it.
+/// The one-kernel attention (`dam::vision::flash`, its plain-loop variants: lavapipe has no
+/// tensor cores), two passes over the keys and one (`flash::set_online`), against the
+/// materialised form — odd query and key counts over several blocks of 64 queries and 32
+/// keys, SigLIP's head_dim 72 (zero-padded to 80 in the tiles), the tiny config's 16, strided
+/// inputs, and keys growing along the sequence so that the one-pass kernel's running maximum
+/// moves by more than its threshold (rescaling what it has accumulated) — then the `border`
+/// fixture with every vision attention through each.
 #[test]
 fn the_flash_attention_kernel_and_a_fixture_through_it() {
     use burn::tensor::{Distribution, Tensor};
@@ -303,11 +305,12 @@ fn the_flash_attention_kernel_and_a_fixture_through_it() {
     let _guard = SWITCHES.lock().unwrap_or_else(|p| p.into_inner());
     let device = device();
     let normal = Distribution::Normal(0.0, 1.5);
-    for ([b, h, sq, skv, d], strided) in [
-        ([2, 3, 11, 13, 9], false),
-        ([1, 2, 49, 49, 16], false),
-        ([1, 2, 150, 70, 72], false),
-        ([2, 2, 65, 97, 72], true),
+    for ([b, h, sq, skv, d], strided, growing) in [
+        ([2, 3, 11, 13, 9], false, false),
+        ([1, 2, 49, 49, 16], false, false),
+        ([1, 2, 40, 100, 16], false, true),
+        ([1, 2, 150, 70, 72], false, false),
+        ([2, 2, 65, 97, 72], true, false),
     ] {
         let make = |s: usize| {
             if strided {
@@ -318,30 +321,58 @@ fn the_flash_attention_kernel_and_a_fixture_through_it() {
                 Tensor::<4>::random([b, h, s, d], normal, &device)
             }
         };
-        let (q, k, v) = (make(sq), make(skv), make(skv));
+        let (q, mut k, v) = (make(sq), make(skv), make(skv));
+        if growing {
+            // Key j scaled by 1 + 4j / skv: each block's scores reach further than the last's.
+            let ramp = Tensor::<1, burn::tensor::Int>::arange(0..skv as i64, &device)
+                .float()
+                .mul_scalar(4.0 / skv as f64)
+                .add_scalar(1.0)
+                .reshape([1, 1, skv, 1]);
+            k = k * ramp;
+        }
         let reference = sdpa::materialized(q.clone(), k.clone(), v.clone(), None);
         let size = reference.clone().abs().max().into_scalar::<f32>();
         assert!(size > 0.1, "reference {size}");
-        // 0: the most planes per cube that fit in lavapipe's 32 KiB (f32: 4 at head_dim 9 and 16,
-        // 2 at 72); then fewer.
-        for planes in [0, 2, 1] {
-            flash::set_planes(planes);
-            let ours = flash_attention(q.clone(), k.clone(), v.clone());
-            flash::reset_planes();
-            assert_eq!(ours.dims(), [b, h, sq, d]);
-            let diff = (ours - reference.clone()).abs().max().into_scalar::<f32>();
-            assert!(
-                diff < 1e-5,
-                "flash [{b}, {h}, {sq}, {skv}, {d}] (strided: {strided}, planes {planes}): max abs diff {diff:e} of {size}"
-            );
+        if growing {
+            // The scores' row maxima of the first block and of the whole row are > 8 apart for
+            // some row (what makes the one-pass kernel rescale).
+            let scores = q
+                .clone()
+                .matmul(k.clone().swap_dims(2, 3))
+                .div_scalar((d as f64).sqrt());
+            let first = scores.clone().narrow(3, 0, 32).max_dim(3);
+            let gap = (scores.max_dim(3) - first).max().into_scalar::<f32>();
+            assert!(gap > 8.0, "the growing keys' largest rise of a row maximum: {gap}");
         }
+        for online in [false, true] {
+            flash::set_online(online);
+            // 0: the most planes per cube that fit in lavapipe's 32 KiB (f32: 4 at head_dim 9
+            // and 16, 2 (two passes) or 1 (one pass) at 72); then fewer.
+            for planes in [0, 2, 1] {
+                flash::set_planes(planes);
+                let ours = flash_attention(q.clone(), k.clone(), v.clone());
+                flash::reset_planes();
+                assert_eq!(ours.dims(), [b, h, sq, d]);
+                let diff = (ours - reference.clone()).abs().max().into_scalar::<f32>();
+                assert!(
+                    diff < 1e-5,
+                    "flash (online: {online}) [{b}, {h}, {sq}, {skv}, {d}] (strided: {strided}, planes {planes}): max abs diff {diff:e} of {size}"
+                );
+            }
+        }
+        flash::reset_online();
     }
 
     sdpa::set_kernel(AttentionKernel::Flash);
     assert_eq!(sdpa::kernel_for(&device), AttentionKernel::Flash);
-    let out = describe_border(&device);
+    for online in [false, true] {
+        flash::set_online(online);
+        let out = describe_border(&device);
+        flash::reset_online();
+        assert_border_matches_the_original(out, &format!("flash attention (online: {online})"));
+    }
     sdpa::reset_kernel();
-    assert_border_matches_the_original(out, "flash attention");
 }
 
 /// The `border` fixture case (its crop differs: both vision passes and the adapters run),

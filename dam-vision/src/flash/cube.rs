@@ -11,7 +11,7 @@ use burn_cubecl::tensor::CubeTensor;
 
 use dam_core::row_kernels::dense_like;
 
-use super::{VisionFlashOps, kernel};
+use super::{VisionFlashOps, kernel, online};
 
 impl VisionFlashOps for CubeBackend {
     fn flash_attention(
@@ -21,6 +21,7 @@ impl VisionFlashOps for CubeBackend {
         scale: f32,
         tensor_cores: bool,
         planes: usize,
+        online: bool,
     ) -> CubeTensor {
         let dtype = q.dtype;
         let [batch, heads, seq_q, head_dim] = q.shape().dims::<4>();
@@ -34,7 +35,9 @@ impl VisionFlashOps for CubeBackend {
         let (plane, max_shared) = (hardware.plane_size_max.max(1), hardware.max_shared_memory_size);
         let tensor_cores = tensor_cores && plane == 32 && has_tensor_cores(&client, dtype);
         let most = if planes == 0 { kernel::MAX_PLANES } else { planes };
-        let Some(planes) = kernel::planes_for(most, max_shared, head_dim, dtype.size(), tensor_cores) else {
+        // The one-pass form's lanes split rows and columns evenly: planes a power of two.
+        let online = online && online::takes_plane(plane as usize);
+        let Some(planes) = kernel::planes_for(most, max_shared, head_dim, dtype.size(), tensor_cores, online) else {
             // Not even one plane's tiles fit this device's shared memory (f32 at head_dim 72
             // takes 19 KiB; every native runtime has ≥ 32): burn's materialised attention,
             // with the scale given so that no flash kernel is tried.
@@ -62,6 +65,7 @@ impl VisionFlashOps for CubeBackend {
                 plane as usize,
                 planes,
                 tensor_cores,
+                online,
                 burn::backend::cubecl::dtype_to_storage_type(dtype),
             )
         };

@@ -41,29 +41,37 @@ pub const MAX_PLANES: usize = 4;
 pub const TILE: usize = 16;
 
 /// Shared memory a cube of `planes` planes takes, in bytes (`elem`: the activation dtype's
-/// size): the queries, the key and value tiles (one buffer for both in the plain variant),
-/// the probabilities in `E`, and the f32 scores.
-pub fn shared_bytes(planes: usize, head_dim: usize, elem: usize, tensor_cores: bool) -> usize {
+/// size): the queries, the key and value tiles (one buffer for both in the two-pass plain
+/// variant), the probabilities in `E`, the f32 scores, and in one pass an f32 per query row.
+pub fn shared_bytes(planes: usize, head_dim: usize, elem: usize, tensor_cores: bool, online: bool) -> usize {
     let dp = head_dim.next_multiple_of(TILE);
     let rows = ROWS * planes;
-    let tiles = if tensor_cores { 2 } else { 1 };
-    (rows * dp + tiles * KEYS * dp + rows * KEYS) * elem + rows * KEYS * 4
+    let tiles = if tensor_cores || online { 2 } else { 1 };
+    let factors = if online { rows * 4 } else { 0 };
+    (rows * dp + tiles * KEYS * dp + rows * KEYS) * elem + rows * KEYS * 4 + factors
 }
 
 /// The most planes (4, 2 or 1, at most `most`) whose cube fits `max_shared` bytes of shared
 /// memory; `None` if not even one plane's does.
-pub fn planes_for(most: usize, max_shared: usize, head_dim: usize, elem: usize, tensor_cores: bool) -> Option<usize> {
+pub fn planes_for(
+    most: usize,
+    max_shared: usize,
+    head_dim: usize,
+    elem: usize,
+    tensor_cores: bool,
+    online: bool,
+) -> Option<usize> {
     [MAX_PLANES, 2, 1]
         .into_iter()
         .filter(|&planes| planes <= most.max(1))
-        .find(|&planes| shared_bytes(planes, head_dim, elem, tensor_cores) <= max_shared)
+        .find(|&planes| shared_bytes(planes, head_dim, elem, tensor_cores, online) <= max_shared)
 }
 
 /// `softmax(q·kᵀ · scale)·v` for `[B, H, S, head_dim]` tensors (any strides); the grid is
 /// `[⌈seq_q / (16 · planes)⌉, B·H, 1]`, the cube `[plane, planes, 1]` with `plane` the
-/// device's plane width (32 where `tensor_cores`).
-// `(a + b - 1) / b` on runtime values: cube code spells the division out.
-#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
+/// device's plane width (32 where `tensor_cores`; a power of two where `online`). Two passes
+/// over the keys ([`two_passes`]) or one (`online`: `super::online::one_pass`).
+#[allow(clippy::too_many_arguments)]
 #[cube(launch_unchecked)]
 pub fn flash_attention_kernel<E: Float>(
     q: &Tensor<E>,
@@ -78,7 +86,59 @@ pub fn flash_attention_kernel<E: Float>(
     #[comptime] plane: usize,
     #[comptime] planes: usize,
     #[comptime] tensor_cores: bool,
+    #[comptime] online: bool,
     #[define(E)] _dtype: ElemType,
+) {
+    if comptime![online] {
+        crate::flash::online::one_pass::<E>(
+            q,
+            k,
+            v,
+            out,
+            heads,
+            seq_q,
+            seq_kv,
+            scale,
+            head_dim,
+            plane,
+            planes,
+            tensor_cores,
+        );
+    } else {
+        two_passes::<E>(
+            q,
+            k,
+            v,
+            out,
+            heads,
+            seq_q,
+            seq_kv,
+            scale,
+            head_dim,
+            plane,
+            planes,
+            tensor_cores,
+        );
+    }
+}
+
+/// The two-pass form (this file's top comment).
+// `(a + b - 1) / b` on runtime values: cube code spells the division out.
+#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
+#[cube]
+fn two_passes<E: Float>(
+    q: &Tensor<E>,
+    k: &Tensor<E>,
+    v: &Tensor<E>,
+    out: &mut Tensor<E>,
+    heads: u32,
+    seq_q: u32,
+    seq_kv: u32,
+    scale: f32,
+    #[comptime] head_dim: usize,
+    #[comptime] plane: usize,
+    #[comptime] planes: usize,
+    #[comptime] tensor_cores: bool,
 ) {
     let rows = comptime![ROWS];
     let keys = comptime![KEYS];
@@ -105,16 +165,7 @@ pub fn flash_attention_kernel<E: Float>(
     // This plane's rows of the score and probability tiles.
     let own = warp * rows * keys;
 
-    // The cube's queries, zero past `seq_q` and past `head_dim`.
-    let q_base = b * q.stride(0) + h * q.stride(1);
-    for i in range_stepped(tid, block_q * dp, threads) {
-        let (r, d) = (i / dp, i % dp);
-        let mut x = E::new(0.0);
-        if q0 + r < seq_q && d < head_dim {
-            x = q[q_base + (q0 + r) * q.stride(2) + d * q.stride(3)];
-        }
-        q_s[i] = x;
-    }
+    stage_queries::<E>(q, &mut q_s, b, h, q0, seq_q, tid, head_dim, block_q, threads);
     let k_base = b * k.stride(0) + h * k.stride(1);
     let v_base = b * v.stride(0) + h * v.stride(1);
 
@@ -202,35 +253,7 @@ pub fn flash_attention_kernel<E: Float>(
             stage_tile::<E>(v, &mut v_s, v_base, k0, seq_kv, tid, head_dim, threads);
             probabilities::<E>(&s_s, &mut p_s, &m, &l, warp, lane, k0, seq_kv, scale, plane);
             sync_cube();
-            // acc[n] += P (16 × KEYS, row-major, stride KEYS) · V[:, n·16..] (KEYS × 16,
-            // row-major, stride dp).
-            #[unroll]
-            for n in 0..comptime![dp / TILE] {
-                #[unroll]
-                for t in 0..comptime![KEYS / TILE] {
-                    let a = cmma::Matrix::<E>::from_slice(
-                        cmma::MatrixIdent::A,
-                        TILE,
-                        TILE,
-                        TILE,
-                        cmma::MatrixLayout::RowMajor,
-                        &p_s[own + t * TILE..own + t * TILE + comptime![(ROWS - 1) * KEYS + TILE]],
-                        keys as u32,
-                    );
-                    let start = t * TILE * dp + n * TILE;
-                    let b_tile = cmma::Matrix::<E>::from_slice(
-                        cmma::MatrixIdent::B,
-                        TILE,
-                        TILE,
-                        TILE,
-                        cmma::MatrixLayout::RowMajor,
-                        &v_s[start..start + comptime![(TILE - 1) * dp + TILE]],
-                        dp as u32,
-                    );
-                    let c = acc.index(n);
-                    cmma::execute(&a, &b_tile, c, c);
-                }
-            }
+            add_probabilities_times_values::<E>(&p_s, &v_s, &acc, own, head_dim);
         }
         // Out through the plane's own score rows, one 16 × 16 tile at a time.
         #[unroll]
@@ -307,6 +330,75 @@ pub fn flash_attention_kernel<E: Float>(
     }
 }
 
+/// The cube's `block_q` queries of head `h` of batch `b` into `q_s` (`block_q × dp`,
+/// row-major), zero past `seq_q` and past `head_dim`; every unit of the cube takes a share.
+#[allow(clippy::too_many_arguments)]
+#[cube]
+pub(super) fn stage_queries<E: Float>(
+    q: &Tensor<E>,
+    q_s: &mut [E],
+    b: usize,
+    h: usize,
+    q0: usize,
+    seq_q: usize,
+    tid: usize,
+    #[comptime] head_dim: usize,
+    #[comptime] block_q: usize,
+    #[comptime] threads: usize,
+) {
+    let dp = comptime![head_dim.next_multiple_of(TILE)];
+    let base = b * q.stride(0) + h * q.stride(1);
+    for i in range_stepped(tid, comptime![block_q * head_dim.next_multiple_of(TILE)], threads) {
+        let (r, d) = (i / dp, i % dp);
+        let mut x = E::new(0.0);
+        if q0 + r < seq_q && d < head_dim {
+            x = q[base + (q0 + r) * q.stride(2) + d * q.stride(3)];
+        }
+        q_s[i] = x;
+    }
+}
+
+/// On tensor cores: `acc[n] += P · V[:, n·16..]` for the plane's probabilities `P` (its 16 rows
+/// of `p_s` from `own`: 16 × KEYS, row-major, stride KEYS) and the value tile (`KEYS × dp`,
+/// row-major, stride dp).
+#[cube]
+pub(super) fn add_probabilities_times_values<E: Float>(
+    p_s: &[E],
+    v_s: &[E],
+    acc: &Sequence<cmma::Matrix<f32>>,
+    own: usize,
+    #[comptime] head_dim: usize,
+) {
+    let dp = comptime![head_dim.next_multiple_of(TILE)];
+    #[unroll]
+    for n in 0..comptime![head_dim.div_ceil(TILE)] {
+        #[unroll]
+        for t in 0..comptime![KEYS / TILE] {
+            let a = cmma::Matrix::<E>::from_slice(
+                cmma::MatrixIdent::A,
+                TILE,
+                TILE,
+                TILE,
+                cmma::MatrixLayout::RowMajor,
+                &p_s[own + t * TILE..own + t * TILE + comptime![(ROWS - 1) * KEYS + TILE]],
+                comptime![KEYS as u32],
+            );
+            let start = t * TILE * dp + n * TILE;
+            let b_tile = cmma::Matrix::<E>::from_slice(
+                cmma::MatrixIdent::B,
+                TILE,
+                TILE,
+                TILE,
+                cmma::MatrixLayout::RowMajor,
+                &v_s[start..start + comptime![(TILE - 1) * head_dim.next_multiple_of(TILE) + TILE]],
+                dp as u32,
+            );
+            let c = acc.index(n);
+            cmma::execute(&a, &b_tile, c, c);
+        }
+    }
+}
+
 /// One key block's scores: the block's keys staged (after every plane has read the previous
 /// block's tiles), then each plane's `q·kᵀ` into its rows of `s_s`, then a barrier, so the
 /// scores are readable by every lane and the key tile free to be replaced.
@@ -338,7 +430,7 @@ fn score_block<E: Float>(
 /// past `seq_kv` and past `head_dim`; every unit of the cube takes a share.
 #[allow(clippy::too_many_arguments)]
 #[cube]
-fn stage_tile<E: Float>(
+pub(super) fn stage_tile<E: Float>(
     x: &Tensor<E>,
     tile: &mut [E],
     base: usize,
@@ -362,7 +454,7 @@ fn stage_tile<E: Float>(
 /// The plane's 16 × KEYS scores `q·kᵀ` (f32 accumulation) into its rows of `s_s`.
 #[allow(clippy::too_many_arguments)]
 #[cube]
-fn scores<E: Float>(
+pub(super) fn scores<E: Float>(
     q_s: &[E],
     k_s: &[E],
     s_s: &mut [f32],
@@ -470,6 +562,6 @@ fn probabilities<E: Float>(
 /// A score as the eager attention holds it: `q·kᵀ` rounded to `E`, times `scale`, rounded to
 /// `E` again, read as f32.
 #[cube]
-fn rounded_score<E: Float>(acc: f32, scale: f32) -> f32 {
+pub(super) fn rounded_score<E: Float>(acc: f32, scale: f32) -> f32 {
     f32::cast_from(E::cast_from(f32::cast_from(E::cast_from(acc)) * scale))
 }

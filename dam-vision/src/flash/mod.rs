@@ -11,14 +11,23 @@
 //! head_dim up to [`MAX_HEAD_DIM`] (padded to a multiple of 16 in shared memory only), and
 //! rounds as the eager attention does (see `kernel.rs`).
 //!
-//! Status: written 2026-11-27 without a GPU; the plain-loop variant is tested on lavapipe
-//! (`dam/tests/fused_wgpu.rs`: against the materialised form at odd sizes, and the `border`
-//! fixture through it); the tensor-core variant (CUDA, bf16/f16) compiles only there and is
-//! compared with the plain one by `bench --check-fused` on the device. **Off by default**
-//! until a GPU run measures it (`bench --vision-attention flash`, `DAM_VISION_ATTENTION=flash`).
+//! Two forms, chosen by [`set_online`] (`DAM_FLASH_ONLINE`): two passes over the keys
+//! (`kernel.rs`, the default: the softmax's statistics exactly, then the probabilities rounded
+//! where the eager attention rounds them) and one pass (`online.rs`: the statistics kept as it
+//! goes, half the tile products and key loads, each block's key and value tiles fetched into
+//! registers while the block before computes; rounded where PyTorch's flash SDPA rounds).
+//!
+//! Status: written 2026-11-27 without a GPU (the one-pass form in a later session the same
+//! day); the plain-loop variants are tested on lavapipe (`dam/tests/fused_wgpu.rs`: both forms
+//! against the materialised form at odd sizes, and the `border` fixture through each); the
+//! tensor-core variants (CUDA, bf16/f16) compile only there — to PTX without a device in
+//! `flash::ptx`'s tests (feature `ptx`) — and are compared with the plain ones by `bench
+//! --check-vision` on the device. **Off by default** until a GPU run measures it (`bench
+//! --vision-attention flash [--flash-passes 1]`, `DAM_VISION_ATTENTION=flash`).
 
 mod cube;
 mod kernel;
+mod online;
 #[cfg(feature = "ptx")]
 pub mod ptx;
 
@@ -37,7 +46,8 @@ pub trait VisionFlashOps: Backend {
     /// `softmax(q·kᵀ · scale)·v`, q `[B, H, Sq, Dh]`, k/v `[B, H, Skv, Dh]` → `[B, H, Sq, Dh]`;
     /// `tensor_cores`: the tile products on tensor cores where the device has them for the
     /// dtype (else, or when `false`, plain f32 loops); `planes`: planes per cube (16 queries
-    /// each; 0 = the most that fit, up to 4).
+    /// each; 0 = the most that fit, up to 4); `online`: one pass over the keys (`online.rs`)
+    /// instead of two (`kernel.rs`).
     #[fusion(dtype = q, shape = q)]
     fn flash_attention(
         q: FloatTensor<Self>,
@@ -46,6 +56,7 @@ pub trait VisionFlashOps: Backend {
         scale: f32,
         tensor_cores: bool,
         planes: usize,
+        online: bool,
     ) -> FloatTensor<Self>;
 }
 
@@ -91,6 +102,31 @@ pub fn reset_tensor_cores() {
     TENSOR_CORES.reset();
 }
 
+/// Set by [`set_online`], else `DAM_FLASH_ONLINE=on|off`, else off.
+static ONLINE: dam_core::switch::Switch<bool> = dam_core::switch::Switch::new("DAM_FLASH_ONLINE", |v| match v {
+    "on" => Some(true),
+    "off" | "" => Some(false),
+    _ => None,
+});
+
+/// Whether the flash kernel walks the keys once, keeping the softmax's statistics as it goes
+/// (`true`: `online.rs`, half the tile products and key loads, the dtype rounding where
+/// PyTorch's flash SDPA has it) or twice (`false`, the default until a GPU measures both:
+/// `kernel.rs`, the eager attention's rounding points). `bench --probe-vision` times both.
+pub fn set_online(on: bool) {
+    ONLINE.set(on);
+}
+
+/// Whether the flash kernel walks the keys once (see [`set_online`]).
+pub fn online() -> bool {
+    ONLINE.get()
+}
+
+/// Back to `DAM_FLASH_ONLINE` (or off) after [`set_online`].
+pub fn reset_online() {
+    ONLINE.reset();
+}
+
 /// Whether the kernel takes this attention: a cubecl device and `head_dim ≤ MAX_HEAD_DIM`.
 pub fn supports(q: &Tensor<4>) -> bool {
     dam_core::switch::cubecl_device(&q.device()) && q.dims()[3] <= MAX_HEAD_DIM
@@ -111,5 +147,6 @@ pub fn flash_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
         scale,
         TENSOR_CORES.get(),
         PLANES.get(),
+        ONLINE.get(),
     ))
 }

@@ -34,14 +34,16 @@ pub struct FlashPtx {
 }
 
 /// Compiles the kernel for `sm` (e.g. 90 for an H100) with `dtype` activations (`BF16`,
-/// `F16`, `F32`), a `head_dim`, 32-lane planes and the tensor-core variant or not, as
-/// [`super::VisionFlashOps`] would launch it on a device with `max_shared` bytes of shared
-/// memory per cube. An error names what failed (expansion or lowering).
+/// `F16`, `F32`), a `head_dim`, 32-lane planes, the tensor-core variant or not and one pass
+/// over the keys (`online`) or two, as [`super::VisionFlashOps`] would launch it on a device
+/// with `max_shared` bytes of shared memory per cube. An error names what failed (expansion or
+/// lowering).
 pub fn flash_ptx(
     sm: u32,
     dtype: DType,
     head_dim: usize,
     tensor_cores: bool,
+    online: bool,
     max_shared: usize,
 ) -> Result<FlashPtx, String> {
     let elem = match dtype {
@@ -51,8 +53,15 @@ pub fn flash_ptx(
         other => return Err(format!("flash_ptx: no kernel for {other:?}")),
     };
     let plane = 32;
-    let planes = kernel::planes_for(kernel::MAX_PLANES, max_shared, head_dim, dtype.size(), tensor_cores)
-        .ok_or_else(|| format!("no cube fits {max_shared} bytes of shared memory"))?;
+    let planes = kernel::planes_for(
+        kernel::MAX_PLANES,
+        max_shared,
+        head_dim,
+        dtype.size(),
+        tensor_cores,
+        online,
+    )
+    .ok_or_else(|| format!("no cube fits {max_shared} bytes of shared memory"))?;
     let mut features = Features::default();
     if tensor_cores {
         features.matmul.cmma.insert(MmaConfig {
@@ -118,6 +127,7 @@ pub fn flash_ptx(
         plane as usize,
         planes,
         tensor_cores,
+        online,
         elem,
     );
     let definition = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kernel.define()))
@@ -171,10 +181,10 @@ mod tests {
     /// and strides the kernel's shared tiles have, four planes in the 48 KiB a cube may take.
     #[test]
     fn the_tensor_core_variant_lowers_to_wmma() {
-        let out = flash_ptx(90, DType::BF16, 72, true, 48 * 1024).unwrap();
+        let out = flash_ptx(90, DType::BF16, 72, true, false, 48 * 1024).unwrap();
         let ptx = &out.ptx;
         assert_eq!(out.planes, 4);
-        assert_eq!(out.shared_memory_bytes, kernel::shared_bytes(4, 72, 2, true));
+        assert_eq!(out.shared_memory_bytes, kernel::shared_bytes(4, 72, 2, true, false));
         // q·kᵀ: 2 key tiles × 5 head tiles, in each pass; p·v: 5 output tiles × 2 key tiles.
         assert_eq!(
             count(ptx, "wmma.mma.sync.aligned.row.col.m16n16k16.f32.bf16.bf16.f32"),
@@ -204,8 +214,49 @@ mod tests {
     /// f32 has no 16×16×16 fragments: the plain variant, no tensor-core instruction.
     #[test]
     fn the_plain_variant_has_no_tensor_core_instruction() {
-        let out = flash_ptx(90, DType::F32, 72, false, 48 * 1024).unwrap();
+        let out = flash_ptx(90, DType::F32, 72, false, false, 48 * 1024).unwrap();
         assert_eq!(count(&out.ptx, "wmma."), 0);
-        assert_eq!(out.shared_memory_bytes, kernel::shared_bytes(out.planes, 72, 4, false));
+        assert_eq!(
+            out.shared_memory_bytes,
+            kernel::shared_bytes(out.planes, 72, 4, false, false)
+        );
+        let out = flash_ptx(90, DType::F32, 72, false, true, 48 * 1024).unwrap();
+        assert_eq!(count(&out.ptx, "wmma."), 0);
+        assert_eq!(
+            out.shared_memory_bytes,
+            kernel::shared_bytes(out.planes, 72, 4, false, true)
+        );
+    }
+
+    /// The one-pass kernel in bf16 on an H100: each product once per key block on tensor
+    /// cores, the accumulators stored and loaded back for rescaling (and stored at the end),
+    /// the row statistics across a row's two lanes by butterfly shuffles, the rescale decided
+    /// by a vote, four planes in 48 KiB.
+    #[test]
+    fn the_one_pass_kernel_lowers_to_wmma_shuffles_and_a_vote() {
+        let out = flash_ptx(90, DType::BF16, 72, true, true, 48 * 1024).unwrap();
+        let ptx = &out.ptx;
+        assert_eq!(out.planes, 4);
+        assert_eq!(out.shared_memory_bytes, kernel::shared_bytes(4, 72, 2, true, true));
+        // q·kᵀ: 2 key tiles × 5 head tiles; p·v: 5 output tiles × 2 key tiles — once each.
+        assert_eq!(
+            count(ptx, "wmma.mma.sync.aligned.row.col.m16n16k16.f32.bf16.bf16.f32"),
+            10,
+            "{ptx}"
+        );
+        assert_eq!(
+            count(ptx, "wmma.mma.sync.aligned.row.row.m16n16k16.f32.bf16.bf16.f32"),
+            10,
+            "{ptx}"
+        );
+        // The accumulator tiles back from shared memory after rescaling (5 tiles).
+        assert_eq!(
+            count(ptx, "wmma.load.c.sync.aligned.row.m16n16k16.shared.f32"),
+            5,
+            "{ptx}"
+        );
+        assert!(ptx.contains("shfl.sync.bfly"), "{ptx}");
+        assert!(ptx.contains("vote.sync.any"), "{ptx}");
+        assert!(ptx.contains("bar.warp.sync"), "{ptx}");
     }
 }

@@ -188,6 +188,11 @@ struct Args {
     /// `dam::core::row_kernels::set_cached`).
     #[arg(long, value_parser = ["cached", "reread"])]
     row_kernels: Option<String>,
+    /// The `flash` vision attention's passes over the keys: `2` (default) takes the softmax's
+    /// statistics first, `1` keeps them as it goes (experimental; see
+    /// `dam::vision::flash::set_online`).
+    #[arg(long, value_parser = ["1", "2"])]
+    flash_passes: Option<String>,
     /// The kernel of the vision tower's products (and, for a cubek routine, the LLM
     /// prefill's) on the cubecl backends: `fusion` (burn's op, default), `autotune`
     /// (burn-cubecl's tuner below burn's fusion) or one of cubek's routines by name; or one
@@ -424,6 +429,9 @@ fn bench(args: &Args) -> Result<()> {
         if let Some(row_kernels) = &args.row_kernels {
             dam::core::row_kernels::set_cached(row_kernels == "cached");
         }
+        if let Some(passes) = &args.flash_passes {
+            dam::vision::flash::set_online(passes == "1");
+        }
     }
     eprintln!(
         "building model: config {}, backend {}, dtype {}, random weights",
@@ -650,15 +658,18 @@ fn flash_ptx(dir: &Path) -> Result<()> {
             "| form | sm | planes | shared bytes | wmma.mma (row.col / row.row) | wmma.load | wmma.store | bar.sync |"
         );
         println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        for (name, dtype, tensor_cores) in [
-            ("bf16-tensor-cores", DType::BF16, true),
-            ("f16-tensor-cores", DType::F16, true),
-            ("bf16-plain", DType::BF16, false),
-            ("f32-plain", DType::F32, false),
+        for (name, dtype, tensor_cores, online) in [
+            ("bf16-tensor-cores", DType::BF16, true, false),
+            ("f16-tensor-cores", DType::F16, true, false),
+            ("bf16-plain", DType::BF16, false, false),
+            ("f32-plain", DType::F32, false, false),
+            ("online-bf16-tensor-cores", DType::BF16, true, true),
+            ("online-f16-tensor-cores", DType::F16, true, true),
+            ("online-f32-plain", DType::F32, false, true),
         ] {
             for sm in [80, 90] {
                 // 48 KiB: what a cube may take without opting in (every CUDA part since sm_70).
-                let out = dam::vision::flash::ptx::flash_ptx(sm, dtype, 72, tensor_cores, 48 * 1024)
+                let out = dam::vision::flash::ptx::flash_ptx(sm, dtype, 72, tensor_cores, online, 48 * 1024)
                     .map_err(|e| anyhow!("flash kernel, {name}, sm_{sm}: {e}"))?;
                 let path = dir.join(format!("flash-{name}-sm{sm}.ptx"));
                 std::fs::write(&path, &out.ptx).with_context(|| format!("writing {}", path.display()))?;
@@ -733,6 +744,12 @@ fn vision_attention_check(device: &Device) -> serde_json::Value {
         ("fused-softmax", fused_reread),
         ("fused-softmax, rows cached", fused_cached),
         ("flash", sdpa::flash(q.clone(), k.clone(), v.clone(), None)),
+        ("flash, one pass", {
+            dam::vision::flash::set_online(true);
+            let o = sdpa::flash(q.clone(), k.clone(), v.clone(), None);
+            dam::vision::flash::reset_online();
+            o
+        }),
     ] {
         let diff = (form - reference.clone()).abs().max().into_scalar::<f32>();
         println!(
@@ -747,13 +764,18 @@ fn vision_attention_check(device: &Device) -> serde_json::Value {
     if dam::core::switch::cuda_device(device) {
         use burn::tensor::FloatDType;
         let [q, k, v] = [q, k, v].map(|x| x.cast(FloatDType::BF16));
-        let flash = |tensor_cores: bool| {
+        let flash = |tensor_cores: bool, online: bool| {
             dam::vision::flash::set_tensor_cores(tensor_cores);
+            dam::vision::flash::set_online(online);
             let o = sdpa::flash(q.clone(), k.clone(), v.clone(), None).cast(FloatDType::F32);
+            dam::vision::flash::reset_online();
             dam::vision::flash::reset_tensor_cores();
             o
         };
-        let (cores, plain) = (flash(true), flash(false));
+        let (cores, plain) = (flash(true, false), flash(false, false));
+        // One pass over the keys: its own rounding points (see `dam::vision::flash`), so
+        // against the materialised form a little further than the two-pass kernel.
+        let (online_cores, online_plain) = (flash(true, true), flash(false, true));
         let materialized = sdpa::materialized(q, k, v, None).cast(FloatDType::F32);
         let size = materialized.clone().abs().max().into_scalar::<f32>();
         for (name, a, b) in [
@@ -763,7 +785,26 @@ fn vision_attention_check(device: &Device) -> serde_json::Value {
                 cores,
                 materialized.clone(),
             ),
-            ("flash bf16, plain loops vs materialized bf16", plain, materialized),
+            (
+                "flash bf16, plain loops vs materialized bf16",
+                plain,
+                materialized.clone(),
+            ),
+            (
+                "flash bf16 one pass, tensor cores vs plain loops",
+                online_cores.clone(),
+                online_plain.clone(),
+            ),
+            (
+                "flash bf16 one pass, tensor cores vs materialized bf16",
+                online_cores,
+                materialized.clone(),
+            ),
+            (
+                "flash bf16 one pass, plain loops vs materialized bf16",
+                online_plain,
+                materialized,
+            ),
         ] {
             let diff = (a - b).abs().max().into_scalar::<f32>();
             println!("vision attention {shape:?}, {name}: max abs diff {diff:.3e} (max abs {size:.3e})");
@@ -798,6 +839,19 @@ fn vision_attention_check(device: &Device) -> serde_json::Value {
         out.insert(name.into(), json!(diff));
     }
     serde_json::Value::Object(out)
+}
+
+/// The `flash` vision attention's passes over the keys (`dam::vision::flash::online`; 2 where
+/// the kernel is not built).
+fn flash_passes() -> usize {
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    {
+        if dam::vision::flash::online() { 1 } else { 2 }
+    }
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    {
+        2
+    }
 }
 
 /// Whether the row kernels keep rows in registers (`dam::core::row_kernels`; GPU builds only).
@@ -1266,6 +1320,8 @@ struct Report {
     layer_norm_kernel: bool,
     /// Whether our row kernels kept each row in registers.
     row_kernels_cached: bool,
+    /// The `flash` vision attention's passes over the keys (1 or 2).
+    flash_passes: usize,
     /// The matmul kernels of the linears and the attention's score products.
     matmul: dam::core::matmul_kernel::MatmulChoice,
     /// Whether every timed run's decode replayed a recorded step (CUDA graph).
@@ -1332,6 +1388,7 @@ impl Report {
             vision_attention: dam::vision::sdpa::kernel_for(&bench.device),
             layer_norm_kernel: layer_norm_kernel_on(&bench.device),
             row_kernels_cached: row_kernels_cached(),
+            flash_passes: flash_passes(),
             matmul: dam::core::matmul_kernel::choice_on(&bench.device),
             recorded: !runs.is_empty() && runs.iter().all(|r| r.recorded),
             vision_recorded: bench.recorder.has_recordings(),
@@ -1369,6 +1426,11 @@ impl Report {
             if self.vision_recorded { "yes" } else { "no" },
             match self.vision_attention {
                 dam::vision::sdpa::AttentionKernel::Auto => String::new(),
+                dam::vision::sdpa::AttentionKernel::Flash => format!(
+                    ", vision attention flash ({} pass{})",
+                    self.flash_passes,
+                    if self.flash_passes == 1 { "" } else { "es" }
+                ),
                 other => format!(", vision attention {}", other.name()),
             },
             if self.layer_norm_kernel {
@@ -1488,6 +1550,7 @@ impl Report {
             "vision_attention": self.vision_attention.name(),
             "layer_norm_kernel": self.layer_norm_kernel,
             "row_kernels_cached": self.row_kernels_cached,
+            "flash_passes": self.flash_passes,
             "matmul": self.matmul.name(),
             "recorded_decode_step": self.recorded,
             "recorded_vision_encode": self.vision_recorded,

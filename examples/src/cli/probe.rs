@@ -142,20 +142,25 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
                 })?;
                 row(format!("attention `{}`, head_dim {dh}", form.name()), s, 2.0 * flops, t);
             }
-            // The flash kernel with fewer planes per cube (more, smaller cubes).
+            // The flash kernel with fewer planes per cube (more, smaller cubes), in two passes
+            // over the keys and in one (`flash::set_online`).
             #[cfg(any(feature = "cuda", feature = "wgpu"))]
-            for planes in [2, 1] {
+            for (online, planes) in [(false, 2), (false, 1), (true, 4), (true, 2), (true, 1)] {
+                use dam::vision::flash;
                 sdpa::set_kernel(sdpa::AttentionKernel::Flash);
-                dam::vision::flash::set_planes(planes);
+                flash::set_planes(planes);
+                flash::set_online(online);
                 let t = time_each(device, reps, reps, iters, || {
                     sdpa::attend(q.clone(), k.clone(), v.clone(), None)
-                })?;
-                dam::vision::flash::reset_planes();
+                });
+                flash::reset_online();
+                flash::reset_planes();
+                let passes = if online { "one pass" } else { "two passes" };
                 row(
-                    format!("attention `flash`, {planes} planes a cube, head_dim {dh}"),
+                    format!("attention `flash`, {passes}, {planes} planes a cube, head_dim {dh}"),
                     s,
                     2.0 * flops,
-                    t,
+                    t?,
                 );
             }
             sdpa::reset_kernel();
