@@ -165,7 +165,8 @@ fn two_passes<E: Float>(
     // This plane's rows of the score and probability tiles.
     let own = warp * rows * keys;
 
-    stage_queries::<E>(q, &mut q_s, b, h, q0, seq_q, tid, head_dim, block_q, threads);
+    let q_base = b * q.stride(0) + h * q.stride(1);
+    stage_tile::<E>(q, &mut q_s, q_base, q0, seq_q, tid, block_q, head_dim, threads);
     let k_base = b * k.stride(0) + h * k.stride(1);
     let v_base = b * v.stride(0) + h * v.stride(1);
 
@@ -250,7 +251,7 @@ fn two_passes<E: Float>(
                 true,
             );
             // (The previous block's values were read before `score_block`'s first barrier.)
-            stage_tile::<E>(v, &mut v_s, v_base, k0, seq_kv, tid, head_dim, threads);
+            stage_tile::<E>(v, &mut v_s, v_base, k0, seq_kv, tid, KEYS, head_dim, threads);
             probabilities::<E>(&s_s, &mut p_s, &m, &l, warp, lane, k0, seq_kv, scale, plane);
             sync_cube();
             add_probabilities_times_values::<E>(&p_s, &v_s, &acc, own, head_dim);
@@ -259,12 +260,7 @@ fn two_passes<E: Float>(
         #[unroll]
         for n in 0..comptime![dp / TILE] {
             sync_cube();
-            cmma::store(
-                &mut s_s[own..own + comptime![(ROWS - 1) * KEYS + TILE]],
-                acc.index(n),
-                keys as u32,
-                cmma::MatrixLayout::RowMajor,
-            );
+            store_own_rows(acc.index(n), &mut s_s, own);
             sync_cube();
             for i in range_stepped(lane, comptime![ROWS * TILE], plane) {
                 let (r, c) = (i / TILE, i % TILE);
@@ -300,7 +296,7 @@ fn two_passes<E: Float>(
             );
             // The values in place of the keys (one tile buffer: shared memory; every plane has
             // read the keys before `score_block`'s last barrier).
-            stage_tile::<E>(v, &mut k_s, v_base, k0, seq_kv, tid, head_dim, threads);
+            stage_tile::<E>(v, &mut k_s, v_base, k0, seq_kv, tid, KEYS, head_dim, threads);
             probabilities::<E>(&s_s, &mut p_s, &m, &l, warp, lane, k0, seq_kv, scale, plane);
             sync_cube();
             for t in 0..per_lane {
@@ -327,34 +323,6 @@ fn two_passes<E: Float>(
                 }
             }
         }
-    }
-}
-
-/// The cube's `block_q` queries of head `h` of batch `b` into `q_s` (`block_q × dp`,
-/// row-major), zero past `seq_q` and past `head_dim`; every unit of the cube takes a share.
-#[allow(clippy::too_many_arguments)]
-#[cube]
-pub(super) fn stage_queries<E: Float>(
-    q: &Tensor<E>,
-    q_s: &mut [E],
-    b: usize,
-    h: usize,
-    q0: usize,
-    seq_q: usize,
-    tid: usize,
-    #[comptime] head_dim: usize,
-    #[comptime] block_q: usize,
-    #[comptime] threads: usize,
-) {
-    let dp = comptime![head_dim.next_multiple_of(TILE)];
-    let base = b * q.stride(0) + h * q.stride(1);
-    for i in range_stepped(tid, comptime![block_q * head_dim.next_multiple_of(TILE)], threads) {
-        let (r, d) = (i / dp, i % dp);
-        let mut x = E::new(0.0);
-        if q0 + r < seq_q && d < head_dim {
-            x = q[base + (q0 + r) * q.stride(2) + d * q.stride(3)];
-        }
-        q_s[i] = x;
     }
 }
 
@@ -399,6 +367,18 @@ pub(super) fn add_probabilities_times_values<E: Float>(
     }
 }
 
+/// Accumulator tile `c` into the plane's own 16 rows of `s_s` (from `own`; columns 0..16,
+/// stride KEYS), where every lane of the plane can read it after a plane barrier.
+#[cube]
+pub(super) fn store_own_rows(c: &cmma::Matrix<f32>, s_s: &mut [f32], own: usize) {
+    cmma::store(
+        &mut s_s[own..own + comptime![(ROWS - 1) * KEYS + TILE]],
+        c,
+        comptime![KEYS as u32],
+        cmma::MatrixLayout::RowMajor,
+    );
+}
+
 /// One key block's scores: the block's keys staged (after every plane has read the previous
 /// block's tiles), then each plane's `q·kᵀ` into its rows of `s_s`, then a barrier, so the
 /// scores are readable by every lane and the key tile free to be replaced.
@@ -420,32 +400,35 @@ fn score_block<E: Float>(
 ) {
     let (tid, warp, lane) = units;
     sync_cube();
-    stage_tile::<E>(k, k_s, k_base, k0, seq_kv, tid, head_dim, threads);
+    stage_tile::<E>(k, k_s, k_base, k0, seq_kv, tid, KEYS, head_dim, threads);
     sync_cube();
     scores::<E>(q_s, &*k_s, s_s, warp, lane, head_dim, plane, tensor_cores);
     sync_cube();
 }
 
-/// Keys (or values) `k0..k0 + KEYS` of one head into `tile` (`KEYS × dp`, row-major), zero
-/// past `seq_kv` and past `head_dim`; every unit of the cube takes a share.
+/// Rows `r0..r0 + rows` of one head of `x` (`[B, H, S, head_dim]`, the head's first element at
+/// `base`) into `tile` (`rows × dp`, row-major), zero past `len` and past `head_dim`; every unit
+/// of the cube takes a share. The cube's queries (`rows` = 16 · planes), a block's keys or
+/// values (`rows` = KEYS).
 #[allow(clippy::too_many_arguments)]
 #[cube]
 pub(super) fn stage_tile<E: Float>(
     x: &Tensor<E>,
     tile: &mut [E],
     base: usize,
-    k0: usize,
-    seq_kv: usize,
+    r0: usize,
+    len: usize,
     tid: usize,
+    #[comptime] rows: usize,
     #[comptime] head_dim: usize,
     #[comptime] threads: usize,
 ) {
     let dp = comptime![head_dim.next_multiple_of(TILE)];
-    for i in range_stepped(tid, comptime![KEYS * head_dim.next_multiple_of(TILE)], threads) {
+    for i in range_stepped(tid, comptime![rows * head_dim.next_multiple_of(TILE)], threads) {
         let (r, d) = (i / dp, i % dp);
         let mut value = E::new(0.0);
-        if k0 + r < seq_kv && d < head_dim {
-            value = x[base + (k0 + r) * x.stride(2) + d * x.stride(3)];
+        if r0 + r < len && d < head_dim {
+            value = x[base + (r0 + r) * x.stride(2) + d * x.stride(3)];
         }
         tile[i] = value;
     }

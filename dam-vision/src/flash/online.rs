@@ -25,7 +25,9 @@ use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::cmma;
 use burn_cubecl::cubecl::prelude::*;
 
-use super::kernel::{KEYS, ROWS, TILE, add_probabilities_times_values, rounded_score, scores, stage_queries};
+use super::kernel::{
+    KEYS, ROWS, TILE, add_probabilities_times_values, rounded_score, scores, stage_tile, store_own_rows,
+};
 
 /// How far (natural log units) a row's maximum may rise above the one its probabilities are
 /// taken against before the accumulated rows are rescaled: the unnormalised probabilities stay
@@ -95,7 +97,8 @@ pub(super) fn one_pass<E: Float>(
     let (row0, part) = (lane / split, lane % split);
 
     // The cube's queries (visible after the first block's second barrier).
-    stage_queries::<E>(q, &mut q_s, b, h, q0, seq_q, tid, head_dim, block_q, threads);
+    let q_base = b * q.stride(0) + h * q.stride(1);
+    stage_tile::<E>(q, &mut q_s, q_base, q0, seq_q, tid, block_q, head_dim, threads);
     let k_base = b * k.stride(0) + h * k.stride(1);
     let v_base = b * v.stride(0) + h * v.stride(1);
 
@@ -231,12 +234,7 @@ pub(super) fn one_pass<E: Float>(
             if rescale {
                 #[unroll]
                 for n in 0..comptime![dp / TILE] {
-                    cmma::store(
-                        &mut s_s[own..own + comptime![(ROWS - 1) * KEYS + TILE]],
-                        acc.index(n),
-                        keys as u32,
-                        cmma::MatrixLayout::RowMajor,
-                    );
+                    store_own_rows(acc.index(n), &mut s_s, own);
                     sync_plane();
                     for e in range_stepped(lane, comptime![ROWS * TILE], plane) {
                         let (r, c) = (e / TILE, e % TILE);
@@ -285,12 +283,7 @@ pub(super) fn one_pass<E: Float>(
         // Out through the plane's own score rows, one 16 × 16 tile at a time.
         #[unroll]
         for n in 0..comptime![dp / TILE] {
-            cmma::store(
-                &mut s_s[own..own + comptime![(ROWS - 1) * KEYS + TILE]],
-                acc.index(n),
-                keys as u32,
-                cmma::MatrixLayout::RowMajor,
-            );
+            store_own_rows(acc.index(n), &mut s_s, own);
             sync_plane();
             for e in range_stepped(lane, comptime![ROWS * TILE], plane) {
                 let (r, c) = (e / TILE, e % TILE);
