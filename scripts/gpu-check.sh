@@ -13,28 +13,33 @@
 # (LIMIT_<stage>, seconds; defaults below), so CUDA kernel compilation and autotuning (~2 min
 # cold at full size, measured 2026-11-26) is paid once per process.
 #
-# Next (plan after the 2026-11-27 14:05 runs, which measured the matmul routines, made the two
-# vision kernels the CUDA default and found cubecl's LLVM compiler withholding TMA / cp.async;
-# and after the flash kernel, written 2026-11-27 without a GPU in two forms, two passes over
-# the keys and one): one warm machine, one call per bundle (each carries one):
-#   1. carry ["gpu-bundle"], timeout_s 595:
-#      LIMIT_flash=150 LIMIT_fixtures_flash_online=90 LIMIT_decode=300 EXPORT_BY=0 STAGES="flash fixtures-flash-online decode" OUT=$OUT bash scripts/gpu-check.sh
-#   2. carry ["gpu-bundle-nvrtc"] (same warm machine, at once):
-#      BUNDLE=gpu-bundle-nvrtc LIMIT_fixtures_f32=100 LIMIT_decode=200 EXPORT_BY=0 STAGES="fixtures-f32 decode" OUT=$OUT bash scripts/gpu-check.sh
-#   3. if ≥ 4 min are left, carry ["gpu-bundle"]: LIMIT_fixtures_flash=90 STAGES="fixtures-flash" …
-#      (the two-pass form's fixtures); with ≥ 6 min, nvrtc STAGES="matmul" instead.
+# Next (plan after the 2026-11-27 21:50–22:05 runs, which found both flash forms correct but
+# 5–13x slower than the default attention (1.3–2.9 ms a call; docs/performance.md, "The flash
+# kernel on the H100") and the NVRTC build stuck in launch errors of cubek's TMA routines):
+# one warm machine, one call:
+#   1. carry ["gpu-bundle"], timeout_s 560:
+#      LIMIT_flash=110 LIMIT_ncu_flash=150 LIMIT_decode=270 EXPORT_BY=0 STAGES="flash ncu-flash decode" OUT=$OUT bash scripts/gpu-check.sh
+#      (`flash`: are the stride-hoisted, unrolled-staging kernels of this bundle faster — the
+#      `--probe-vision` rows; `ncu-flash`: where their warps stall; `decode`: the issue-7 table
+#      with every switch now reset between lines — the `--row-kernels cached` lines were the
+#      one-pass flash kernel's on 2026-11-27, see `bench`'s apply_switches).
+#   2. with ≥ 4 min left, the same machine: STAGES="fixtures-flash" (the two-pass form's
+#      fixtures in bf16; the one-pass form's passed 3/3 cases on 2026-11-27).
 # (`flash`: both flash forms' tensor-core variants against their plain loops and the
 # materialised form in bf16 (`bench --check-vision`), then every attention form timed per call
 # (`--probe-vision`: two passes and one, 4, 2 and 1 planes a cube); `fixtures-flash-online` /
 # `fixtures-flash`: every case in bf16 through the one-pass / two-pass form, against the
 # original; `decode`: the issue-7 table with the defaults, with `--vision-attention flash`
 # (two passes, one pass, two with `--row-kernels cached`, batch 16), with burn's ops, and the
-# vision probe; a compiler that changes numbers must still give the original's ids, hence the
-# NVRTC build's fixtures first; `matmul` probes every routine — the TMA ones included — and
-# benches the winner).
+# vision probe; `matmul` probes every routine — the TMA ones included — and benches the winner;
+# `ncu-flash`: Nsight Compute on the flash kernels and our softmax.)
+# The NVRTC bundle (gpu-bundle-nvrtc/, commit ef9a7cb) is not worth a call until its launch
+# errors are understood: on 2026-11-27 its first bench logged "Element strides must be non-zero
+# and <= 8" / "Tile shape must be non-zero and <= 256" (tensor-map arguments of cubek's TMA
+# matmuls) and then printed nothing for 170 s; its f32 fixture nothing in 70 s.
 # (15 min of device time a session, start included; the machine is given back after 30 s idle,
-# so send the second call at once. On 2026-11-27 `matmul` took 307 s, `decode` 146 s and
-# `check` > 170 s on a warm kernel cache; a fresh machine started in ≈ 30 s.)
+# so send a second call at once. On 2026-11-27 `flash` took 73 s, `decode` 230 s (10 lines),
+# `matmul` 307 s on a warm kernel cache; a fresh machine started in ≈ 30 s.)
 #
 # Kernel cache across sessions: the end of the script exports the cache to
 # $OUT/kernel-cache.xz (when ≤ 15 MiB); copy it to gpu-bundle/kernel-cache.xz here and the
@@ -97,6 +102,7 @@ for stage in $STAGES; do
   case $stage in
     fixtures-bf16|fixtures-bf16-video|fixtures-flash|fixtures-flash-online) default=200 ;;
     flash) default=150 ;;
+    ncu-flash) default=180 ;;
     fixtures-wgpu) default=150 ;;
     check|bf16|gemv) default=300 ;;
     decode) default=480 ;;
@@ -166,6 +172,27 @@ for stage in $STAGES; do
       echo "fixtures-matmul: exit $? after $((SECONDS - s)) s (limit $left)" | tee -a "$W/summary.txt"
       tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
     fi
+    continue
+  fi
+  if [ "$stage" = ncu-flash ]; then
+    # Why the flash kernel is slow (2026-11-27: 1.3–2.9 ms a SigLIP attention where the two
+    # burn matmuls around our softmax take 0.22): Nsight Compute on `bench --check-vision`,
+    # which launches each flash form once per variant (tensor cores and plain loops, two
+    # passes and one) beside our softmax kernel — throughput, occupancy, launch shape, where
+    # warps stall, memory traffic. Kernel replay, clocks as they are.
+    NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+    s=$SECONDS
+    if [ -n "$NCU" ]; then
+      timeout "$limit" "$NCU" --clock-control none -k "regex:flash_attention|scaled_softmax" \
+        --launch-count "${NCU_LAUNCHES:-10}" --section SpeedOfLight --section LaunchStats \
+        --section Occupancy --section WarpStateStats --section SchedulerStats \
+        --section MemoryWorkloadAnalysis --section InstructionStats \
+        "$T" bench --backend cuda --dtype bf16 --config full --check-vision > "$W/ncu-flash.txt" 2> "$W/ncu-flash.err"
+      echo "ncu-flash: exit $? after $((SECONDS - s)) s (limit $limit)" | tee -a "$W/summary.txt"
+    else
+      echo "ncu-flash: no ncu on this machine" | tee -a "$W/summary.txt"
+    fi
+    tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
     continue
   fi
   if [ "$stage" = coldstart ]; then

@@ -166,9 +166,25 @@ fn two_passes<E: Float>(
     let own = warp * rows * keys;
 
     let q_base = b * q.stride(0) + h * q.stride(1);
-    stage_tile::<E>(q, &mut q_s, q_base, q0, seq_q, tid, block_q, head_dim, threads);
     let k_base = b * k.stride(0) + h * k.stride(1);
     let v_base = b * v.stride(0) + h * v.stride(1);
+    // Row and column strides read once (see `fetch_rows`).
+    let q_strides = (q.stride(2), q.stride(3));
+    let k_strides = (k.stride(2), k.stride(3));
+    let v_strides = (v.stride(2), v.stride(3));
+    stage_tile::<E>(
+        q,
+        &mut q_s,
+        q_base,
+        q_strides,
+        q0,
+        seq_q,
+        tid,
+        block_q,
+        head_dim,
+        threads,
+        tensor_cores,
+    );
 
     // Pass 1: each lane's running maximum and sum of exponentials per row, over the columns
     // it reads (for a lane that sees no key: −1e30 and 0, which the merge below ignores).
@@ -187,6 +203,7 @@ fn two_passes<E: Float>(
             &q_s,
             &mut s_s,
             k_base,
+            k_strides,
             k0,
             seq_kv,
             (tid, warp, lane),
@@ -221,6 +238,7 @@ fn two_passes<E: Float>(
     let (out_row, out_col) = (out.stride(2), out.stride(3));
     if comptime![tensor_cores] {
         let mut v_s = Shared::<[E]>::new_aligned_slice(comptime![KEYS * dp], 32usize);
+        let mut v_r = Array::<E>::new(comptime![(KEYS * dp).div_ceil(threads)]);
         // The plane's 16 × dp output as dp / 16 f32 accumulator tiles, in registers.
         let mut acc = Sequence::<cmma::Matrix<f32>>::new();
         #[unroll]
@@ -236,12 +254,17 @@ fn two_passes<E: Float>(
         }
         for kb in 0..blocks {
             let k0 = kb * keys;
+            // The block's values loaded while its keys are (`score_block`), stored after.
+            fetch_rows::<E>(
+                v, &mut v_r, v_base, v_strides, k0, seq_kv, tid, KEYS, head_dim, threads, true,
+            );
             score_block::<E>(
                 k,
                 &mut k_s,
                 &q_s,
                 &mut s_s,
                 k_base,
+                k_strides,
                 k0,
                 seq_kv,
                 (tid, warp, lane),
@@ -251,7 +274,7 @@ fn two_passes<E: Float>(
                 true,
             );
             // (The previous block's values were read before `score_block`'s first barrier.)
-            stage_tile::<E>(v, &mut v_s, v_base, k0, seq_kv, tid, KEYS, head_dim, threads);
+            commit_rows::<E>(&v_r, &mut v_s, tid, KEYS, head_dim, threads, true);
             probabilities::<E>(&s_s, &mut p_s, &m, &l, warp, lane, k0, seq_kv, scale, plane);
             sync_cube();
             add_probabilities_times_values::<E>(&p_s, &v_s, &acc, own, head_dim);
@@ -286,6 +309,7 @@ fn two_passes<E: Float>(
                 &q_s,
                 &mut s_s,
                 k_base,
+                k_strides,
                 k0,
                 seq_kv,
                 (tid, warp, lane),
@@ -296,7 +320,9 @@ fn two_passes<E: Float>(
             );
             // The values in place of the keys (one tile buffer: shared memory; every plane has
             // read the keys before `score_block`'s last barrier).
-            stage_tile::<E>(v, &mut k_s, v_base, k0, seq_kv, tid, KEYS, head_dim, threads);
+            stage_tile::<E>(
+                v, &mut k_s, v_base, v_strides, k0, seq_kv, tid, KEYS, head_dim, threads, false,
+            );
             probabilities::<E>(&s_s, &mut p_s, &m, &l, warp, lane, k0, seq_kv, scale, plane);
             sync_cube();
             for t in 0..per_lane {
@@ -390,6 +416,7 @@ fn score_block<E: Float>(
     q_s: &[E],
     s_s: &mut [f32],
     k_base: usize,
+    k_strides: (usize, usize),
     k0: usize,
     seq_kv: usize,
     units: (usize, usize, usize),
@@ -400,37 +427,119 @@ fn score_block<E: Float>(
 ) {
     let (tid, warp, lane) = units;
     sync_cube();
-    stage_tile::<E>(k, k_s, k_base, k0, seq_kv, tid, KEYS, head_dim, threads);
+    stage_tile::<E>(
+        k,
+        k_s,
+        k_base,
+        k_strides,
+        k0,
+        seq_kv,
+        tid,
+        KEYS,
+        head_dim,
+        threads,
+        tensor_cores,
+    );
     sync_cube();
     scores::<E>(q_s, &*k_s, s_s, warp, lane, head_dim, plane, tensor_cores);
     sync_cube();
 }
 
 /// Rows `r0..r0 + rows` of one head of `x` (`[B, H, S, head_dim]`, the head's first element at
-/// `base`) into `tile` (`rows × dp`, row-major), zero past `len` and past `head_dim`; every unit
-/// of the cube takes a share. The cube's queries (`rows` = 16 · planes), a block's keys or
-/// values (`rows` = KEYS).
+/// `base`, its row and column strides `strides`) into `tile` (`rows × dp`, row-major), zero past
+/// `len` and past `head_dim`; every unit of the cube takes a share. The cube's queries (`rows`
+/// = 16 · planes), a block's keys or values (`rows` = KEYS).
+///
+/// `unrolled` (the tensor-core variant, on a GPU): every load of the unit's share issued
+/// before the first store ([`fetch_rows`], then [`commit_rows`]) — a runtime loop of
+/// load-then-store waits a global load's latency per element (20 times a key tile at 4
+/// planes). Else a runtime loop (a software driver's shader compiler is slow on long
+/// straight-line code).
 #[allow(clippy::too_many_arguments)]
 #[cube]
 pub(super) fn stage_tile<E: Float>(
     x: &Tensor<E>,
     tile: &mut [E],
     base: usize,
+    strides: (usize, usize),
     r0: usize,
     len: usize,
     tid: usize,
     #[comptime] rows: usize,
     #[comptime] head_dim: usize,
     #[comptime] threads: usize,
+    #[comptime] unrolled: bool,
+) {
+    if comptime![unrolled] {
+        let mut regs = Array::<E>::new(comptime![(rows * head_dim.next_multiple_of(TILE)).div_ceil(threads)]);
+        fetch_rows::<E>(x, &mut regs, base, strides, r0, len, tid, rows, head_dim, threads, true);
+        commit_rows::<E>(&regs, tile, tid, rows, head_dim, threads, true);
+    } else {
+        let dp = comptime![head_dim.next_multiple_of(TILE)];
+        let (row_stride, col_stride) = strides;
+        for i in range_stepped(tid, comptime![rows * head_dim.next_multiple_of(TILE)], threads) {
+            let (r, d) = (i / dp, i % dp);
+            let mut value = E::new(0.0);
+            if r0 + r < len && d < head_dim {
+                value = x[base + (r0 + r) * row_stride + d * col_stride];
+            }
+            tile[i] = value;
+        }
+    }
+}
+
+/// This unit's share of [`stage_tile`]'s rows into registers: element `tid + i · threads` of
+/// the tile at `regs[i]`. Unrolled where `unrolled` (so `regs` stays in registers on a GPU and
+/// the loads are in flight together). The strides come in as values read once per kernel:
+/// read here, each element's address would wait for two loads of the tensor's metadata.
+#[allow(clippy::too_many_arguments)]
+#[cube]
+pub(super) fn fetch_rows<E: Float>(
+    x: &Tensor<E>,
+    regs: &mut Array<E>,
+    base: usize,
+    strides: (usize, usize),
+    r0: usize,
+    len: usize,
+    tid: usize,
+    #[comptime] rows: usize,
+    #[comptime] head_dim: usize,
+    #[comptime] threads: usize,
+    #[comptime] unrolled: bool,
 ) {
     let dp = comptime![head_dim.next_multiple_of(TILE)];
-    for i in range_stepped(tid, comptime![rows * head_dim.next_multiple_of(TILE)], threads) {
-        let (r, d) = (i / dp, i % dp);
+    let size = comptime![rows * head_dim.next_multiple_of(TILE)];
+    let (row_stride, col_stride) = strides;
+    #[unroll(unrolled)]
+    for i in 0..comptime![(rows * head_dim.next_multiple_of(TILE)).div_ceil(threads)] {
+        let e = tid + i * threads;
+        let (r, d) = (e / dp, e % dp);
         let mut value = E::new(0.0);
-        if r0 + r < len && d < head_dim {
-            value = x[base + (r0 + r) * x.stride(2) + d * x.stride(3)];
+        if e < size && r0 + r < len && d < head_dim {
+            value = x[base + (r0 + r) * row_stride + d * col_stride];
         }
-        tile[i] = value;
+        regs[i] = value;
+    }
+}
+
+/// [`fetch_rows`]'s registers into the shared tile.
+#[cube]
+pub(super) fn commit_rows<E: Float>(
+    regs: &Array<E>,
+    tile: &mut [E],
+    tid: usize,
+    #[comptime] rows: usize,
+    #[comptime] head_dim: usize,
+    #[comptime] threads: usize,
+    #[comptime] unrolled: bool,
+) {
+    let size = comptime![rows * head_dim.next_multiple_of(TILE)];
+    #[unroll(unrolled)]
+    for i in 0..comptime![(rows * head_dim.next_multiple_of(TILE)).div_ceil(threads)] {
+        let e = tid + i * threads;
+        if e < size {
+            tile[e] = regs[i];
+        }
     }
 }
 

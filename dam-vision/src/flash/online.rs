@@ -26,7 +26,8 @@ use burn_cubecl::cubecl::cmma;
 use burn_cubecl::cubecl::prelude::*;
 
 use super::kernel::{
-    KEYS, ROWS, TILE, add_probabilities_times_values, rounded_score, scores, stage_tile, store_own_rows,
+    KEYS, ROWS, TILE, add_probabilities_times_values, commit_rows, fetch_rows, rounded_score, scores, stage_tile,
+    store_own_rows,
 };
 
 /// How far (natural log units) a row's maximum may rise above the one its probabilities are
@@ -98,9 +99,25 @@ pub(super) fn one_pass<E: Float>(
 
     // The cube's queries (visible after the first block's second barrier).
     let q_base = b * q.stride(0) + h * q.stride(1);
-    stage_tile::<E>(q, &mut q_s, q_base, q0, seq_q, tid, block_q, head_dim, threads);
     let k_base = b * k.stride(0) + h * k.stride(1);
     let v_base = b * v.stride(0) + h * v.stride(1);
+    // Row and column strides read once (see `kernel::fetch_rows`).
+    let q_strides = (q.stride(2), q.stride(3));
+    let k_strides = (k.stride(2), k.stride(3));
+    let v_strides = (v.stride(2), v.stride(3));
+    stage_tile::<E>(
+        q,
+        &mut q_s,
+        q_base,
+        q_strides,
+        q0,
+        seq_q,
+        tid,
+        block_q,
+        head_dim,
+        threads,
+        tensor_cores,
+    );
 
     // This lane's rows: the running maximum the probabilities are taken against, and the sum
     // of exponentials over the lane's columns (merged across the row's lanes at the end).
@@ -117,8 +134,32 @@ pub(super) fn one_pass<E: Float>(
     // The first block's keys and values into registers.
     let mut k_r = Array::<E>::new(per);
     let mut v_r = Array::<E>::new(per);
-    fetch_tile::<E>(k, &mut k_r, k_base, 0, seq_kv, tid, head_dim, threads, tensor_cores);
-    fetch_tile::<E>(v, &mut v_r, v_base, 0, seq_kv, tid, head_dim, threads, tensor_cores);
+    fetch_rows::<E>(
+        k,
+        &mut k_r,
+        k_base,
+        k_strides,
+        0,
+        seq_kv,
+        tid,
+        KEYS,
+        head_dim,
+        threads,
+        tensor_cores,
+    );
+    fetch_rows::<E>(
+        v,
+        &mut v_r,
+        v_base,
+        v_strides,
+        0,
+        seq_kv,
+        tid,
+        KEYS,
+        head_dim,
+        threads,
+        tensor_cores,
+    );
 
     let out_base = b * out.stride(0) + h * out.stride(1);
     let (out_row, out_col) = (out.stride(2), out.stride(3));
@@ -150,29 +191,33 @@ pub(super) fn one_pass<E: Float>(
         let k0 = kb * keys;
         // Every plane is done with the previous block's tiles.
         sync_cube();
-        commit_tile::<E>(&k_r, &mut k_s, tid, head_dim, threads, tensor_cores);
-        commit_tile::<E>(&v_r, &mut v_s, tid, head_dim, threads, tensor_cores);
+        commit_rows::<E>(&k_r, &mut k_s, tid, KEYS, head_dim, threads, tensor_cores);
+        commit_rows::<E>(&v_r, &mut v_s, tid, KEYS, head_dim, threads, tensor_cores);
         sync_cube();
         // The next block's loads, in flight while this one computes.
         if kb + 1 < blocks {
-            fetch_tile::<E>(
+            fetch_rows::<E>(
                 k,
                 &mut k_r,
                 k_base,
+                k_strides,
                 k0 + keys,
                 seq_kv,
                 tid,
+                KEYS,
                 head_dim,
                 threads,
                 tensor_cores,
             );
-            fetch_tile::<E>(
+            fetch_rows::<E>(
                 v,
                 &mut v_r,
                 v_base,
+                v_strides,
                 k0 + keys,
                 seq_kv,
                 tid,
+                KEYS,
                 head_dim,
                 threads,
                 tensor_cores,
@@ -328,56 +373,4 @@ fn across_row(x: f32, #[comptime] shuffles: usize, #[comptime] maximum: bool) ->
         mask *= 2;
     }
     y
-}
-
-/// This unit's share of keys (or values) `k0..k0 + KEYS` of one head, the tile laid out as in
-/// `kernel::stage_tile` (`KEYS × dp`, row-major, zero past `seq_kv` and `head_dim`), into
-/// registers: element `tid + i · threads` of the tile at `regs[i]`. Unrolled where `unrolled`
-/// (so `regs` stays in registers on a GPU); a runtime loop elsewhere (a software driver's
-/// shader compiler is slow on long straight-line code).
-#[allow(clippy::too_many_arguments)]
-#[cube]
-fn fetch_tile<E: Float>(
-    x: &Tensor<E>,
-    regs: &mut Array<E>,
-    base: usize,
-    k0: usize,
-    seq_kv: usize,
-    tid: usize,
-    #[comptime] head_dim: usize,
-    #[comptime] threads: usize,
-    #[comptime] unrolled: bool,
-) {
-    let dp = comptime![head_dim.next_multiple_of(TILE)];
-    let size = comptime![KEYS * head_dim.next_multiple_of(TILE)];
-    #[unroll(unrolled)]
-    for i in 0..comptime![(KEYS * head_dim.next_multiple_of(TILE)).div_ceil(threads)] {
-        let e = tid + i * threads;
-        let (r, d) = (e / dp, e % dp);
-        let mut value = E::new(0.0);
-        if e < size && k0 + r < seq_kv && d < head_dim {
-            value = x[base + (k0 + r) * x.stride(2) + d * x.stride(3)];
-        }
-        regs[i] = value;
-    }
-}
-
-/// [`fetch_tile`]'s registers into the shared tile.
-#[cube]
-fn commit_tile<E: Float>(
-    regs: &Array<E>,
-    tile: &mut [E],
-    tid: usize,
-    #[comptime] head_dim: usize,
-    #[comptime] threads: usize,
-    #[comptime] unrolled: bool,
-) {
-    let size = comptime![KEYS * head_dim.next_multiple_of(TILE)];
-    #[unroll(unrolled)]
-    for i in 0..comptime![(KEYS * head_dim.next_multiple_of(TILE)).div_ceil(threads)] {
-        let e = tid + i * threads;
-        if e < size {
-            tile[e] = regs[i];
-        }
-    }
 }

@@ -414,25 +414,7 @@ fn bench(args: &Args) -> Result<()> {
     if let Some(dir) = &args.flash_ptx {
         return flash_ptx(dir);
     }
-    if let Some(kernel) = args.vision_attention {
-        dam::vision::sdpa::set_kernel(kernel);
-    }
-    dam::core::matmul_kernel::set_choice(args.matmul);
-    #[cfg(any(feature = "cuda", feature = "wgpu"))]
-    {
-        dam::core::graph::set_enabled(args.cuda_graph == "on");
-        dam::llm::fused::set_gemv(args.gemv == "on");
-        dam::llm::fused::set_decode_attention(args.decode_attention == "on");
-        if let Some(layer_norm) = &args.layer_norm {
-            dam::core::layer_norm_kernel::set_enabled(layer_norm == "kernel");
-        }
-        if let Some(row_kernels) = &args.row_kernels {
-            dam::core::row_kernels::set_cached(row_kernels == "cached");
-        }
-        if let Some(passes) = &args.flash_passes {
-            dam::vision::flash::set_online(passes == "1");
-        }
-    }
+    apply_switches(args);
     eprintln!(
         "building model: config {}, backend {}, dtype {}, random weights",
         args.config.name(),
@@ -493,6 +475,37 @@ fn bench(args: &Args) -> Result<()> {
         profile_step(&bench, &image, &masks, args)?;
     }
     Ok(())
+}
+
+/// Sets every process-wide switch the arguments name — and puts back the library's default
+/// (or its environment variable) for each one they leave out. `dam-tools batch` runs many
+/// benches in one process: a switch left as the previous line set it would time that line's
+/// configuration under this one's name (it did, on 2026-11-27: `--row-kernels cached` lines
+/// after a `--flash-passes 1` line ran the one-pass flash attention).
+fn apply_switches(args: &Args) {
+    match args.vision_attention {
+        Some(kernel) => dam::vision::sdpa::set_kernel(kernel),
+        None => dam::vision::sdpa::reset_kernel(),
+    }
+    dam::core::matmul_kernel::set_choice(args.matmul);
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    {
+        dam::core::graph::set_enabled(args.cuda_graph == "on");
+        dam::llm::fused::set_gemv(args.gemv == "on");
+        dam::llm::fused::set_decode_attention(args.decode_attention == "on");
+        match args.layer_norm.as_deref() {
+            Some(layer_norm) => dam::core::layer_norm_kernel::set_enabled(layer_norm == "kernel"),
+            None => dam::core::layer_norm_kernel::reset(),
+        }
+        match args.row_kernels.as_deref() {
+            Some(row_kernels) => dam::core::row_kernels::set_cached(row_kernels == "cached"),
+            None => dam::core::row_kernels::reset_cached(),
+        }
+        match args.flash_passes.as_deref() {
+            Some(passes) => dam::vision::flash::set_online(passes == "1"),
+            None => dam::vision::flash::reset_online(),
+        }
+    }
 }
 
 /// The requested backend, set up with the requested float type.
@@ -1626,6 +1639,45 @@ mod tests {
         assert_eq!(ids[35], dam::llm::tokenizer::IMAGE_TOKEN_INDEX);
         let (small, clamped) = prompt_ids(512);
         assert!(clamped > 0 && small.iter().all(|&i| i < 512));
+    }
+
+    /// What one `dam-tools batch` line switches on is off again for the next line that does
+    /// not name it (the vision attention on every build; the GPU-only switches where built).
+    #[test]
+    fn a_bench_line_leaves_no_switch_to_the_next() {
+        let plain = Args::try_parse_from(["bench", "--backend", "cpu"]).unwrap();
+        let device = device(&plain).unwrap();
+        apply_switches(&plain);
+        let default_attention = dam::vision::sdpa::kernel_for(&device);
+        let other = if default_attention == dam::vision::sdpa::AttentionKernel::Materialized {
+            "auto"
+        } else {
+            "materialized"
+        };
+        let set = Args::try_parse_from([
+            "bench",
+            "--backend",
+            "cpu",
+            "--vision-attention",
+            other,
+            #[cfg(any(feature = "cuda", feature = "wgpu"))]
+            "--row-kernels",
+            #[cfg(any(feature = "cuda", feature = "wgpu"))]
+            "cached",
+            #[cfg(any(feature = "cuda", feature = "wgpu"))]
+            "--flash-passes",
+            #[cfg(any(feature = "cuda", feature = "wgpu"))]
+            "1",
+        ])
+        .unwrap();
+        apply_switches(&set);
+        assert_eq!(dam::vision::sdpa::kernel_for(&device).name(), other);
+        #[cfg(any(feature = "cuda", feature = "wgpu"))]
+        assert!(dam::core::row_kernels::cached() && dam::vision::flash::online());
+        apply_switches(&plain);
+        assert_eq!(dam::vision::sdpa::kernel_for(&device), default_attention);
+        #[cfg(any(feature = "cuda", feature = "wgpu"))]
+        assert!(!dam::core::row_kernels::cached() && !dam::vision::flash::online());
     }
 
     #[test]
