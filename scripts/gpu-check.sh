@@ -178,13 +178,14 @@ for stage in $STAGES; do
     # Why the flash kernel is slow (2026-11-27: 1.3–2.9 ms a SigLIP attention where the two
     # burn matmuls around our softmax take 0.22): Nsight Compute on `bench --check-vision`,
     # which launches each flash form once per variant (tensor cores and plain loops, two
-    # passes and one) beside our softmax kernel — throughput, occupancy, launch shape, where
-    # warps stall, memory traffic. Kernel replay, clocks as they are.
+    # passes and one) beside our softmax and LayerNorm kernels (also 5–35x off their memory
+    # bound: 52 and 40 µs per call) — throughput, occupancy, launch shape, where warps stall,
+    # memory traffic. Kernel replay, clocks as they are.
     NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
     s=$SECONDS
     if [ -n "$NCU" ]; then
-      timeout "$limit" "$NCU" --clock-control none -k "regex:flash_attention|scaled_softmax" \
-        --launch-count "${NCU_LAUNCHES:-10}" --section SpeedOfLight --section LaunchStats \
+      timeout "$limit" "$NCU" --clock-control none -k "regex:flash_attention|scaled_softmax|layer_norm" \
+        --launch-count "${NCU_LAUNCHES:-14}" --section SpeedOfLight --section LaunchStats \
         --section Occupancy --section WarpStateStats --section SchedulerStats \
         --section MemoryWorkloadAnalysis --section InstructionStats \
         "$T" bench --backend cuda --dtype bf16 --config full --check-vision > "$W/ncu-flash.txt" 2> "$W/ncu-flash.err"

@@ -145,19 +145,32 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
             // The flash kernel with fewer planes per cube (more, smaller cubes), in two passes
             // over the keys and in one (`flash::set_online`).
             #[cfg(any(feature = "cuda", feature = "wgpu"))]
-            for (online, planes) in [(false, 2), (false, 1), (true, 4), (true, 2), (true, 1)] {
+            // And each form's plain-loop variant (4 planes): if it takes about as long as the
+            // tensor-core one, the tile products are not what sets the time.
+            for (online, planes, cores) in [
+                (false, 2, true),
+                (false, 1, true),
+                (false, 4, false),
+                (true, 4, true),
+                (true, 2, true),
+                (true, 1, true),
+                (true, 4, false),
+            ] {
                 use dam::vision::flash;
                 sdpa::set_kernel(sdpa::AttentionKernel::Flash);
                 flash::set_planes(planes);
                 flash::set_online(online);
+                flash::set_tensor_cores(cores);
                 let t = time_each(device, reps, reps, iters, || {
                     sdpa::attend(q.clone(), k.clone(), v.clone(), None)
                 });
+                flash::reset_tensor_cores();
                 flash::reset_online();
                 flash::reset_planes();
                 let passes = if online { "one pass" } else { "two passes" };
+                let variant = if cores { "" } else { ", plain loops" };
                 row(
-                    format!("attention `flash`, {passes}, {planes} planes a cube, head_dim {dh}"),
+                    format!("attention `flash`, {passes}, {planes} planes a cube{variant}, head_dim {dh}"),
                     s,
                     2.0 * flops,
                     t?,
