@@ -165,13 +165,9 @@ fn two_passes<E: Float>(
     // This plane's rows of the score and probability tiles.
     let own = warp * rows * keys;
 
-    let q_base = b * q.stride(0) + h * q.stride(1);
-    let k_base = b * k.stride(0) + h * k.stride(1);
-    let v_base = b * v.stride(0) + h * v.stride(1);
-    // Row and column strides read once (see `fetch_rows`).
-    let q_strides = (q.stride(2), q.stride(3));
-    let k_strides = (k.stride(2), k.stride(3));
-    let v_strides = (v.stride(2), v.stride(3));
+    let (q_base, q_strides) = head_of::<E>(q, b, h);
+    let (k_base, k_strides) = head_of::<E>(k, b, h);
+    let (v_base, v_strides) = head_of::<E>(v, b, h);
     stage_tile::<E>(
         q,
         &mut q_s,
@@ -475,15 +471,8 @@ pub(super) fn stage_tile<E: Float>(
         fetch_rows::<E>(x, &mut regs, base, strides, r0, len, tid, rows, head_dim, threads, true);
         commit_rows::<E>(&regs, tile, tid, rows, head_dim, threads, true);
     } else {
-        let dp = comptime![head_dim.next_multiple_of(TILE)];
-        let (row_stride, col_stride) = strides;
         for i in range_stepped(tid, comptime![rows * head_dim.next_multiple_of(TILE)], threads) {
-            let (r, d) = (i / dp, i % dp);
-            let mut value = E::new(0.0);
-            if r0 + r < len && d < head_dim {
-                value = x[base + (r0 + r) * row_stride + d * col_stride];
-            }
-            tile[i] = value;
+            tile[i] = tile_element::<E>(x, base, strides, r0, len, i, head_dim);
         }
     }
 }
@@ -507,19 +496,45 @@ pub(super) fn fetch_rows<E: Float>(
     #[comptime] threads: usize,
     #[comptime] unrolled: bool,
 ) {
-    let dp = comptime![head_dim.next_multiple_of(TILE)];
     let size = comptime![rows * head_dim.next_multiple_of(TILE)];
-    let (row_stride, col_stride) = strides;
     #[unroll(unrolled)]
     for i in 0..comptime![(rows * head_dim.next_multiple_of(TILE)).div_ceil(threads)] {
         let e = tid + i * threads;
-        let (r, d) = (e / dp, e % dp);
         let mut value = E::new(0.0);
-        if e < size && r0 + r < len && d < head_dim {
-            value = x[base + (r0 + r) * row_stride + d * col_stride];
+        if e < size {
+            value = tile_element::<E>(x, base, strides, r0, len, e, head_dim);
         }
         regs[i] = value;
     }
+}
+
+/// Element `e` of [`stage_tile`]'s tile (`rows × dp`, row-major): row `r0 + e / dp` of the
+/// head, column `e % dp`; zero past `len` and past `head_dim`.
+#[cube]
+fn tile_element<E: Float>(
+    x: &Tensor<E>,
+    base: usize,
+    strides: (usize, usize),
+    r0: usize,
+    len: usize,
+    e: usize,
+    #[comptime] head_dim: usize,
+) -> E {
+    let dp = comptime![head_dim.next_multiple_of(TILE)];
+    let (r, d) = (e / dp, e % dp);
+    let (row_stride, col_stride) = strides;
+    let mut value = E::new(0.0);
+    if r0 + r < len && d < head_dim {
+        value = x[base + (r0 + r) * row_stride + d * col_stride];
+    }
+    value
+}
+
+/// Where one head of `x` (`[B, H, S, head_dim]`) starts and its row and column strides, read
+/// once per kernel (see [`fetch_rows`]).
+#[cube]
+pub(super) fn head_of<E: Float>(x: &Tensor<E>, b: usize, h: usize) -> (usize, (usize, usize)) {
+    (b * x.stride(0) + h * x.stride(1), (x.stride(2), x.stride(3)))
 }
 
 /// [`fetch_rows`]'s registers into the shared tile.

@@ -26,8 +26,8 @@ use burn_cubecl::cubecl::cmma;
 use burn_cubecl::cubecl::prelude::*;
 
 use super::kernel::{
-    KEYS, ROWS, TILE, add_probabilities_times_values, commit_rows, fetch_rows, rounded_score, scores, stage_tile,
-    store_own_rows,
+    KEYS, ROWS, TILE, add_probabilities_times_values, commit_rows, fetch_rows, head_of, rounded_score, scores,
+    stage_tile, store_own_rows,
 };
 
 /// How far (natural log units) a row's maximum may rise above the one its probabilities are
@@ -98,13 +98,9 @@ pub(super) fn one_pass<E: Float>(
     let (row0, part) = (lane / split, lane % split);
 
     // The cube's queries (visible after the first block's second barrier).
-    let q_base = b * q.stride(0) + h * q.stride(1);
-    let k_base = b * k.stride(0) + h * k.stride(1);
-    let v_base = b * v.stride(0) + h * v.stride(1);
-    // Row and column strides read once (see `kernel::fetch_rows`).
-    let q_strides = (q.stride(2), q.stride(3));
-    let k_strides = (k.stride(2), k.stride(3));
-    let v_strides = (v.stride(2), v.stride(3));
+    let (q_base, q_strides) = head_of::<E>(q, b, h);
+    let (k_base, k_strides) = head_of::<E>(k, b, h);
+    let (v_base, v_strides) = head_of::<E>(v, b, h);
     stage_tile::<E>(
         q,
         &mut q_s,
@@ -134,28 +130,13 @@ pub(super) fn one_pass<E: Float>(
     // The first block's keys and values into registers.
     let mut k_r = Array::<E>::new(per);
     let mut v_r = Array::<E>::new(per);
-    fetch_rows::<E>(
-        k,
-        &mut k_r,
-        k_base,
-        k_strides,
+    fetch_block::<E>(
+        (k, v),
+        (&mut k_r, &mut v_r),
+        ((k_base, k_strides), (v_base, v_strides)),
         0,
         seq_kv,
         tid,
-        KEYS,
-        head_dim,
-        threads,
-        tensor_cores,
-    );
-    fetch_rows::<E>(
-        v,
-        &mut v_r,
-        v_base,
-        v_strides,
-        0,
-        seq_kv,
-        tid,
-        KEYS,
         head_dim,
         threads,
         tensor_cores,
@@ -196,28 +177,13 @@ pub(super) fn one_pass<E: Float>(
         sync_cube();
         // The next block's loads, in flight while this one computes.
         if kb + 1 < blocks {
-            fetch_rows::<E>(
-                k,
-                &mut k_r,
-                k_base,
-                k_strides,
+            fetch_block::<E>(
+                (k, v),
+                (&mut k_r, &mut v_r),
+                ((k_base, k_strides), (v_base, v_strides)),
                 k0 + keys,
                 seq_kv,
                 tid,
-                KEYS,
-                head_dim,
-                threads,
-                tensor_cores,
-            );
-            fetch_rows::<E>(
-                v,
-                &mut v_r,
-                v_base,
-                v_strides,
-                k0 + keys,
-                seq_kv,
-                tid,
-                KEYS,
                 head_dim,
                 threads,
                 tensor_cores,
@@ -373,4 +339,30 @@ fn across_row(x: f32, #[comptime] shuffles: usize, #[comptime] maximum: bool) ->
         mask *= 2;
     }
     y
+}
+
+/// Key block `k0..k0 + KEYS`'s key and value tiles into registers (`kernel::fetch_rows`; each
+/// head as `kernel::head_of` gives it).
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+#[cube]
+fn fetch_block<E: Float>(
+    tensors: (&Tensor<E>, &Tensor<E>),
+    regs: (&mut Array<E>, &mut Array<E>),
+    heads: ((usize, (usize, usize)), (usize, (usize, usize))),
+    k0: usize,
+    seq_kv: usize,
+    tid: usize,
+    #[comptime] head_dim: usize,
+    #[comptime] threads: usize,
+    #[comptime] unrolled: bool,
+) {
+    let (k, v) = tensors;
+    let (k_r, v_r) = regs;
+    let ((k_base, k_strides), (v_base, v_strides)) = heads;
+    fetch_rows::<E>(
+        k, k_r, k_base, k_strides, k0, seq_kv, tid, KEYS, head_dim, threads, unrolled,
+    );
+    fetch_rows::<E>(
+        v, v_r, v_base, v_strides, k0, seq_kv, tid, KEYS, head_dim, threads, unrolled,
+    );
 }
