@@ -363,6 +363,9 @@ fn bench(args: &Args) -> Result<()> {
     {
         bail!("--json: folder {} does not exist", dir.display());
     }
+    // Before every mode (the probes and checks too): a `batch` line starts from the library's
+    // defaults plus what it names.
+    apply_switches(args);
     if args.probe {
         let device = device(args)?;
         let config = CheckpointConfig::dam_3b();
@@ -414,7 +417,6 @@ fn bench(args: &Args) -> Result<()> {
     if let Some(dir) = &args.flash_ptx {
         return flash_ptx(dir);
     }
-    apply_switches(args);
     eprintln!(
         "building model: config {}, backend {}, dtype {}, random weights",
         args.config.name(),
