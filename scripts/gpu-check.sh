@@ -20,7 +20,8 @@
 #   1. carry ["gpu-bundle"], timeout_s 560:
 #      LIMIT_flash=110 LIMIT_ncu_flash=150 LIMIT_decode=270 EXPORT_BY=0 STAGES="flash ncu-flash decode" OUT=$OUT bash scripts/gpu-check.sh
 #      (`flash`: are the stride-hoisted, unrolled-staging kernels of this bundle faster — the
-#      `--probe-vision` rows; `ncu-flash`: where their warps stall; `decode`: the issue-7 table
+#      `--probe-vision` rows; `ncu-flash`: where their warps stall — per kernel in
+#      ncu-flash.txt, per SASS instruction in ncu-flash-sass.md; `decode`: the issue-7 table
 #      with every switch now reset between lines — the `--row-kernels cached` lines were the
 #      one-pass flash kernel's on 2026-11-27, see `bench`'s apply_switches).
 #   2. with ≥ 4 min left, the same machine: STAGES="fixtures-flash" (the two-pass form's
@@ -180,16 +181,39 @@ for stage in $STAGES; do
     # which launches each flash form once per variant (tensor cores and plain loops, two
     # passes and one) beside our softmax and LayerNorm kernels (also 5–35x off their memory
     # bound: 52 and 40 µs per call) — throughput, occupancy, launch shape, where warps stall,
-    # memory traffic. Kernel replay, clocks as they are.
+    # memory traffic. Kernel replay, clocks as they are. The report is saved, then printed
+    # twice: every section per kernel (ncu-flash.txt), and the flash kernels' SASS with each
+    # instruction's executions and warp-stall samples (SourceCounters; ncu-flash-sass.csv,
+    # summarised by scripts/ncu-sass.py into ncu-flash-sass.md: which instructions the time
+    # sits on, and why).
     NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
     s=$SECONDS
     if [ -n "$NCU" ]; then
+      "$NCU" --version > "$W/ncu-version.txt" 2>&1
       timeout "$limit" "$NCU" --clock-control none -k "regex:flash_attention|scaled_softmax|layer_norm" \
         --launch-count "${NCU_LAUNCHES:-14}" --section SpeedOfLight --section LaunchStats \
         --section Occupancy --section WarpStateStats --section SchedulerStats \
-        --section MemoryWorkloadAnalysis --section InstructionStats \
-        "$T" bench --backend cuda --dtype bf16 --config full --check-vision > "$W/ncu-flash.txt" 2> "$W/ncu-flash.err"
+        --section MemoryWorkloadAnalysis --section InstructionStats --section SourceCounters \
+        -f -o "$W/ncu-flash" \
+        "$T" bench --backend cuda --dtype bf16 --config full --check-vision > "$W/ncu-flash.out" 2> "$W/ncu-flash.err"
       echo "ncu-flash: exit $? after $((SECONDS - s)) s (limit $limit)" | tee -a "$W/summary.txt"
+      if [ -f "$W/ncu-flash.ncu-rep" ]; then
+        timeout 60 "$NCU" --import "$W/ncu-flash.ncu-rep" > "$W/ncu-flash.txt" 2>> "$W/ncu-flash.err"
+        timeout 60 "$NCU" --import "$W/ncu-flash.ncu-rep" -k regex:flash_attention --page source \
+          --print-source sass --csv > "$W/ncu-flash-sass.csv" 2>> "$W/ncu-flash.err"
+        rc=$?
+        # (If this ncu takes no kernel filter on import: every kernel's source page.)
+        if [ "$rc" != 0 ] || [ ! -s "$W/ncu-flash-sass.csv" ]; then
+          timeout 60 "$NCU" --import "$W/ncu-flash.ncu-rep" --page source --print-source sass --csv \
+            > "$W/ncu-flash-sass.csv" 2>> "$W/ncu-flash.err"
+          rc=$?
+        fi
+        echo "ncu-flash print: exit $rc after $((SECONDS - s)) s" | tee -a "$W/summary.txt"
+        python3 scripts/ncu-sass.py "$W/ncu-flash-sass.csv" > "$W/ncu-flash-sass.md" 2>&1
+        xz -6 -f "$W/ncu-flash-sass.csv"
+        # The report itself only if small (the archive comes back through $OUT's 16 MiB files).
+        [ "$(stat -c %s "$W/ncu-flash.ncu-rep")" -le 8388608 ] || rm -f "$W/ncu-flash.ncu-rep"
+      fi
     else
       echo "ncu-flash: no ncu on this machine" | tee -a "$W/summary.txt"
     fi
