@@ -88,40 +88,31 @@ batches = {
     ],
     # Issue 7's table on the current code (cache rounded to 64 slots by default, 503 -> 512;
     # the vision kernels — one-kernel softmax and LayerNorm — on by default on CUDA since
-    # 2026-11-27), beside the exact cache (503 slots: 123.3 tok/s against 125.3-126.4 on
-    # 2026-11-27) and beside the vision through burn's ops (`auto` attention, LayerNorm as
-    # ops: 48.9-53.1 ms recorded encodes against 42.3-44.6 with the kernels, 2026-11-27);
-    # warm-up 1, so the median is a replay; then batch 16 for regions/s, both ways (three runs:
-    # the first timed run after the warm-up records the batch-16 encode and takes ~2 s); then
-    # the vision probe.
+    # 2026-11-27), most telling lines first (a stage cut off by its limit loses the last):
+    # the defaults; the row kernels with their rows in registers beside them (`--row-kernels
+    # cached`, off by default: predicted ≈ 36 ms against 42.3 for the encode, never measured
+    # with the default attention — on 2026-11-27 the line ran the one-pass flash kernel); the
+    # vision through burn's ops (48.9-53.1 ms on 2026-11-27); batch 16 for regions/s, both row
+    # variants (three runs: the first timed run after the warm-up records the batch-16 encode
+    # and takes ~2 s); the flash kernel end to end, one pass and two (150.9 / 257.3 ms on
+    # 2026-11-27, before the strides were hoisted); the exact 503-slot cache (123.3 tok/s
+    # against 125.3 on 2026-11-27). Warm-up 1, so every median is a replay. (`--probe-vision`
+    # runs in the `flash` stage.)
     "decode.jsonl": [
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--json", "@OUT@/bench-b1-default.json"),
-        # The whole vision attention as one kernel of ours (`dam_vision::flash`, tensor cores in
-        # bf16; off by default, written without a GPU): alone, and with the LayerNorm rows in
-        # registers.
-        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "flash",
-              "--json", "@OUT@/bench-b1-flash.json"),
-        # The same kernel in one pass over the keys (online softmax, `--flash-passes 1`).
-        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "flash",
-              "--flash-passes", "1", "--json", "@OUT@/bench-b1-flash-1pass.json"),
-        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "flash",
-              "--row-kernels", "cached", "--json", "@OUT@/bench-b1-flash-row-kernels-cached.json"),
-        # The row kernels with their row in registers (off by default, written without a GPU:
-        # ≈ 36 ms predicted against 42.3 for the encode, docs/performance.md).
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--row-kernels", "cached",
               "--json", "@OUT@/bench-b1-row-kernels-cached.json"),
-        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--cache-multiple", "1",
-              "--json", "@OUT@/bench-b1-cache-exact.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "auto",
               "--layer-norm", "ops", "--json", "@OUT@/bench-b1-vision-burn-ops.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--batch", "16", "--json", "@OUT@/bench-b16.json"),
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--batch", "16", "--row-kernels", "cached",
               "--json", "@OUT@/bench-b16-row-kernels-cached.json"),
-        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--batch", "16", "--vision-attention", "auto",
-              "--layer-norm", "ops", "--json", "@OUT@/bench-b16-vision-burn-ops.json"),
-        # The vision tower's operations alone (one view, 729 tokens and padded to 768, head_dim
-        # 72 and 80; burn's ops and our kernels): what padding the tower would buy, per op.
-        bench("--probe-vision", "--runs", "1", "--json", "@OUT@/probe-vision.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "flash",
+              "--flash-passes", "1", "--json", "@OUT@/bench-b1-flash-1pass.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "flash",
+              "--json", "@OUT@/bench-b1-flash.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--cache-multiple", "1",
+              "--json", "@OUT@/bench-b1-cache-exact.json"),
     ],
     # The plain burn-op path (no fused ops, no recording) for comparison on the same machine.
     "bf16-plain.jsonl": [

@@ -188,12 +188,20 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
             sdpa::scaled_softmax_reference(scores.clone(), scale)
         })?;
         row("softmax, burn ops, f32 inside".into(), s, 0.0, t);
+        // Our kernel re-reading the row per pass, then with the row kept in registers
+        // (`dam::core::row_kernels::set_cached`): the per-call side of the `--row-kernels
+        // cached` bench lines.
         #[cfg(any(feature = "cuda", feature = "wgpu"))]
-        {
+        for (cached, name) in [
+            (false, "softmax, our kernel"),
+            (true, "softmax, our kernel, rows cached"),
+        ] {
+            dam::core::row_kernels::set_cached(cached);
             let t = time_each(device, reps, reps, iters, || {
                 dam::vision::softmax::scaled_softmax(scores.clone(), scale)
-            })?;
-            row("softmax, our kernel".into(), s, 0.0, t);
+            });
+            dam::core::row_kernels::reset_cached();
+            row(name.into(), s, 0.0, t?);
         }
         let norm = dam::core::nn::LayerNorm {
             weight: burn::module::Param::from_tensor(Tensor::random([d], normal, device)),
@@ -203,11 +211,16 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
         let t = time_each(device, reps, reps, iters, || norm.forward_dim(x.clone(), 1))?;
         row("layer norm, burn ops".into(), s, 0.0, t);
         #[cfg(any(feature = "cuda", feature = "wgpu"))]
-        {
+        for (cached, name) in [
+            (false, "layer norm, our kernel"),
+            (true, "layer norm, our kernel, rows cached"),
+        ] {
             dam::core::layer_norm_kernel::set_enabled(true);
-            let t = time_each(device, reps, reps, iters, || norm.forward(x.clone()))?;
+            dam::core::row_kernels::set_cached(cached);
+            let t = time_each(device, reps, reps, iters, || norm.forward(x.clone()));
+            dam::core::row_kernels::reset_cached();
             dam::core::layer_norm_kernel::reset();
-            row("layer norm, our kernel".into(), s, 0.0, t);
+            row(name.into(), s, 0.0, t?);
         }
     }
     Ok(Value::Array(out))
