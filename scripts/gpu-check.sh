@@ -18,9 +18,10 @@
 # kernel on the H100") and the NVRTC build stuck in launch errors of cubek's TMA routines):
 # one warm machine, one call:
 #   1. carry ["gpu-bundle"], timeout_s 560:
-#      LIMIT_flash=110 LIMIT_ncu_flash=150 LIMIT_decode=270 EXPORT_BY=0 STAGES="flash ncu-flash decode" OUT=$OUT bash scripts/gpu-check.sh
+#      LIMIT_flash=150 LIMIT_ncu_flash=150 LIMIT_decode=230 EXPORT_BY=0 STAGES="flash ncu-flash decode" OUT=$OUT bash scripts/gpu-check.sh
 #      (`flash`: are the stride-hoisted, unrolled-staging kernels of this bundle faster — the
-#      `--probe-vision` rows; `ncu-flash`: where their warps stall — per kernel in
+#      `--probe-vision` rows, now also timed as recorded replays (the device's own time per
+#      call, without the host's launch path: the last column pair); `ncu-flash`: where their warps stall — per kernel in
 #      ncu-flash.txt, per SASS instruction in ncu-flash-sass.md; `decode`: the issue-7 table
 #      with every switch now reset between lines — the `--row-kernels cached` lines were the
 #      one-pass flash kernel's on 2026-11-27, see `bench`'s apply_switches).

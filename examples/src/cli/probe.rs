@@ -32,6 +32,65 @@ fn time_each<T>(device: &Device, warmup: usize, reps: usize, iters: usize, mut f
     Ok(summarise(&times).median)
 }
 
+/// A call's time both ways: `eager` as [`time_each`] gives it (launched from the host, so
+/// for small operations the host's launch path through burn's fusion can set it), and
+/// `recorded` — `reps` calls recorded once as a graph (`dam::core::graph`, CUDA) and replayed
+/// `iters` times — the device's own time, as a recorded vision encode spends it. `None` where
+/// the device does not record or the backend refused.
+struct Timing {
+    eager: f64,
+    recorded: Option<f64>,
+}
+
+/// [`Timing`] of `f`, `reps` calls per timing, median of `iters`.
+fn time_both<T>(device: &Device, reps: usize, iters: usize, mut f: impl FnMut() -> T) -> Result<Timing> {
+    let eager = time_each(device, reps, reps, iters, &mut f)?;
+    Ok(Timing {
+        eager,
+        recorded: time_recorded(device, reps, iters, f)?,
+    })
+}
+
+/// Median seconds per call of `f` replayed from a recording of `reps` calls (see [`Timing`]).
+/// For timing only: the recording's self-check (its replay against an ordinary run) is
+/// skipped — the outputs are not read.
+fn time_recorded<T>(device: &Device, reps: usize, iters: usize, mut f: impl FnMut() -> T) -> Result<Option<f64>> {
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    {
+        // No recording without a cubecl backend.
+        let _ = (device, reps, iters, &mut f);
+        Ok(None)
+    }
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    {
+        use dam::core::graph;
+        let recorded = graph::record(
+            device,
+            || (0..reps).map(|_| f()).collect::<Vec<_>>(),
+            |_| Some(()),
+            |_, _| true,
+        );
+        let Some((recording, outputs)) = recorded else {
+            return Ok(None);
+        };
+        sync(device)?;
+        let mut times = Vec::with_capacity(iters);
+        for _ in 0..iters {
+            let t = Instant::now();
+            // Safety: the recorded calls read what `f` holds (alive until this function
+            // returns) and wrote `outputs`, held below until after the last replay.
+            if !unsafe { graph::replay(device, &recording) } {
+                return Ok(None);
+            }
+            sync(device)?;
+            times.push(t.elapsed().as_secs_f64() / reps as f64);
+        }
+        drop(recording);
+        drop(outputs);
+        Ok(Some(summarise(&times).median))
+    }
+}
+
 /// Rows × (name, d_in, d_out) of DAM-3B's LLM, both layouts; prints a table, returns JSON.
 pub fn matmul_probe(device: &Device, config: &CheckpointConfig, rows: &[usize], iters: usize) -> Result<Value> {
     let c = &config.llm;
@@ -86,17 +145,28 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
     let normal = Distribution::Normal(0.0, 1.0);
     let reps = 10;
     let mut out = Vec::new();
-    let mut row = |name: String, tokens: usize, flops: f64, s: f64| {
-        let tflops = if flops > 0.0 {
-            format!("{:.1}", flops / s / 1e12)
-        } else {
-            "—".into()
+    let mut row = |name: String, tokens: usize, flops: f64, t: Timing| {
+        let tflops = |s: f64| {
+            if flops > 0.0 {
+                format!("{:.1}", flops / s / 1e12)
+            } else {
+                "—".into()
+            }
         };
-        println!("| {name} | {tokens} | {:.1} | {tflops} |", s * 1e6);
-        out.push(json!({"op": name, "tokens": tokens, "us": s * 1e6, "flops": flops}));
+        let (recorded, recorded_tflops) = match t.recorded {
+            Some(r) => (format!("{:.1}", r * 1e6), tflops(r)),
+            None => ("—".into(), "—".into()),
+        };
+        println!(
+            "| {name} | {tokens} | {:.1} | {} | {recorded} | {recorded_tflops} |",
+            t.eager * 1e6,
+            tflops(t.eager)
+        );
+        out.push(json!({"op": name, "tokens": tokens, "us": t.eager * 1e6,
+            "us_recorded": t.recorded.map(|r| r * 1e6), "flops": flops}));
     };
-    println!("| op (one view) | tokens | µs per call | TFLOP/s |");
-    println!("| --- | ---: | ---: | ---: |");
+    println!("| op (one view) | tokens | µs per call | TFLOP/s | µs per call, recorded | TFLOP/s, recorded |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     // SigLIP's token count and the next multiple of 128 (729 → 768 at DAM-3B's size).
     let tokens = c.num_patches_per_side().pow(2);
     for s in [tokens, tokens.next_multiple_of(128)] {
@@ -110,7 +180,7 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
         ] {
             // burn `Linear`'s `[in, out]` layout, as the vision tower keeps its weights.
             let w = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 0.02), device);
-            let t = time_each(device, reps, reps, iters, || {
+            let t = time_both(device, reps, iters, || {
                 burn::tensor::module::linear(input.clone(), w.clone(), None)
             })?;
             row(format!("{name} {k}→{n}"), s, 2.0 * (s * k * n) as f64, t);
@@ -124,12 +194,10 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
             let k = Tensor::<4>::random([1, heads, s, dh], normal, device);
             let v = Tensor::<4>::random([1, heads, s, dh], normal, device);
             let flops = 2.0 * (heads * s * s * dh) as f64;
-            let t = time_each(device, reps, reps, iters, || {
-                q.clone().matmul(k.clone().swap_dims(2, 3))
-            })?;
+            let t = time_both(device, reps, iters, || q.clone().matmul(k.clone().swap_dims(2, 3)))?;
             row(format!("attention q·kᵀ, head_dim {dh}"), s, flops, t);
             let p = Tensor::<4>::random([1, heads, s, s], normal, device);
-            let t = time_each(device, reps, reps, iters, || p.clone().matmul(v.clone()))?;
+            let t = time_both(device, reps, iters, || p.clone().matmul(v.clone()))?;
             row(format!("attention p·v, head_dim {dh}"), s, flops, t);
             for form in [
                 sdpa::AttentionKernel::Auto,
@@ -137,7 +205,7 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
                 sdpa::AttentionKernel::Flash,
             ] {
                 sdpa::set_kernel(form);
-                let t = time_each(device, reps, reps, iters, || {
+                let t = time_both(device, reps, iters, || {
                     sdpa::attend(q.clone(), k.clone(), v.clone(), None)
                 })?;
                 row(format!("attention `{}`, head_dim {dh}", form.name()), s, 2.0 * flops, t);
@@ -161,7 +229,7 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
                 flash::set_planes(planes);
                 flash::set_online(online);
                 flash::set_tensor_cores(cores);
-                let t = time_each(device, reps, reps, iters, || {
+                let t = time_both(device, reps, iters, || {
                     sdpa::attend(q.clone(), k.clone(), v.clone(), None)
                 });
                 flash::reset_tensor_cores();
@@ -180,11 +248,9 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
         }
         let scores = Tensor::<2>::random([heads * s, s], normal, device);
         let scale = 1.0 / (head_dim as f64).sqrt();
-        let t = time_each(device, reps, reps, iters, || {
-            softmax(scores.clone().mul_scalar(scale), 1)
-        })?;
+        let t = time_both(device, reps, iters, || softmax(scores.clone().mul_scalar(scale), 1))?;
         row("softmax, burn ops".into(), s, 0.0, t);
-        let t = time_each(device, reps, reps, iters, || {
+        let t = time_both(device, reps, iters, || {
             sdpa::scaled_softmax_reference(scores.clone(), scale)
         })?;
         row("softmax, burn ops, f32 inside".into(), s, 0.0, t);
@@ -197,7 +263,7 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
             (true, "softmax, our kernel, rows cached"),
         ] {
             dam::core::row_kernels::set_cached(cached);
-            let t = time_each(device, reps, reps, iters, || {
+            let t = time_both(device, reps, iters, || {
                 dam::vision::softmax::scaled_softmax(scores.clone(), scale)
             });
             dam::core::row_kernels::reset_cached();
@@ -208,7 +274,7 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
             bias: burn::module::Param::from_tensor(Tensor::random([d], normal, device)),
             eps: 1e-6,
         };
-        let t = time_each(device, reps, reps, iters, || norm.forward_dim(x.clone(), 1))?;
+        let t = time_both(device, reps, iters, || norm.forward_dim(x.clone(), 1))?;
         row("layer norm, burn ops".into(), s, 0.0, t);
         #[cfg(any(feature = "cuda", feature = "wgpu"))]
         for (cached, name) in [
@@ -217,7 +283,7 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
         ] {
             dam::core::layer_norm_kernel::set_enabled(true);
             dam::core::row_kernels::set_cached(cached);
-            let t = time_each(device, reps, reps, iters, || norm.forward(x.clone()));
+            let t = time_both(device, reps, iters, || norm.forward(x.clone()));
             dam::core::row_kernels::reset_cached();
             dam::core::layer_norm_kernel::reset();
             row(name.into(), s, 0.0, t?);
