@@ -17,7 +17,7 @@
 # 5–13x slower than the default attention (1.3–2.9 ms a call; docs/performance.md, "The flash
 # kernel on the H100") and the NVRTC build stuck in launch errors of cubek's TMA routines):
 # one warm machine, one call:
-#   1. carry ["gpu-bundle"], timeout_s 560:
+#   1. carry ["gpu-bundle"], timeout_s 580:
 #      LIMIT_flash=150 LIMIT_ncu_flash=150 LIMIT_decode=230 EXPORT_BY=0 STAGES="flash ncu-flash decode" OUT=$OUT bash scripts/gpu-check.sh
 #      (`flash`: are the stride-hoisted, unrolled-staging kernels of this bundle faster — the
 #      `--probe-vision` rows, now also timed as recorded replays (the device's own time per
@@ -180,8 +180,9 @@ for stage in $STAGES; do
     # Why the flash kernel is slow (2026-11-27: 1.3–2.9 ms a SigLIP attention where the two
     # burn matmuls around our softmax take 0.22): Nsight Compute on `bench --check-vision`,
     # which launches each flash form once per variant (tensor cores and plain loops, two
-    # passes and one) beside our softmax and LayerNorm kernels (also 5–35x off their memory
-    # bound: 52 and 40 µs per call) — throughput, occupancy, launch shape, where warps stall,
+    # passes and one) beside our softmax and LayerNorm kernels (52 and 40 µs a call in the
+    # eager probe, 5–35x their memory bound — or the host's launch path, which the eager probe
+    # times for small ops; ncu has their device time) — throughput, occupancy, launch shape, where warps stall,
     # memory traffic. Kernel replay, clocks as they are. The report is saved, then printed
     # twice: every section per kernel (ncu-flash.txt), and the flash kernels' SASS with each
     # instruction's executions and warp-stall samples (SourceCounters; ncu-flash-sass.csv,
