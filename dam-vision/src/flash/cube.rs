@@ -37,10 +37,14 @@ impl VisionFlashOps for CubeBackend {
         let most = if planes == 0 { kernel::MAX_PLANES } else { planes };
         // The one-pass form's lanes split rows and columns evenly: planes a power of two.
         let online = online && online::takes_plane(plane as usize);
-        let Some(planes) = kernel::planes_for(most, max_shared, head_dim, dtype.size(), tensor_cores, online) else {
+        let fits = kernel::planes_for(most, max_shared, head_dim, dtype.size(), tensor_cores, online);
+        let takes = tensor_cores || online || kernel::two_passes_plain_takes(head_dim, plane as usize);
+        let (Some(planes), true) = (fits, takes) else {
             // Not even one plane's tiles fit this device's shared memory (f32 at head_dim 72
-            // takes 19 KiB; every native runtime has ≥ 32): burn's materialised attention,
-            // with the scale given so that no flash kernel is tried.
+            // takes 19 KiB; every native runtime has ≥ 32), or the two-pass plain variant
+            // would hold more accumulators a lane than it was seen right with (narrow planes,
+            // `kernel::two_passes_plain_takes`): burn's materialised attention, with the scale
+            // given so that no flash kernel is tried.
             let options = AttentionModuleOptions {
                 scale: Some(scale as f64),
                 ..Default::default()

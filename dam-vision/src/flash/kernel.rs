@@ -67,6 +67,22 @@ pub fn planes_for(
         .find(|&planes| shared_bytes(planes, head_dim, elem, tensor_cores, online) <= max_shared)
 }
 
+/// The most f32 output accumulators a lane of the two-pass plain variant may hold (`ROWS` rows
+/// × its `⌈dp / plane⌉` columns); above it [`two_passes_plain_takes`] says no.
+pub const MAX_PLAIN_ACCUMULATORS: usize = 256;
+
+/// Whether the two-pass **plain** variant takes `head_dim` on `plane`-wide planes: its lanes
+/// hold `ROWS · ⌈dp / plane⌉` accumulators in a private array, and above
+/// [`MAX_PLAIN_ACCUMULATORS`] it was seen to give wrong results (lavapipe with 4-wide
+/// subgroups, `LP_NATIVE_VECTOR_WIDTH=128`, at head_dim 66–88: 320 or 384 accumulators —
+/// garbage in some columns, varying with the data; 256 at head_dim 64 and every 8-wide case
+/// right; the one-pass form, with the same array, right at every size). Cause not found (no
+/// index of ours leaves its array); where this says no, burn's materialised attention runs
+/// instead, as where the tiles do not fit. GPUs (32-wide planes) hold at most 64.
+pub fn two_passes_plain_takes(head_dim: usize, plane: usize) -> bool {
+    ROWS * head_dim.next_multiple_of(TILE).div_ceil(plane.max(1)) <= MAX_PLAIN_ACCUMULATORS
+}
+
 /// `softmax(q·kᵀ · scale)·v` for `[B, H, S, head_dim]` tensors (any strides); the grid is
 /// `[⌈seq_q / (16 · planes)⌉, B·H, 1]`, the cube `[plane, planes, 1]` with `plane` the
 /// device's plane width (32 where `tensor_cores`; a power of two where `online`). Two passes
@@ -671,4 +687,21 @@ fn probabilities<E: Float>(
 #[cube]
 pub(super) fn rounded_score<E: Float>(acc: f32, scale: f32) -> f32 {
     f32::cast_from(E::cast_from(f32::cast_from(E::cast_from(acc)) * scale))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_two_pass_plain_variant_declines_only_narrow_planes_at_wide_heads() {
+        // SigLIP's head_dim 72 (padded to 80): 64, 160 and 320 accumulators a lane.
+        assert!(two_passes_plain_takes(72, 32));
+        assert!(two_passes_plain_takes(72, 8));
+        assert!(!two_passes_plain_takes(72, 4));
+        // 64 on 4-wide planes is 256, the most seen right; the largest head on 8-wide planes too.
+        assert!(two_passes_plain_takes(64, 4));
+        assert!(two_passes_plain_takes(crate::flash::MAX_HEAD_DIM, 8));
+        assert!(!two_passes_plain_takes(66, 4));
+    }
 }
