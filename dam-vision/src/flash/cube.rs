@@ -22,6 +22,7 @@ impl VisionFlashOps for CubeBackend {
         tensor_cores: bool,
         planes: usize,
         online: bool,
+        ablate: u32,
     ) -> CubeTensor {
         let dtype = q.dtype;
         let [batch, heads, seq_q, head_dim] = q.shape().dims::<4>();
@@ -70,6 +71,8 @@ impl VisionFlashOps for CubeBackend {
                 planes,
                 tensor_cores,
                 online,
+                // (Only the one-pass form reads it: a distinct kernel per mask there alone.)
+                if online { ablate } else { 0 },
                 burn::backend::cubecl::dtype_to_storage_type(dtype),
             )
         };

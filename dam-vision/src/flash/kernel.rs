@@ -103,6 +103,7 @@ pub fn flash_attention_kernel<E: Float>(
     #[comptime] planes: usize,
     #[comptime] tensor_cores: bool,
     #[comptime] online: bool,
+    #[comptime] ablate: u32,
     #[define(E)] _dtype: ElemType,
 ) {
     if comptime![online] {
@@ -119,6 +120,7 @@ pub fn flash_attention_kernel<E: Float>(
             plane,
             planes,
             tensor_cores,
+            ablate,
         );
     } else {
         two_passes::<E>(

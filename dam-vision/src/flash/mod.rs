@@ -51,7 +51,10 @@ pub trait VisionFlashOps: Backend {
     /// dtype (else, or when `false`, plain f32 loops); `planes`: planes per cube (16 queries
     /// each; 0 = the most that fit, up to 4); `online`: one pass over the keys (`online.rs`)
     /// instead of two (`kernel.rs`).
+    /// `ablate`: parts of the one-pass form left out, for timing experiments only
+    /// ([`set_ablation`]; 0 = none).
     #[fusion(dtype = q, shape = q)]
+    #[allow(clippy::too_many_arguments)]
     fn flash_attention(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
@@ -60,7 +63,50 @@ pub trait VisionFlashOps: Backend {
         tensor_cores: bool,
         planes: usize,
         online: bool,
+        ablate: u32,
     ) -> FloatTensor<Self>;
+}
+
+/// [`set_ablation`]: the one-pass form fetches no key or value tile after the first block
+/// (every block computes on the first block's tiles).
+pub const ABLATE_LOADS: u32 = 1;
+/// [`set_ablation`]: the one-pass form's two cube barriers a block left out (tiles race).
+pub const ABLATE_BARRIERS: u32 = 2;
+/// [`set_ablation`]: the one-pass form's tile products (`q·kᵀ` and `p·v`) left out.
+pub const ABLATE_PRODUCTS: u32 = 4;
+/// [`set_ablation`]: the one-pass form's softmax (row maxima, exponentials, sums, the vote
+/// and any rescaling) left out: the probabilities are the raw scores.
+pub const ABLATE_SOFTMAX: u32 = 8;
+
+/// Set by [`set_ablation`], else `DAM_FLASH_ABLATE` (comma-separated: `loads`, `barriers`,
+/// `products`, `softmax`), else none.
+static ABLATE: dam_core::switch::Switch<u32> = dam_core::switch::Switch::new("DAM_FLASH_ABLATE", |v| {
+    v.split(',').filter(|p| !p.is_empty()).try_fold(0, |mask, part| {
+        Some(
+            mask | match part.trim() {
+                "loads" => ABLATE_LOADS,
+                "barriers" => ABLATE_BARRIERS,
+                "products" => ABLATE_PRODUCTS,
+                "softmax" => ABLATE_SOFTMAX,
+                _ => return None,
+            },
+        )
+    })
+});
+
+/// **For timing experiments only — the output is wrong while set.** Leaves parts of the
+/// one-pass form's key-block loop out (a mask of `ABLATE_*`), so that `bench --probe-vision`
+/// can time each part by difference: on an H100 (2026-11-27) every key block of either flash
+/// form took 55–78 µs whatever it held (docs/performance.md), an order of magnitude more than
+/// its instructions account for. 0 (the default) leaves nothing out; the two-pass form
+/// ignores it.
+pub fn set_ablation(mask: u32) {
+    ABLATE.set(mask);
+}
+
+/// Back to `DAM_FLASH_ABLATE` (or none) after [`set_ablation`].
+pub fn reset_ablation() {
+    ABLATE.reset();
 }
 
 /// Set by [`set_planes`], else `DAM_FLASH_PLANES=1|2|4`, else 0 (the most that fit, 4).
@@ -151,5 +197,6 @@ pub fn flash_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
         TENSOR_CORES.get(),
         PLANES.get(),
         ONLINE.get(),
+        ABLATE.get(),
     ))
 }

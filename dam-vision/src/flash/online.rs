@@ -60,7 +60,13 @@ pub(super) fn one_pass<E: Float>(
     #[comptime] plane: usize,
     #[comptime] planes: usize,
     #[comptime] tensor_cores: bool,
+    #[comptime] ablate: u32,
 ) {
+    // Timing experiments only (`flash::set_ablation`): parts of the key-block loop left out.
+    let no_loads = comptime![ablate & crate::flash::ABLATE_LOADS != 0];
+    let no_barriers = comptime![ablate & crate::flash::ABLATE_BARRIERS != 0];
+    let no_products = comptime![ablate & crate::flash::ABLATE_PRODUCTS != 0];
+    let no_softmax = comptime![ablate & crate::flash::ABLATE_SOFTMAX != 0];
     let rows = comptime![ROWS];
     let keys = comptime![KEYS];
     let dp = comptime![head_dim.next_multiple_of(TILE)];
@@ -171,12 +177,16 @@ pub(super) fn one_pass<E: Float>(
     for kb in 0..blocks {
         let k0 = kb * keys;
         // Every plane is done with the previous block's tiles.
-        sync_cube();
+        if comptime![!no_barriers] {
+            sync_cube();
+        }
         commit_rows::<E>(&k_r, &mut k_s, tid, KEYS, head_dim, threads, tensor_cores);
         commit_rows::<E>(&v_r, &mut v_s, tid, KEYS, head_dim, threads, tensor_cores);
-        sync_cube();
+        if comptime![!no_barriers] {
+            sync_cube();
+        }
         // The next block's loads, in flight while this one computes.
-        if kb + 1 < blocks {
+        if kb + 1 < blocks && comptime![!no_loads] {
             fetch_block::<E>(
                 (k, v),
                 (&mut k_r, &mut v_r),
@@ -189,14 +199,27 @@ pub(super) fn one_pass<E: Float>(
                 tensor_cores,
             );
         }
-        scores::<E>(&q_s, &k_s, &mut s_s, warp, lane, head_dim, plane, tensor_cores);
+        if comptime![!no_products] {
+            scores::<E>(&q_s, &k_s, &mut s_s, warp, lane, head_dim, plane, tensor_cores);
+        }
         sync_plane();
 
         // Statistics and probabilities, lanes by rows. A lane's columns of a row are
         // `part + split·t` in an order rotated by the row, so the 16 rows read different banks.
         let mut grew = false;
+        if comptime![no_softmax] {
+            // (Ablated: the scores as they are, as the probabilities.)
+            #[unroll]
+            for i in 0..owned {
+                let r = row0 + i * row_step;
+                for t in 0..span {
+                    let c = part + split * t;
+                    p_s[own + r * keys + c] = E::cast_from(s_s[own + r * keys + c]);
+                }
+            }
+        }
         #[unroll]
-        for i in 0..owned {
+        for i in 0..comptime![if no_softmax { 0 } else { owned }] {
             let r = row0 + i * row_step;
             let base = own + r * keys;
             let mut top = f32::new(-1.0e30);
@@ -236,7 +259,10 @@ pub(super) fn one_pass<E: Float>(
             grew = grew || new != old;
         }
         // (Every lane votes: the branch below is the plane's, not a lane's.)
-        let rescale = plane_any(grew) && kb > 0;
+        let mut rescale = false;
+        if comptime![!no_softmax] {
+            rescale = plane_any(grew) && kb > 0;
+        }
         sync_plane();
 
         if comptime![tensor_cores] {
@@ -261,8 +287,10 @@ pub(super) fn one_pass<E: Float>(
                     sync_plane();
                 }
             }
-            add_probabilities_times_values::<E>(&p_s, &v_s, &acc, own, head_dim);
-        } else {
+            if comptime![!no_products] {
+                add_probabilities_times_values::<E>(&p_s, &v_s, &acc, own, head_dim);
+            }
+        } else if comptime![!no_products] {
             for t in 0..per_lane {
                 let d = lane + t * plane;
                 if d < dp {

@@ -46,6 +46,20 @@ pub fn flash_ptx(
     online: bool,
     max_shared: usize,
 ) -> Result<FlashPtx, String> {
+    flash_ptx_ablated(sm, dtype, head_dim, tensor_cores, online, max_shared, 0)
+}
+
+/// [`flash_ptx`] with parts of the one-pass form left out (`ablate`: a mask of
+/// `flash::ABLATE_*`, the timing experiments of `flash::set_ablation`).
+pub fn flash_ptx_ablated(
+    sm: u32,
+    dtype: DType,
+    head_dim: usize,
+    tensor_cores: bool,
+    online: bool,
+    max_shared: usize,
+    ablate: u32,
+) -> Result<FlashPtx, String> {
     let elem = match dtype {
         DType::BF16 => ElemType::Float(FloatKind::BF16),
         DType::F16 => ElemType::Float(FloatKind::F16),
@@ -128,6 +142,7 @@ pub fn flash_ptx(
         planes,
         tensor_cores,
         online,
+        if online { ablate } else { 0 },
         elem,
     );
     let definition = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kernel.define()))
@@ -258,5 +273,52 @@ mod tests {
         assert!(ptx.contains("shfl.sync.bfly"), "{ptx}");
         assert!(ptx.contains("vote.sync.any"), "{ptx}");
         assert!(ptx.contains("bar.warp.sync"), "{ptx}");
+    }
+
+    /// The timing experiments (`flash::set_ablation`) take out what they name and nothing
+    /// else: no products → no `wmma.mma`; no softmax → no `ex2` in the loop (the final
+    /// division stays), no vote; no barriers → no `bar.sync` at all; no loads → fewer global
+    /// loads (the first block's remain).
+    #[test]
+    fn each_ablation_leaves_out_what_it_names() {
+        use crate::flash::{ABLATE_BARRIERS, ABLATE_LOADS, ABLATE_PRODUCTS, ABLATE_SOFTMAX};
+        let ptx = |mask| {
+            flash_ptx_ablated(90, DType::BF16, 72, true, true, 48 * 1024, mask)
+                .unwrap()
+                .ptx
+        };
+        let full = ptx(0);
+        let mma = |p: &str| count(p, "wmma.mma.sync");
+        let global = |p: &str| count(p, "ld.global");
+        assert_eq!(mma(&full), 20);
+
+        let no_products = ptx(ABLATE_PRODUCTS);
+        assert_eq!(mma(&no_products), 0);
+        assert_eq!(count(&no_products, "bar.sync"), count(&full, "bar.sync"));
+
+        let no_softmax = ptx(ABLATE_SOFTMAX);
+        assert_eq!(mma(&no_softmax), 20);
+        assert!(!no_softmax.contains("vote.sync"), "{no_softmax}");
+        assert!(count(&no_softmax, "ex2.approx") < count(&full, "ex2.approx"));
+
+        let no_barriers = ptx(ABLATE_BARRIERS);
+        assert_eq!(count(&no_barriers, "bar.sync"), 0);
+        assert_eq!(mma(&no_barriers), 20);
+
+        let no_loads = ptx(ABLATE_LOADS);
+        assert!(
+            global(&no_loads) < global(&full),
+            "{} vs {}",
+            global(&no_loads),
+            global(&full)
+        );
+        assert_eq!(mma(&no_loads), 20);
+        // The two-pass form ignores the mask.
+        let two = |mask| {
+            flash_ptx_ablated(90, DType::BF16, 72, true, false, 48 * 1024, mask)
+                .unwrap()
+                .ptx
+        };
+        assert_eq!(two(ABLATE_PRODUCTS), two(0));
     }
 }

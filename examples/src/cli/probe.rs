@@ -244,6 +244,39 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
                     t?,
                 );
             }
+            // The one-pass form with parts of its key-block loop left out (outputs wrong:
+            // timing only, `flash::set_ablation`): what each part costs, by difference — on
+            // 2026-11-27 every key block took 55–78 µs whatever it held.
+            #[cfg(any(feature = "cuda", feature = "wgpu"))]
+            {
+                use dam::vision::flash;
+                for (mask, without) in [
+                    (flash::ABLATE_LOADS, "tile loads"),
+                    (flash::ABLATE_BARRIERS, "cube barriers"),
+                    (flash::ABLATE_PRODUCTS, "tile products"),
+                    (flash::ABLATE_SOFTMAX, "softmax"),
+                    (flash::ABLATE_PRODUCTS | flash::ABLATE_SOFTMAX, "products and softmax"),
+                    (
+                        flash::ABLATE_LOADS | flash::ABLATE_BARRIERS | flash::ABLATE_PRODUCTS | flash::ABLATE_SOFTMAX,
+                        "all four",
+                    ),
+                ] {
+                    sdpa::set_kernel(sdpa::AttentionKernel::Flash);
+                    flash::set_online(true);
+                    flash::set_ablation(mask);
+                    let t = time_both(device, reps, iters, || {
+                        sdpa::attend(q.clone(), k.clone(), v.clone(), None)
+                    });
+                    flash::reset_ablation();
+                    flash::reset_online();
+                    row(
+                        format!("attention `flash`, one pass, without {without} (timing only), head_dim {dh}"),
+                        s,
+                        0.0,
+                        t?,
+                    );
+                }
+            }
             sdpa::reset_kernel();
         }
         let scores = Tensor::<2>::random([heads * s, s], normal, device);
