@@ -246,9 +246,10 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
             }
             // The one-pass form with parts of its key-block loop left out (outputs wrong:
             // timing only, `flash::set_ablation`): what each part costs, by difference — on
-            // 2026-11-27 every key block took 55–78 µs whatever it held.
+            // 2026-11-27 every key block took 55–78 µs whatever it held. (SigLIP's own shape
+            // only: each mask is a kernel to compile.)
             #[cfg(any(feature = "cuda", feature = "wgpu"))]
-            {
+            if s == tokens && dh == head_dim {
                 use dam::vision::flash;
                 for (mask, without) in [
                     (flash::ABLATE_LOADS, "tile loads"),
