@@ -21,7 +21,9 @@
 #      LIMIT_flash=150 LIMIT_ncu_flash=170 LIMIT_decode=210 EXPORT_BY=0 STAGES="flash ncu-flash decode" OUT=$OUT bash scripts/gpu-check.sh
 #      (`flash`: are the stride-hoisted, unrolled-staging kernels of this bundle faster — the
 #      `--probe-vision` rows, now also timed as recorded replays (the device's own time per
-#      call, without the host's launch path: the last column pair); `ncu-flash`: where their warps stall — per kernel in
+#      call, without the host's launch path: the last column pair), and the one-pass form
+#      with parts of its loop left out (rows "without …": which part the 55–78 µs a key
+#      block belong to); `ncu-flash`: where their warps stall — per kernel in
 #      ncu-flash.txt, per SASS instruction in ncu-flash-sass.md; `decode`: the issue-7 table
 #      with every switch now reset between lines — the `--row-kernels cached` lines were the
 #      one-pass flash kernel's on 2026-11-27, see `bench`'s apply_switches).
