@@ -210,72 +210,65 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
                 })?;
                 row(format!("attention `{}`, head_dim {dh}", form.name()), s, 2.0 * flops, t);
             }
-            // The flash kernel with fewer planes per cube (more, smaller cubes), in two passes
-            // over the keys and in one (`flash::set_online`).
+            // The flash kernel's variants: fewer planes per cube (more, smaller cubes), two
+            // passes over the keys and one (`flash::set_online`), and each form's plain-loop
+            // variant (if it takes about as long as the tensor-core one, the tile products are
+            // not what sets the time). Then, at SigLIP's own shape only (each mask is a kernel
+            // to compile), the one-pass form with parts of its key-block loop left out
+            // (`flash::set_ablation`; outputs wrong, timing only): what each part costs, by
+            // difference — on 2026-11-27 every key block took 55–78 µs whatever it held.
             #[cfg(any(feature = "cuda", feature = "wgpu"))]
-            // And each form's plain-loop variant (4 planes): if it takes about as long as the
-            // tensor-core one, the tile products are not what sets the time.
-            for (online, planes, cores) in [
-                (false, 2, true),
-                (false, 1, true),
-                (false, 4, false),
-                (true, 4, true),
-                (true, 2, true),
-                (true, 1, true),
-                (true, 4, false),
-            ] {
+            {
                 use dam::vision::flash;
-                sdpa::set_kernel(sdpa::AttentionKernel::Flash);
-                flash::set_planes(planes);
-                flash::set_online(online);
-                flash::set_tensor_cores(cores);
-                let t = time_both(device, reps, iters, || {
-                    sdpa::attend(q.clone(), k.clone(), v.clone(), None)
-                });
-                flash::reset_tensor_cores();
-                flash::reset_online();
-                flash::reset_planes();
-                let passes = if online { "one pass" } else { "two passes" };
-                let variant = if cores { "" } else { ", plain loops" };
-                row(
-                    format!("attention `flash`, {passes}, {planes} planes a cube{variant}, head_dim {dh}"),
-                    s,
-                    2.0 * flops,
-                    t?,
-                );
-            }
-            // The one-pass form with parts of its key-block loop left out (outputs wrong:
-            // timing only, `flash::set_ablation`): what each part costs, by difference — on
-            // 2026-11-27 every key block took 55–78 µs whatever it held. (SigLIP's own shape
-            // only: each mask is a kernel to compile.)
-            #[cfg(any(feature = "cuda", feature = "wgpu"))]
-            if s == tokens && dh == head_dim {
-                use dam::vision::flash;
-                for (mask, without) in [
+                let variants = [
+                    (false, 2, true),
+                    (false, 1, true),
+                    (false, 4, false),
+                    (true, 4, true),
+                    (true, 2, true),
+                    (true, 1, true),
+                    (true, 4, false),
+                ]
+                .map(|(online, planes, cores)| (online, planes, cores, 0, ""));
+                let every =
+                    flash::ABLATE_LOADS | flash::ABLATE_BARRIERS | flash::ABLATE_PRODUCTS | flash::ABLATE_SOFTMAX;
+                let ablations = [
                     (flash::ABLATE_LOADS, "tile loads"),
                     (flash::ABLATE_BARRIERS, "cube barriers"),
                     (flash::ABLATE_PRODUCTS, "tile products"),
                     (flash::ABLATE_SOFTMAX, "softmax"),
                     (flash::ABLATE_PRODUCTS | flash::ABLATE_SOFTMAX, "products and softmax"),
-                    (
-                        flash::ABLATE_LOADS | flash::ABLATE_BARRIERS | flash::ABLATE_PRODUCTS | flash::ABLATE_SOFTMAX,
-                        "all four",
-                    ),
-                ] {
+                    (every, "all four"),
+                ]
+                .map(|(mask, without)| (true, 4, true, mask, without));
+                let own_shape = s == tokens && dh == head_dim;
+                for (online, planes, cores, mask, without) in
+                    variants.into_iter().chain(ablations.into_iter().filter(|_| own_shape))
+                {
                     sdpa::set_kernel(sdpa::AttentionKernel::Flash);
-                    flash::set_online(true);
+                    flash::set_planes(planes);
+                    flash::set_online(online);
+                    flash::set_tensor_cores(cores);
                     flash::set_ablation(mask);
                     let t = time_both(device, reps, iters, || {
                         sdpa::attend(q.clone(), k.clone(), v.clone(), None)
                     });
                     flash::reset_ablation();
+                    flash::reset_tensor_cores();
                     flash::reset_online();
-                    row(
-                        format!("attention `flash`, one pass, without {without} (timing only), head_dim {dh}"),
-                        s,
-                        0.0,
-                        t?,
-                    );
+                    flash::reset_planes();
+                    let passes = if online { "one pass" } else { "two passes" };
+                    let (name, work) = if mask == 0 {
+                        let variant = if cores { "" } else { ", plain loops" };
+                        let name =
+                            format!("attention `flash`, {passes}, {planes} planes a cube{variant}, head_dim {dh}");
+                        (name, 2.0 * flops)
+                    } else {
+                        let name =
+                            format!("attention `flash`, {passes}, without {without} (timing only), head_dim {dh}");
+                        (name, 0.0)
+                    };
+                    row(name, s, work, t?);
                 }
             }
             sdpa::reset_kernel();
