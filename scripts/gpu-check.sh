@@ -107,6 +107,7 @@ for stage in $STAGES; do
     fixtures-bf16|fixtures-bf16-video|fixtures-flash|fixtures-flash-online) default=200 ;;
     flash) default=150 ;;
     ncu-flash) default=180 ;;
+    nvrtc) default=400 ;;
     fixtures-wgpu) default=150 ;;
     check|bf16|gemv) default=300 ;;
     decode) default=480 ;;
@@ -176,6 +177,68 @@ for stage in $STAGES; do
       echo "fixtures-matmul: exit $? after $((SECONDS - s)) s (limit $left)" | tee -a "$W/summary.txt"
       tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
     fi
+    continue
+  fi
+  if [ "$stage" = nvrtc ]; then
+    # The NVRTC build (run with BUNDLE=gpu-bundle-nvrtc): cubecl's kernels compiled from CUDA
+    # C++ by NVRTC, which keeps what the LLVM build withholds (TMA, cp.async, mbarrier). Two
+    # questions: how fast cubek's TMA matmul routines are at the vision and prefill products
+    # (the linears are ≈ 32 ms of the 42 ms encode at 30–65 TFLOP/s; cuBLAS does 150–260), and
+    # whether our flash kernel, the same cube code compiled by another compiler, is as slow
+    # as through LLVM (1.3–2.9 ms a call) — if not, the LLVM path is what is slow.
+    # On 2026-11-27 this build printed two refused launches and then nothing for 170 s. The
+    # refusals are cubecl-cuda's own checks of tensor-map arguments (server.rs,
+    # check_tma_generic / check_tma_tiled) failing for TMA candidates of the patch
+    # embedding's convolution (cubek-convolution gives the im2col map element strides equal to
+    # the conv stride, 14 > 8): autotune skips such candidates. Whether the silence was
+    # NVRTC compiling cold (slower per kernel than LLVM) or a hang is what this stage's logs
+    # say: every kernel compiled and every autotune result go to compile.log / autotune.log
+    # (a cubecl.toml in the working directory, read by every process), sampled every 5 s with
+    # the GPU's utilisation into nvrtc-progress.txt.
+    stage_start=$SECONDS
+    printf '[compilation.logger]\nlevel = "basic"\nfile = "%s"\n\n[autotune.logger]\nlevel = "full"\nfile = "%s"\n' \
+      "$W/compile.log" "$W/autotune.log" > cubecl.toml
+    touch "$W/compile.log" "$W/autotune.log"
+    ( while sleep 5; do
+        echo "$((SECONDS - stage_start)) s: $(wc -l < "$W/compile.log") kernels compiled, $(grep -c '^Autotune\[' "$W/autotune.log") autotune results, GPU $(nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader 2>/dev/null | head -1), last: $(tail -1 "$W/compile.log" | cut -c1-160)"
+      done >> "$W/nvrtc-progress.txt" ) &
+    sampler=$!
+    # 1. cubek's routines launched directly (no autotune: one routine's kernels to compile per
+    #    process), TMA ones first; 40 s each, none started after LIMIT_nvrtc_matmul.
+    s=$SECONDS
+    kernels=${NVRTC_MATMUL_KERNELS:-tma-mma,specialized-tma-mma,double-mma,tma-multirow-mma}
+    for kernel in ${kernels//,/ }; do
+      [ $((SECONDS - s)) -ge "${LIMIT_nvrtc_matmul:-150}" ] && { echo "nvrtc probe-matmul: out of time before $kernel" >> "$W/summary.txt"; break; }
+      k0=$SECONDS
+      echo "== $kernel" >> "$W/compile.log"
+      timeout 40 "$T" bench --backend cuda --dtype bf16 --config full --probe-matmul --probe-shapes both \
+        --probe-kernels "$kernel" --runs 1 >> "$W/probe-matmul.out" 2>> "$W/probe-matmul.err"
+      echo "nvrtc probe-matmul $kernel: exit $? after $((SECONDS - k0)) s" | tee -a "$W/summary.txt"
+    done
+    python3 scripts/pick-matmul.py "$W/probe-matmul.out" > "$W/pick-matmul.md" 2>&1
+    tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
+    # 2. Our flash kernel through NVRTC, at SigLIP's shape only (no burn attention, whose
+    #    autotune has its own TMA candidates): the two-pass and one-pass forms, then the
+    #    one-pass ablations. 3. The linears through burn's fusion (its autotune now has TMA
+    #    candidates) and the CUDA default attention.
+    at='head_dim 72, 729 tokens'
+    for part in "flash:\`flash\`, $at;one pass, 4 planes a cube, $at;one pass, 2 planes a cube, $at;without" \
+                "linears:linear;\`fused-softmax\`, $at"; do
+      name=${part%%:*}; only=${part#*:}
+      left=$(( limit - (SECONDS - stage_start) ))
+      [ "$left" -ge 30 ] || { echo "nvrtc probe-vision $name: out of time" >> "$W/summary.txt"; break; }
+      lim=$left; [ "$name" = flash ] && [ "$lim" -gt 120 ] && lim=120
+      s=$SECONDS
+      echo "== probe-vision $name" >> "$W/compile.log"
+      timeout "$lim" "$T" bench --backend cuda --dtype bf16 --config full --probe-vision --runs 1 \
+        --probe-only "$only" > "$W/probe-vision-$name.out" 2> "$W/probe-vision-$name.err"
+      echo "nvrtc probe-vision $name: exit $? after $((SECONDS - s)) s (limit $lim)" | tee -a "$W/summary.txt"
+      tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
+    done
+    kill "$sampler" 2>/dev/null
+    rm -f cubecl.toml
+    xz -6 -f "$W/autotune.log"
+    tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
     continue
   fi
   if [ "$stage" = ncu-flash ]; then

@@ -123,6 +123,12 @@ struct Args {
     /// `cli::probe`).
     #[arg(long)]
     probe_vision: bool,
+    /// `--probe-vision`'s rows to time, separated by `;` (row names hold commas): a row runs
+    /// when its text `"<op>, <tokens> tokens"` contains one of these (default: every row).
+    /// E.g. `--probe-only "one pass, 4 planes;fused-softmax"` (the one-pass flash kernel with
+    /// 4 planes a cube, and the CUDA default attention).
+    #[arg(long, value_delimiter = ';')]
+    probe_only: Vec<String>,
     /// Instead of the pipeline: time every `--matmul` choice on the vision tower's products
     /// (729 tokens at DAM-3B's size) and the LLM prefill's (`--batch` × 247 rows), and check
     /// each against burn's op (see `cli::probe`).
@@ -381,7 +387,7 @@ fn bench(args: &Args) -> Result<()> {
     }
     if args.probe_vision {
         let device = device(args)?;
-        let table = super::probe::vision_probe(&device, &checkpoint_config(args)?, 5 * args.runs)?;
+        let table = super::probe::vision_probe(&device, &checkpoint_config(args)?, 5 * args.runs, &args.probe_only)?;
         if let Some(path) = &args.json {
             write_json(path, &json!({ "vision_probe": table }))?;
         }

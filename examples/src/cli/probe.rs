@@ -135,7 +135,17 @@ pub fn matmul_probe(device: &Device, config: &CheckpointConfig, rows: &[usize], 
 /// burn's ops and, where we have one, as our kernel (`fused-softmax`, `flash`, the LayerNorm
 /// kernel).
 /// Prints a table (µs per call and TFLOP/s for the products), returns JSON.
-pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) -> Result<Value> {
+/// Whether `--probe-vision` times the row `name` at `tokens` tokens: every row when `only` is
+/// empty, else those whose text `"<name>, <tokens> tokens"` contains one of `only`.
+fn row_wanted(only: &[String], name: &str, tokens: usize) -> bool {
+    let text = format!("{name}, {tokens} tokens");
+    only.is_empty() || only.iter().any(|o| text.contains(o.as_str()))
+}
+
+/// `only`: time just the rows whose text `"<op>, <tokens> tokens"` contains one of these
+/// strings (every row when empty) — e.g. a GPU stage that must reach the flash rows before its
+/// time is up, or a build whose other kernels are slow to compile (NVRTC).
+pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize, only: &[String]) -> Result<Value> {
     use burn::tensor::activation::softmax;
     use dam::vision::sdpa;
 
@@ -145,7 +155,19 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
     let normal = Distribution::Normal(0.0, 1.0);
     let reps = 10;
     let mut out = Vec::new();
-    let mut row = |name: String, tokens: usize, flops: f64, t: Timing| {
+    let wanted = |name: &str, tokens: usize| row_wanted(only, name, tokens);
+    // A row that fails (a kernel that does not compile or launch on this build) is printed as
+    // such and the probe goes on: it is a diagnostic, and the next rows may still run.
+    let mut row = |name: String, tokens: usize, flops: f64, t: Result<Timing>| {
+        let t = match t {
+            Ok(t) => t,
+            Err(e) => {
+                let e = format!("{e:#}").replace('\n', " ");
+                println!("| {name} | {tokens} | failed: {e} | — | — | — |");
+                out.push(json!({"op": name, "tokens": tokens, "error": e}));
+                return;
+            }
+        };
         let tflops = |s: f64| {
             if flops > 0.0 {
                 format!("{:.1}", flops / s / 1e12)
@@ -179,11 +201,15 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
             ("linear fc2", &h, inter, d),
         ] {
             // burn `Linear`'s `[in, out]` layout, as the vision tower keeps its weights.
+            let name = format!("{name} {k}→{n}");
+            if !wanted(&name, s) {
+                continue;
+            }
             let w = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 0.02), device);
             let t = time_both(device, reps, iters, || {
                 burn::tensor::module::linear(input.clone(), w.clone(), None)
-            })?;
-            row(format!("{name} {k}→{n}"), s, 2.0 * (s * k * n) as f64, t);
+            });
+            row(name, s, 2.0 * (s * k * n) as f64, t);
         }
         let mut head_dims = vec![head_dim];
         if !head_dim.is_multiple_of(16) {
@@ -194,21 +220,31 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
             let k = Tensor::<4>::random([1, heads, s, dh], normal, device);
             let v = Tensor::<4>::random([1, heads, s, dh], normal, device);
             let flops = 2.0 * (heads * s * s * dh) as f64;
-            let t = time_both(device, reps, iters, || q.clone().matmul(k.clone().swap_dims(2, 3)))?;
-            row(format!("attention q·kᵀ, head_dim {dh}"), s, flops, t);
-            let p = Tensor::<4>::random([1, heads, s, s], normal, device);
-            let t = time_both(device, reps, iters, || p.clone().matmul(v.clone()))?;
-            row(format!("attention p·v, head_dim {dh}"), s, flops, t);
+            let name = format!("attention q·kᵀ, head_dim {dh}");
+            if wanted(&name, s) {
+                let t = time_both(device, reps, iters, || q.clone().matmul(k.clone().swap_dims(2, 3)));
+                row(name, s, flops, t);
+            }
+            let name = format!("attention p·v, head_dim {dh}");
+            if wanted(&name, s) {
+                let p = Tensor::<4>::random([1, heads, s, s], normal, device);
+                let t = time_both(device, reps, iters, || p.clone().matmul(v.clone()));
+                row(name, s, flops, t);
+            }
             for form in [
                 sdpa::AttentionKernel::Auto,
                 sdpa::AttentionKernel::FusedSoftmax,
                 sdpa::AttentionKernel::Flash,
             ] {
+                let name = format!("attention `{}`, head_dim {dh}", form.name());
+                if !wanted(&name, s) {
+                    continue;
+                }
                 sdpa::set_kernel(form);
                 let t = time_both(device, reps, iters, || {
                     sdpa::attend(q.clone(), k.clone(), v.clone(), None)
-                })?;
-                row(format!("attention `{}`, head_dim {dh}", form.name()), s, 2.0 * flops, t);
+                });
+                row(name, s, 2.0 * flops, t);
             }
             // The flash kernel's variants: fewer planes per cube (more, smaller cubes), two
             // passes over the keys and one (`flash::set_online`), and each form's plain-loop
@@ -245,6 +281,20 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
                 for (online, planes, cores, mask, without) in
                     variants.into_iter().chain(ablations.into_iter().filter(|_| own_shape))
                 {
+                    let passes = if online { "one pass" } else { "two passes" };
+                    let (name, work) = if mask == 0 {
+                        let variant = if cores { "" } else { ", plain loops" };
+                        let name =
+                            format!("attention `flash`, {passes}, {planes} planes a cube{variant}, head_dim {dh}");
+                        (name, 2.0 * flops)
+                    } else {
+                        let name =
+                            format!("attention `flash`, {passes}, without {without} (timing only), head_dim {dh}");
+                        (name, 0.0)
+                    };
+                    if !wanted(&name, s) {
+                        continue;
+                    }
                     sdpa::set_kernel(sdpa::AttentionKernel::Flash);
                     flash::set_planes(planes);
                     flash::set_online(online);
@@ -257,30 +307,23 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
                     flash::reset_tensor_cores();
                     flash::reset_online();
                     flash::reset_planes();
-                    let passes = if online { "one pass" } else { "two passes" };
-                    let (name, work) = if mask == 0 {
-                        let variant = if cores { "" } else { ", plain loops" };
-                        let name =
-                            format!("attention `flash`, {passes}, {planes} planes a cube{variant}, head_dim {dh}");
-                        (name, 2.0 * flops)
-                    } else {
-                        let name =
-                            format!("attention `flash`, {passes}, without {without} (timing only), head_dim {dh}");
-                        (name, 0.0)
-                    };
-                    row(name, s, work, t?);
+                    row(name, s, work, t);
                 }
             }
             sdpa::reset_kernel();
         }
         let scores = Tensor::<2>::random([heads * s, s], normal, device);
         let scale = 1.0 / (head_dim as f64).sqrt();
-        let t = time_both(device, reps, iters, || softmax(scores.clone().mul_scalar(scale), 1))?;
-        row("softmax, burn ops".into(), s, 0.0, t);
-        let t = time_both(device, reps, iters, || {
-            sdpa::scaled_softmax_reference(scores.clone(), scale)
-        })?;
-        row("softmax, burn ops, f32 inside".into(), s, 0.0, t);
+        if wanted("softmax, burn ops", s) {
+            let t = time_both(device, reps, iters, || softmax(scores.clone().mul_scalar(scale), 1));
+            row("softmax, burn ops".into(), s, 0.0, t);
+        }
+        if wanted("softmax, burn ops, f32 inside", s) {
+            let t = time_both(device, reps, iters, || {
+                sdpa::scaled_softmax_reference(scores.clone(), scale)
+            });
+            row("softmax, burn ops, f32 inside".into(), s, 0.0, t);
+        }
         // Our kernel re-reading the row per pass, then with the row kept in registers
         // (`dam::core::row_kernels::set_cached`): the per-call side of the `--row-kernels
         // cached` bench lines.
@@ -289,31 +332,39 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize) ->
             (false, "softmax, our kernel"),
             (true, "softmax, our kernel, rows cached"),
         ] {
+            if !wanted(name, s) {
+                continue;
+            }
             dam::core::row_kernels::set_cached(cached);
             let t = time_both(device, reps, iters, || {
                 dam::vision::softmax::scaled_softmax(scores.clone(), scale)
             });
             dam::core::row_kernels::reset_cached();
-            row(name.into(), s, 0.0, t?);
+            row(name.into(), s, 0.0, t);
         }
         let norm = dam::core::nn::LayerNorm {
             weight: burn::module::Param::from_tensor(Tensor::random([d], normal, device)),
             bias: burn::module::Param::from_tensor(Tensor::random([d], normal, device)),
             eps: 1e-6,
         };
-        let t = time_both(device, reps, iters, || norm.forward_dim(x.clone(), 1))?;
-        row("layer norm, burn ops".into(), s, 0.0, t);
+        if wanted("layer norm, burn ops", s) {
+            let t = time_both(device, reps, iters, || norm.forward_dim(x.clone(), 1));
+            row("layer norm, burn ops".into(), s, 0.0, t);
+        }
         #[cfg(any(feature = "cuda", feature = "wgpu"))]
         for (cached, name) in [
             (false, "layer norm, our kernel"),
             (true, "layer norm, our kernel, rows cached"),
         ] {
+            if !wanted(name, s) {
+                continue;
+            }
             dam::core::layer_norm_kernel::set_enabled(true);
             dam::core::row_kernels::set_cached(cached);
             let t = time_both(device, reps, iters, || norm.forward(x.clone()));
             dam::core::row_kernels::reset_cached();
             dam::core::layer_norm_kernel::reset();
-            row(name.into(), s, 0.0, t?);
+            row(name.into(), s, 0.0, t);
         }
     }
     Ok(Value::Array(out))
@@ -452,4 +503,28 @@ pub fn matmul_kernel_probe(
         }
     }
     Ok(Value::Array(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::row_wanted;
+
+    #[test]
+    fn probe_only_picks_rows_by_name_and_token_count() {
+        let only = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let one_pass = "attention `flash`, one pass, 4 planes a cube, head_dim 72";
+        let two_passes = "attention `flash`, two passes, 4 planes a cube, head_dim 72";
+        // No filter: every row.
+        assert!(row_wanted(&[], one_pass, 768));
+        // A name with commas in it, at one token count only.
+        let f = only(&["one pass, 4 planes a cube, head_dim 72, 729 tokens"]);
+        assert!(row_wanted(&f, one_pass, 729));
+        assert!(!row_wanted(&f, one_pass, 768));
+        assert!(!row_wanted(&f, two_passes, 729));
+        // Several filters: any of them.
+        let f = only(&["fused-softmax", "linear fc1"]);
+        assert!(row_wanted(&f, "attention `fused-softmax`, head_dim 72", 729));
+        assert!(row_wanted(&f, "linear fc1 1152→4304", 768));
+        assert!(!row_wanted(&f, "linear fc2 4304→1152", 729));
+    }
 }
