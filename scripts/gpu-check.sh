@@ -204,7 +204,9 @@ for stage in $STAGES; do
       done >> "$W/nvrtc-progress.txt" ) &
     sampler=$!
     # 1. cubek's routines launched directly (no autotune: one routine's kernels to compile per
-    #    process), TMA ones first; 40 s each, none started after LIMIT_nvrtc_matmul.
+    #    process), TMA ones first; 40 s each, none started after LIMIT_nvrtc_matmul. Checked
+    #    against `simple-unit` (CUDA cores, one kernel per product) rather than burn's op, whose
+    #    autotune would compile every candidate through NVRTC first.
     s=$SECONDS
     kernels=${NVRTC_MATMUL_KERNELS:-tma-mma,specialized-tma-mma,double-mma,tma-multirow-mma}
     for kernel in ${kernels//,/ }; do
@@ -212,7 +214,7 @@ for stage in $STAGES; do
       k0=$SECONDS
       echo "== $kernel" >> "$W/compile.log"
       timeout 40 "$T" bench --backend cuda --dtype bf16 --config full --probe-matmul --probe-shapes both \
-        --probe-kernels "$kernel" --runs 1 >> "$W/probe-matmul.out" 2>> "$W/probe-matmul.err"
+        --probe-kernels "$kernel" --probe-reference simple-unit --runs 1 >> "$W/probe-matmul.out" 2>> "$W/probe-matmul.err"
       echo "nvrtc probe-matmul $kernel: exit $? after $((SECONDS - k0)) s" | tee -a "$W/summary.txt"
     done
     python3 scripts/pick-matmul.py "$W/probe-matmul.out" > "$W/pick-matmul.md" 2>&1

@@ -6,8 +6,14 @@
 //! for `p·v`) and fits the shared memory a cube may take. Not whether its numbers are right:
 //! `bench --check-vision` on a GPU compares it with the plain-loop variant.
 //!
+//! The same kernel as **CUDA C++** ([`flash_cpp`]): what cubecl-cuda's other compiler (the
+//! facade's `cuda-nvrtc`) hands NVRTC at run time. NVRTC is a host library, so
+//! `scripts/nvrtc-compile.py` compiles that text to PTX here too (PyPI's
+//! `nvidia-cuda-nvrtc-cu12`): whether NVRTC takes the kernel, how long it takes, and — through
+//! `ptxas` — what the two compilers' machine code differs in.
+//!
 //! Behind the `ptx` feature (on with the facade's `cuda`, which links the same LLVM); `bench
-//! --flash-ptx DIR` writes the PTX and a summary.
+//! --flash-ptx DIR` writes the PTX, the C++ and a summary.
 
 use std::sync::Arc;
 
@@ -17,6 +23,8 @@ use burn_cubecl::cubecl::ir::nvidia::SmArch;
 use burn_cubecl::cubecl::ir::{DeviceIdentity, ElemType, FloatKind, HardwareProperties, MemoryDeviceProperties};
 use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::cubecl::{Compiler, CubeKernel};
+use cubecl_cuda::compiler::CudaBackend;
+use cubecl_cuda::{CudaCompilationOptions, CudaCompiler, CudaRepresentation};
 use cubecl_llvm::nvptx::ptx_version::PtxVersion;
 use cubecl_llvm::{LlvmTarget, PlironArtifact, PlironCompiler, PlironOptions};
 
@@ -29,6 +37,15 @@ pub struct FlashPtx {
     pub ptx: String,
     /// Shared memory a cube takes, in bytes (what the compiler reports).
     pub shared_memory_bytes: usize,
+    /// Planes per cube it was compiled for.
+    pub planes: usize,
+}
+
+/// The kernel as CUDA C++ (see the module docs).
+#[derive(Clone, Debug)]
+pub struct FlashCpp {
+    /// The CUDA C++ source, as cubecl-cuda's C++ backend hands it to NVRTC.
+    pub source: String,
     /// Planes per cube it was compiled for.
     pub planes: usize,
 }
@@ -60,6 +77,74 @@ pub fn flash_ptx_ablated(
     max_shared: usize,
     ablate: u32,
 ) -> Result<FlashPtx, String> {
+    let (definition, planes) = definition(dtype, head_dim, tensor_cores, online, max_shared, ablate)?;
+    let options = PlironOptions {
+        sm_arch: Some(SmArch::new(sm, false)),
+        ptx_version: PtxVersion::for_driver(12080),
+        // As cubecl-cuda's runtime compiles on sm_70 and newer: the launch's scalars and
+        // static metadata in the kernel's parameter block, not in a buffer.
+        grid_constants: sm >= 70,
+        ..Default::default()
+    };
+    let mut compiler = PlironCompiler {
+        target: LlvmTarget::Nvptx,
+    };
+    match compiler.compile(definition, &options) {
+        Ok(PlironArtifact::NvptxCode(module)) => {
+            // SAFETY: the module's PTX is NUL-terminated (cubecl-llvm's contract).
+            let ptx = unsafe { std::ffi::CStr::from_ptr(module.ptx.as_ptr()) }
+                .to_string_lossy()
+                .into_owned();
+            Ok(FlashPtx {
+                ptx,
+                shared_memory_bytes: module.shared_memory_size,
+                planes,
+            })
+        }
+        Ok(_) => Err("the NVPTX target produced no PTX".into()),
+        Err(e) => Err(format!("lowering to PTX failed: {e:?}")),
+    }
+}
+
+/// The kernel of [`flash_ptx_ablated`] as CUDA C++: cubecl-cuda's C++ backend with the
+/// options its runtime sets for `sm` (grid constants from sm_70, fast `tanh` on CUDA 12.8+ from
+/// sm_75; a 32-lane warp).
+pub fn flash_cpp(
+    sm: u32,
+    dtype: DType,
+    head_dim: usize,
+    tensor_cores: bool,
+    online: bool,
+    max_shared: usize,
+    ablate: u32,
+) -> Result<FlashCpp, String> {
+    let (definition, planes) = definition(dtype, head_dim, tensor_cores, online, max_shared, ablate)?;
+    let mut options = CudaCompilationOptions {
+        arch: Some(SmArch::new(sm, false)),
+        ..Default::default()
+    };
+    options.cpp.warp_size = 32;
+    options.cpp.supports_features.grid_constants = sm >= 70;
+    options.cpp.supports_features.fast_tanh = sm >= 75;
+    match CudaCompiler::new(CudaBackend::Cpp).compile(definition, &options) {
+        Ok(CudaRepresentation::Cpp(kernel)) => Ok(FlashCpp {
+            source: kernel.to_string(),
+            planes,
+        }),
+        Ok(_) => Err("the C++ backend produced no C++".into()),
+        Err(e) => Err(format!("transpiling to CUDA C++ failed: {e:?}")),
+    }
+}
+
+/// The kernel's definition and the planes per cube it takes (see [`flash_ptx`]).
+fn definition(
+    dtype: DType,
+    head_dim: usize,
+    tensor_cores: bool,
+    online: bool,
+    max_shared: usize,
+    ablate: u32,
+) -> Result<(KernelDefinition, usize), String> {
     let elem = match dtype {
         DType::BF16 => ElemType::Float(FloatKind::BF16),
         DType::F16 => ElemType::Float(FloatKind::F16),
@@ -147,29 +232,7 @@ pub fn flash_ptx_ablated(
     );
     let definition = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kernel.define()))
         .map_err(|p| format!("expanding the kernel panicked: {}", panic_text(&p)))?;
-    let options = PlironOptions {
-        sm_arch: Some(SmArch::new(sm, false)),
-        ptx_version: PtxVersion::for_driver(12080),
-        ..Default::default()
-    };
-    let mut compiler = PlironCompiler {
-        target: LlvmTarget::Nvptx,
-    };
-    match compiler.compile(definition, &options) {
-        Ok(PlironArtifact::NvptxCode(module)) => {
-            // SAFETY: the module's PTX is NUL-terminated (cubecl-llvm's contract).
-            let ptx = unsafe { std::ffi::CStr::from_ptr(module.ptx.as_ptr()) }
-                .to_string_lossy()
-                .into_owned();
-            Ok(FlashPtx {
-                ptx,
-                shared_memory_bytes: module.shared_memory_size,
-                planes,
-            })
-        }
-        Ok(_) => Err("the NVPTX target produced no PTX".into()),
-        Err(e) => Err(format!("lowering to PTX failed: {e:?}")),
-    }
+    Ok((definition, planes))
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
@@ -273,6 +336,35 @@ mod tests {
         assert!(ptx.contains("shfl.sync.bfly"), "{ptx}");
         assert!(ptx.contains("vote.sync.any"), "{ptx}");
         assert!(ptx.contains("bar.warp.sync"), "{ptx}");
+    }
+
+    /// The one-pass kernel as CUDA C++ for an H100, as the NVRTC build compiles it: the tile
+    /// products as `wmma` calls (each product once per key block, as in the PTX), the shuffles
+    /// and the vote, the launch's scalars as a grid constant, the shared tiles in one dynamic
+    /// buffer.
+    #[test]
+    fn the_one_pass_kernel_transpiles_to_cuda_cpp() {
+        let out = flash_cpp(90, DType::BF16, 72, true, true, 48 * 1024, 0).unwrap();
+        let src = &out.source;
+        assert_eq!(out.planes, 4);
+        assert!(src.contains("__global__"), "{src}");
+        assert!(src.contains("__grid_constant__"), "{src}");
+        assert!(src.contains("extern __shared__"), "{src}");
+        assert_eq!(count(src, "wmma::mma_sync"), 20, "{src}");
+        assert!(src.contains("__shfl_xor_sync"), "{src}");
+        assert!(src.contains("__any_sync"), "{src}");
+        // Without products (an ablation): no tile product left.
+        let bare = flash_cpp(
+            90,
+            DType::BF16,
+            72,
+            true,
+            true,
+            48 * 1024,
+            crate::flash::ABLATE_PRODUCTS,
+        )
+        .unwrap();
+        assert_eq!(count(&bare.source, "wmma::mma_sync"), 0);
     }
 
     /// The timing experiments (`flash::set_ablation`) take out what they name and nothing

@@ -140,6 +140,11 @@ struct Args {
     /// `--probe-matmul`'s products: the vision tower's, the LLM prefill's, or both.
     #[arg(long, default_value = "both", value_parser = ["vision", "prefill", "both"])]
     probe_shapes: String,
+    /// `--probe-matmul`'s reference, the product each kernel is checked against: `fusion`
+    /// (burn's op, autotuned) or a fixed routine (e.g. `simple-unit`, one kernel to compile per
+    /// product — for builds where compiling every autotune candidate is slow, as NVRTC's).
+    #[arg(long, default_value = "fusion")]
+    probe_reference: dam::core::matmul_kernel::MatmulKernel,
     /// Instead of the pipeline: run each fused decoder kernel (CUDA) and the plain
     /// burn ops it replaces on random inputs, and print their largest difference.
     #[arg(long)]
@@ -151,7 +156,8 @@ struct Args {
     check_vision: bool,
     /// cuda builds: compile the `flash` vision attention kernel to PTX **without a device**
     /// (sm_80 and sm_90; bf16/f16 on tensor cores, f32/bf16 plain; SigLIP's head_dim 72) into
-    /// this folder, and print each form's tensor-core instructions and shared memory.
+    /// this folder, and print each form's tensor-core instructions and shared memory; beside
+    /// each `.ptx` the same kernel as CUDA C++ (`.cu`, what the NVRTC build compiles).
     #[arg(long, value_name = "DIR")]
     flash_ptx: Option<PathBuf>,
     /// Shapes `--check-fused` uses: `full` adds DAM-3B's LLM widths (needs a GPU's memory);
@@ -408,6 +414,7 @@ fn bench(args: &Args) -> Result<()> {
             &args.probe_shapes,
             args.batch,
             5 * args.runs,
+            args.probe_reference,
         )?;
         if let Some(path) = &args.json {
             write_json(path, &json!({ "matmul_kernel_probe": table }))?;
@@ -668,8 +675,9 @@ fn check_fused(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// `--flash-ptx DIR`: the flash kernel's PTX per form and architecture, and a summary row each
-/// (see `dam::vision::flash::ptx`).
+/// `--flash-ptx DIR`: the flash kernel's PTX (cubecl's LLVM compiler) and CUDA C++ (its C++
+/// backend, what the NVRTC build compiles) per form and architecture, and a summary row of the
+/// PTX each (see `dam::vision::flash::ptx`).
 fn flash_ptx(dir: &Path) -> Result<()> {
     #[cfg(feature = "cuda")]
     {
@@ -694,6 +702,11 @@ fn flash_ptx(dir: &Path) -> Result<()> {
                     .map_err(|e| anyhow!("flash kernel, {name}, sm_{sm}: {e}"))?;
                 let path = dir.join(format!("flash-{name}-sm{sm}.ptx"));
                 std::fs::write(&path, &out.ptx).with_context(|| format!("writing {}", path.display()))?;
+                // The same kernel as the NVRTC build's C++ (scripts/nvrtc-compile.py compiles it).
+                let cpp = dam::vision::flash::ptx::flash_cpp(sm, dtype, 72, tensor_cores, online, 48 * 1024, 0)
+                    .map_err(|e| anyhow!("flash kernel as C++, {name}, sm_{sm}: {e}"))?;
+                let path = dir.join(format!("flash-{name}-sm{sm}.cu"));
+                std::fs::write(&path, &cpp.source).with_context(|| format!("writing {}", path.display()))?;
                 let count = |needle: &str| out.ptx.matches(needle).count();
                 println!(
                     "| {name} | {sm} | {} | {} | {} ({} / {}) | {} | {} | {} |",

@@ -453,16 +453,23 @@ pub fn matmul_kernel_probe(
     which: &str,
     batch: usize,
     iters: usize,
+    reference_kernel: dam::core::matmul_kernel::MatmulKernel,
 ) -> Result<Value> {
     use dam::core::matmul_kernel as mk;
     // The bench prompt's 247 positions per region (DAM-3B, one view pair).
     let rows = batch * 247;
     let reps = 10;
-    println!("| product | kernel | µs per call | TFLOP/s | max rel. diff vs burn's op |");
+    let against = match reference_kernel {
+        mk::MatmulKernel::Fusion => "burn's op".to_string(),
+        k => format!("`{}`", k.name()),
+    };
+    println!("| product | kernel | µs per call | TFLOP/s | max rel. diff vs {against} |");
     println!("| --- | --- | ---: | ---: | ---: |");
     let mut out = Vec::new();
     for p in probe_products(device, config, rows, which) {
-        let reference = p.lhs.clone().matmul(p.rhs.clone());
+        // burn's op by default; under NVRTC a fixed routine (`--probe-reference`) spares each
+        // product the autotune of burn's op, which compiles every candidate first.
+        let reference = mk::matmul_with(p.lhs.clone(), p.rhs.clone(), reference_kernel);
         let size = reference
             .clone()
             .abs()
