@@ -13,22 +13,24 @@
 # (LIMIT_<stage>, seconds; defaults below), so CUDA kernel compilation and autotuning (~2 min
 # cold at full size, measured 2026-11-26) is paid once per process.
 #
-# Next (plan after the 2026-11-27 21:50–22:05 runs, which found both flash forms correct but
-# 5–13x slower than the default attention (1.3–2.9 ms a call; docs/performance.md, "The flash
-# kernel on the H100") and the NVRTC build stuck in launch errors of cubek's TMA routines):
-# one warm machine, one call:
-#   1. carry ["gpu-bundle"], timeout_s 580:
-#      LIMIT_flash=150 LIMIT_ncu_flash=170 LIMIT_decode=210 EXPORT_BY=0 STAGES="flash ncu-flash decode" OUT=$OUT bash scripts/gpu-check.sh
-#      (`flash`: are the stride-hoisted, unrolled-staging kernels of this bundle faster — the
-#      `--probe-vision` rows, now also timed as recorded replays (the device's own time per
-#      call, without the host's launch path: the last column pair), and the one-pass form
-#      with parts of its loop left out (rows "without …": which part the 55–78 µs a key
-#      block belong to); `ncu-flash`: where their warps stall — per kernel in
-#      ncu-flash.txt, per SASS instruction in ncu-flash-sass.md; `decode`: the issue-7 table
-#      with every switch now reset between lines — the `--row-kernels cached` lines were the
-#      one-pass flash kernel's on 2026-11-27, see `bench`'s apply_switches).
-#   2. with ≥ 4 min left, the same machine: STAGES="fixtures-flash" (the two-pass form's
-#      fixtures in bf16; the one-pass form's passed 3/3 cases on 2026-11-27).
+# Next (plan after 2026-11-28's two sessions without a GPU; docs/performance.md, "Prepared
+# 2026-11-28, second session"): one warm machine, two calls sent back to back (≈ 13 min of the
+# 15 with the start), the NVRTC one first — it decides the larger lever (the linears, ≈ 32 of
+# the 42 ms encode) and says whether the flash kernel is slow because of LLVM:
+#   1. carry ["gpu-bundle-nvrtc"], timeout_s 400:
+#      BUNDLE=gpu-bundle-nvrtc LIMIT_nvrtc=360 EXPORT_BY=370 STAGES="nvrtc" OUT=$OUT bash scripts/gpu-check.sh
+#      (`nvrtc`: cubek's TMA matmul routines on every vision and prefill product, our flash
+#      kernel compiled by NVRTC (two passes, one pass, the ablations), burn's linears with
+#      NVRTC's autotune; compile.log / autotune.log / nvrtc-progress.txt show whether a silent
+#      process compiles, tunes or hangs; the NVRTC kernel cache comes back if ≤ 15 MiB)
+#   2. at once, carry ["gpu-bundle"], timeout_s 340:
+#      LIMIT_flash=150 LIMIT_ncu_flash=170 EXPORT_BY=0 STAGES="flash ncu-flash" OUT=$OUT bash scripts/gpu-check.sh
+#      (`flash`: the LLVM build's attention forms per call, eager and as recorded replays, and
+#      the one-pass form with parts of its loop left out (rows "without …": which part the
+#      55–78 µs a key block belong to); `ncu-flash`: where their warps stall — per kernel in
+#      ncu-flash.txt, per SASS instruction in ncu-flash-sass.md.)
+#   Then `give_back`. A later session: STAGES="decode" (the issue-7 table, every switch reset
+#   between lines) and, with NVRTC worth it, the same on gpu-bundle-nvrtc.
 # (`flash`: both flash forms' tensor-core variants against their plain loops and the
 # materialised form in bf16 (`bench --check-vision`), then every attention form timed per call
 # (`--probe-vision`: two passes and one, 4, 2 and 1 planes a cube); `fixtures-flash-online` /
@@ -36,11 +38,12 @@
 # original; `decode`: the issue-7 table with the defaults, with `--vision-attention flash`
 # (two passes, one pass, two with `--row-kernels cached`, batch 16), with burn's ops, and the
 # vision probe; `matmul` probes every routine — the TMA ones included — and benches the winner;
-# `ncu-flash`: Nsight Compute on the flash kernels and our softmax.)
-# The NVRTC bundle (gpu-bundle-nvrtc/, commit ef9a7cb) is not worth a call until its launch
-# errors are understood: on 2026-11-27 its first bench logged "Element strides must be non-zero
-# and <= 8" / "Tile shape must be non-zero and <= 256" (tensor-map arguments of cubek's TMA
-# matmuls) and then printed nothing for 170 s; its f32 fixture nothing in 70 s.
+# `ncu-flash`: Nsight Compute on the flash kernels and our softmax; `nvrtc`: above.)
+# The NVRTC build's "launch errors" of 2026-11-27 ("Element strides must be non-zero and <= 8",
+# "Tile shape must be non-zero and <= 256") are cubecl-cuda's own checks refusing TMA
+# candidates of autotune (the patch embedding's convolution: im2col element strides = its
+# stride 14 > 8) — skipped by autotune, not a failure. What followed (nothing for 170 s) fits
+# NVRTC compiling cold: 0.6–1.3 s a flash kernel on this machine (scripts/nvrtc-compile.py).
 # (15 min of device time a session, start included; the machine is given back after 30 s idle,
 # so send a second call at once. On 2026-11-27 `flash` took 73 s, `decode` 230 s (10 lines),
 # `matmul` 307 s on a warm kernel cache; a fresh machine started in ≈ 30 s.)
@@ -199,6 +202,11 @@ for stage in $STAGES; do
     printf '[compilation.logger]\nlevel = "basic"\nfile = "%s"\n\n[autotune.logger]\nlevel = "full"\nfile = "%s"\n' \
       "$W/compile.log" "$W/autotune.log" > cubecl.toml
     touch "$W/compile.log" "$W/autotune.log"
+    # NVRTC compiles against the CUDA headers cubecl-cuda finds ($CUDA_PATH/include, else
+    # /usr/local/cuda/include): what is there.
+    { echo "CUDA_PATH=${CUDA_PATH:-}"; ls -d /usr/local/cuda*/ 2>&1
+      ls "${CUDA_PATH:-/usr/local/cuda}/include" 2>&1 | grep -E "^(cuda_bf16.h|cuda_fp16.h|mma.h|crt|cuda)$"
+      ldconfig -p | grep -i nvrtc; } > "$W/nvrtc-env.txt" 2>&1
     ( while sleep 5; do
         echo "$((SECONDS - stage_start)) s: $(wc -l < "$W/compile.log") kernels compiled, $(grep -c '^Autotune\[' "$W/autotune.log") autotune results, GPU $(nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader 2>/dev/null | head -1), last: $(tail -1 "$W/compile.log" | cut -c1-160)"
       done >> "$W/nvrtc-progress.txt" ) &
@@ -225,7 +233,7 @@ for stage in $STAGES; do
     #    candidates) and the CUDA default attention.
     at='head_dim 72, 729 tokens'
     for part in "flash:\`flash\`, $at;one pass, 4 planes a cube, $at;one pass, 2 planes a cube, $at;without" \
-                "linears:linear;\`fused-softmax\`, $at"; do
+                "linears:1152→3456, 729 tokens;1152→1152, 729 tokens;1152→4304, 729 tokens;4304→1152, 729 tokens;\`fused-softmax\`, $at"; do
       name=${part%%:*}; only=${part#*:}
       left=$(( limit - (SECONDS - stage_start) ))
       [ "$left" -ge 30 ] || { echo "nvrtc probe-vision $name: out of time" >> "$W/summary.txt"; break; }
