@@ -50,34 +50,46 @@ pub struct FlashCpp {
     pub planes: usize,
 }
 
-/// Compiles the kernel for `sm` (e.g. 90 for an H100) with `dtype` activations (`BF16`,
-/// `F16`, `F32`), a `head_dim`, 32-lane planes, the tensor-core variant or not and one pass
-/// over the keys (`online`) or two, as [`super::VisionFlashOps`] would launch it on a device
-/// with `max_shared` bytes of shared memory per cube. An error names what failed (expansion or
-/// lowering).
-pub fn flash_ptx(
-    sm: u32,
-    dtype: DType,
-    head_dim: usize,
-    tensor_cores: bool,
-    online: bool,
-    max_shared: usize,
-) -> Result<FlashPtx, String> {
-    flash_ptx_ablated(sm, dtype, head_dim, tensor_cores, online, max_shared, 0)
+/// Which form of the kernel to compile, as [`super::VisionFlashOps`] would launch it: `dtype`
+/// activations (`BF16`, `F16`, `F32`), a `head_dim`, 32-lane planes, the tensor-core variant
+/// or not, one pass over the keys (`online`) or two, on a device with `max_shared` bytes of
+/// shared memory per cube, and parts of the one-pass form left out (`ablate`: a mask of
+/// `flash::ABLATE_*`, the timing experiments of `flash::set_ablation`; 0 for the kernel).
+#[derive(Clone, Copy, Debug)]
+pub struct FlashForm {
+    /// Activation dtype.
+    pub dtype: DType,
+    /// Width of one head (72 in SigLIP-so400m).
+    pub head_dim: usize,
+    /// The tile products on tensor cores (else plain loops).
+    pub tensor_cores: bool,
+    /// One pass over the keys (else two).
+    pub online: bool,
+    /// Shared memory a cube may take, in bytes.
+    pub max_shared: usize,
+    /// Ablation mask (`flash::ABLATE_*`), 0 for the full kernel.
+    pub ablate: u32,
 }
 
-/// [`flash_ptx`] with parts of the one-pass form left out (`ablate`: a mask of
-/// `flash::ABLATE_*`, the timing experiments of `flash::set_ablation`).
-pub fn flash_ptx_ablated(
-    sm: u32,
-    dtype: DType,
-    head_dim: usize,
-    tensor_cores: bool,
-    online: bool,
-    max_shared: usize,
-    ablate: u32,
-) -> Result<FlashPtx, String> {
-    let (definition, planes) = definition(dtype, head_dim, tensor_cores, online, max_shared, ablate)?;
+impl FlashForm {
+    /// The full kernel (no ablation) in the 48 KiB a cube may take without opting in (every
+    /// CUDA part since sm_70).
+    pub fn new(dtype: DType, head_dim: usize, tensor_cores: bool, online: bool) -> Self {
+        Self {
+            dtype,
+            head_dim,
+            tensor_cores,
+            online,
+            max_shared: 48 * 1024,
+            ablate: 0,
+        }
+    }
+}
+
+/// Compiles `form` for `sm` (e.g. 90 for an H100) to PTX with cubecl's LLVM compiler and the
+/// options its runtime uses. An error names what failed (expansion or lowering).
+pub fn flash_ptx(sm: u32, form: FlashForm) -> Result<FlashPtx, String> {
+    let (definition, planes) = definition(form)?;
     let options = PlironOptions {
         sm_arch: Some(SmArch::new(sm, false)),
         ptx_version: PtxVersion::for_driver(12080),
@@ -106,19 +118,10 @@ pub fn flash_ptx_ablated(
     }
 }
 
-/// The kernel of [`flash_ptx_ablated`] as CUDA C++: cubecl-cuda's C++ backend with the
-/// options its runtime sets for `sm` (grid constants from sm_70, fast `tanh` on CUDA 12.8+ from
-/// sm_75; a 32-lane warp).
-pub fn flash_cpp(
-    sm: u32,
-    dtype: DType,
-    head_dim: usize,
-    tensor_cores: bool,
-    online: bool,
-    max_shared: usize,
-    ablate: u32,
-) -> Result<FlashCpp, String> {
-    let (definition, planes) = definition(dtype, head_dim, tensor_cores, online, max_shared, ablate)?;
+/// `form` as CUDA C++: cubecl-cuda's C++ backend with the options its runtime sets for `sm`
+/// (grid constants from sm_70, fast `tanh` on CUDA 12.8+ from sm_75; a 32-lane warp).
+pub fn flash_cpp(sm: u32, form: FlashForm) -> Result<FlashCpp, String> {
+    let (definition, planes) = definition(form)?;
     let mut options = CudaCompilationOptions {
         arch: Some(SmArch::new(sm, false)),
         ..Default::default()
@@ -136,15 +139,16 @@ pub fn flash_cpp(
     }
 }
 
-/// The kernel's definition and the planes per cube it takes (see [`flash_ptx`]).
-fn definition(
-    dtype: DType,
-    head_dim: usize,
-    tensor_cores: bool,
-    online: bool,
-    max_shared: usize,
-    ablate: u32,
-) -> Result<(KernelDefinition, usize), String> {
+/// `form`'s kernel definition and the planes per cube it takes.
+fn definition(form: FlashForm) -> Result<(KernelDefinition, usize), String> {
+    let FlashForm {
+        dtype,
+        head_dim,
+        tensor_cores,
+        online,
+        max_shared,
+        ablate,
+    } = form;
     let elem = match dtype {
         DType::BF16 => ElemType::Float(FloatKind::BF16),
         DType::F16 => ElemType::Float(FloatKind::F16),
@@ -259,7 +263,7 @@ mod tests {
     /// and strides the kernel's shared tiles have, four planes in the 48 KiB a cube may take.
     #[test]
     fn the_tensor_core_variant_lowers_to_wmma() {
-        let out = flash_ptx(90, DType::BF16, 72, true, false, 48 * 1024).unwrap();
+        let out = flash_ptx(90, FlashForm::new(DType::BF16, 72, true, false)).unwrap();
         let ptx = &out.ptx;
         assert_eq!(out.planes, 4);
         assert_eq!(out.shared_memory_bytes, kernel::shared_bytes(4, 72, 2, true, false));
@@ -292,13 +296,13 @@ mod tests {
     /// f32 has no 16×16×16 fragments: the plain variant, no tensor-core instruction.
     #[test]
     fn the_plain_variant_has_no_tensor_core_instruction() {
-        let out = flash_ptx(90, DType::F32, 72, false, false, 48 * 1024).unwrap();
+        let out = flash_ptx(90, FlashForm::new(DType::F32, 72, false, false)).unwrap();
         assert_eq!(count(&out.ptx, "wmma."), 0);
         assert_eq!(
             out.shared_memory_bytes,
             kernel::shared_bytes(out.planes, 72, 4, false, false)
         );
-        let out = flash_ptx(90, DType::F32, 72, false, true, 48 * 1024).unwrap();
+        let out = flash_ptx(90, FlashForm::new(DType::F32, 72, false, true)).unwrap();
         assert_eq!(count(&out.ptx, "wmma."), 0);
         assert_eq!(
             out.shared_memory_bytes,
@@ -312,7 +316,7 @@ mod tests {
     /// by a vote, four planes in 48 KiB.
     #[test]
     fn the_one_pass_kernel_lowers_to_wmma_shuffles_and_a_vote() {
-        let out = flash_ptx(90, DType::BF16, 72, true, true, 48 * 1024).unwrap();
+        let out = flash_ptx(90, FlashForm::new(DType::BF16, 72, true, true)).unwrap();
         let ptx = &out.ptx;
         assert_eq!(out.planes, 4);
         assert_eq!(out.shared_memory_bytes, kernel::shared_bytes(4, 72, 2, true, true));
@@ -344,7 +348,8 @@ mod tests {
     /// buffer.
     #[test]
     fn the_one_pass_kernel_transpiles_to_cuda_cpp() {
-        let out = flash_cpp(90, DType::BF16, 72, true, true, 48 * 1024, 0).unwrap();
+        let form = FlashForm::new(DType::BF16, 72, true, true);
+        let out = flash_cpp(90, form).unwrap();
         let src = &out.source;
         assert_eq!(out.planes, 4);
         assert!(src.contains("__global__"), "{src}");
@@ -354,16 +359,11 @@ mod tests {
         assert!(src.contains("__shfl_xor_sync"), "{src}");
         assert!(src.contains("__any_sync"), "{src}");
         // Without products (an ablation): no tile product left.
-        let bare = flash_cpp(
-            90,
-            DType::BF16,
-            72,
-            true,
-            true,
-            48 * 1024,
-            crate::flash::ABLATE_PRODUCTS,
-        )
-        .unwrap();
+        let bare = FlashForm {
+            ablate: crate::flash::ABLATE_PRODUCTS,
+            ..form
+        };
+        let bare = flash_cpp(90, bare).unwrap();
         assert_eq!(count(&bare.source, "wmma::mma_sync"), 0);
     }
 
@@ -375,9 +375,11 @@ mod tests {
     fn each_ablation_leaves_out_what_it_names() {
         use crate::flash::{ABLATE_BARRIERS, ABLATE_LOADS, ABLATE_PRODUCTS, ABLATE_SOFTMAX};
         let ptx = |mask| {
-            flash_ptx_ablated(90, DType::BF16, 72, true, true, 48 * 1024, mask)
-                .unwrap()
-                .ptx
+            let form = FlashForm {
+                ablate: mask,
+                ..FlashForm::new(DType::BF16, 72, true, true)
+            };
+            flash_ptx(90, form).unwrap().ptx
         };
         let full = ptx(0);
         let mma = |p: &str| count(p, "wmma.mma.sync");
@@ -407,9 +409,11 @@ mod tests {
         assert_eq!(mma(&no_loads), 20);
         // The two-pass form ignores the mask.
         let two = |mask| {
-            flash_ptx_ablated(90, DType::BF16, 72, true, false, 48 * 1024, mask)
-                .unwrap()
-                .ptx
+            let form = FlashForm {
+                ablate: mask,
+                ..FlashForm::new(DType::BF16, 72, true, false)
+            };
+            flash_ptx(90, form).unwrap().ptx
         };
         assert_eq!(two(ABLATE_PRODUCTS), two(0));
     }

@@ -697,13 +697,14 @@ fn flash_ptx(dir: &Path) -> Result<()> {
             ("online-f32-plain", DType::F32, false, true),
         ] {
             for sm in [80, 90] {
-                // 48 KiB: what a cube may take without opting in (every CUDA part since sm_70).
-                let out = dam::vision::flash::ptx::flash_ptx(sm, dtype, 72, tensor_cores, online, 48 * 1024)
+                // In the 48 KiB a cube may take without opting in (every CUDA part since sm_70).
+                let form = dam::vision::flash::ptx::FlashForm::new(dtype, 72, tensor_cores, online);
+                let out = dam::vision::flash::ptx::flash_ptx(sm, form)
                     .map_err(|e| anyhow!("flash kernel, {name}, sm_{sm}: {e}"))?;
                 let path = dir.join(format!("flash-{name}-sm{sm}.ptx"));
                 std::fs::write(&path, &out.ptx).with_context(|| format!("writing {}", path.display()))?;
                 // The same kernel as the NVRTC build's C++ (scripts/nvrtc-compile.py compiles it).
-                let cpp = dam::vision::flash::ptx::flash_cpp(sm, dtype, 72, tensor_cores, online, 48 * 1024, 0)
+                let cpp = dam::vision::flash::ptx::flash_cpp(sm, form)
                     .map_err(|e| anyhow!("flash kernel as C++, {name}, sm_{sm}: {e}"))?;
                 let path = dir.join(format!("flash-{name}-sm{sm}.cu"));
                 std::fs::write(&path, &cpp.source).with_context(|| format!("writing {}", path.display()))?;
