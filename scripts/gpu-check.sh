@@ -23,9 +23,12 @@
 #      kernel compiled by NVRTC (two passes, one pass, the ablations), burn's linears with
 #      NVRTC's autotune; compile.log / autotune.log / nvrtc-progress.txt show whether a silent
 #      process compiles, tunes or hangs; the NVRTC kernel cache comes back if ≤ 15 MiB)
-#   2. at once, carry ["gpu-bundle"], timeout_s 340:
-#      LIMIT_flash=150 LIMIT_ncu_flash=170 EXPORT_BY=0 STAGES="flash ncu-flash" OUT=$OUT bash scripts/gpu-check.sh
-#      (`flash`: the LLVM build's attention forms per call, eager and as recorded replays, and
+#   2. at once, carry ["gpu-bundle"], timeout_s 360:
+#      LIMIT_flash=150 LIMIT_ncu_flash=170 EXPORT_BY=0 STAGES="flash-outside flash ncu-flash" OUT=$OUT bash scripts/gpu-check.sh
+#      (`flash-outside`: the flash kernel's PTX — LLVM's and NVRTC's, in gpu-bundle/flash-ptx/
+#      — launched through the CUDA driver from Python, outside cubecl, beside PyTorch's SDPA:
+#      the kernel's code against cubecl's way of running it, in seconds;
+#      `flash`: the LLVM build's attention forms per call, eager and as recorded replays, and
 #      the one-pass form with parts of its loop left out (rows "without …": which part the
 #      55–78 µs a key block belong to); `ncu-flash`: where their warps stall — per kernel in
 #      ncu-flash.txt, per SASS instruction in ncu-flash-sass.md.)
@@ -111,6 +114,7 @@ for stage in $STAGES; do
     flash) default=150 ;;
     ncu-flash) default=180 ;;
     nvrtc) default=400 ;;
+    flash-outside) default=90 ;;
     fixtures-wgpu) default=150 ;;
     check|bf16|gemv) default=300 ;;
     decode) default=480 ;;
@@ -180,6 +184,19 @@ for stage in $STAGES; do
       echo "fixtures-matmul: exit $? after $((SECONDS - s)) s (limit $left)" | tee -a "$W/summary.txt"
       tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
     fi
+    continue
+  fi
+  if [ "$stage" = flash-outside ]; then
+    # The flash kernel's PTX launched outside cubecl (scripts/flash-outside.py: the CUDA driver
+    # through ctypes, PyTorch's tensors, CUDA events), the LLVM build's and NVRTC's PTX of the
+    # same forms side by side, beside PyTorch's SDPA: if the PTX is fast there, cubecl's way of
+    # running it is what is slow; if slow, the kernel's code. Needs $B/flash-ptx/ (made here:
+    # `bench --flash-ptx`, then scripts/nvrtc-compile.py on its .cu files; see the script).
+    s=$SECONDS
+    timeout "$limit" python3 scripts/flash-outside.py "$B/flash-ptx" > "$W/flash-outside.out" 2> "$W/flash-outside.err"
+    echo "flash-outside: exit $? after $((SECONDS - s)) s (limit $limit)" | tee -a "$W/summary.txt"
+    cat "$W/flash-outside.out" >> "$W/summary.txt"
+    tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
     continue
   fi
   if [ "$stage" = nvrtc ]; then

@@ -687,6 +687,9 @@ fn flash_ptx(dir: &Path) -> Result<()> {
             "| form | sm | planes | shared bytes | wmma.mma (row.col / row.row) | wmma.load | wmma.store | bar.sync |"
         );
         println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        // What a launch of each file needs (scripts/flash-outside.py launches them without
+        // cubecl): the form, the planes a cube (threads = 32 × planes), the shared bytes.
+        let mut summary = Vec::new();
         for (name, dtype, tensor_cores, online) in [
             ("bf16-tensor-cores", DType::BF16, true, false),
             ("f16-tensor-cores", DType::F16, true, false),
@@ -708,6 +711,9 @@ fn flash_ptx(dir: &Path) -> Result<()> {
                     .map_err(|e| anyhow!("flash kernel as C++, {name}, sm_{sm}: {e}"))?;
                 let path = dir.join(format!("flash-{name}-sm{sm}.cu"));
                 std::fs::write(&path, &cpp.source).with_context(|| format!("writing {}", path.display()))?;
+                summary.push(json!({"name": format!("flash-{name}-sm{sm}"), "form": name, "sm": sm,
+                    "dtype": format!("{dtype:?}"), "tensor_cores": tensor_cores, "online": online,
+                    "head_dim": 72, "planes": out.planes, "shared_bytes": out.shared_memory_bytes}));
                 let count = |needle: &str| out.ptx.matches(needle).count();
                 println!(
                     "| {name} | {sm} | {} | {} | {} ({} / {}) | {} | {} | {} |",
@@ -722,6 +728,7 @@ fn flash_ptx(dir: &Path) -> Result<()> {
                 );
             }
         }
+        write_json(&dir.join("summary.json"), &Value::Array(summary))?;
         Ok(())
     }
     #[cfg(not(feature = "cuda"))]

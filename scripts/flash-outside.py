@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Launches the flash kernel's PTX **outside cubecl** on a GPU and times it with CUDA events:
+whether the kernel's code is slow (1.3–2.9 ms a SigLIP attention through cubecl on the H100,
+2026-11-27) or how cubecl runs it, and whether the LLVM build's PTX and NVRTC's PTX of the
+same kernel differ on the card.
+
+    python3 scripts/flash-outside.py DIR [--iters 50]
+
+DIR holds what `bench --flash-ptx DIR` writes (`flash-<form>-sm90.ptx` from cubecl's LLVM
+compiler, `summary.json` with each form's planes and shared bytes) and, compiled from its
+`.cu` files by `scripts/nvrtc-compile.py`, `flash-<form>-sm90.nvrtc.ptx`. Each PTX is loaded
+with the CUDA driver (`cuModuleLoadData`, through ctypes), launched as
+`dam_vision::flash::cube` launches it — grid (⌈729 / (16 · planes)⌉, 16 heads), block (32,
+planes), the shared bytes dynamic — on PyTorch's bf16 tensors `[1, 16, 729, 72]`, timed over
+`--iters` launches, and compared with PyTorch's attention in f32.
+
+The launch's arguments, as cubecl-cuda 0.11.3 passes them on sm_70+ (grid constants): the
+four buffers (q, k, v, out), a buffer of "dynamic metadata" (here: each tensor's four strides,
+in elements), and a 104-byte struct by value — `uint32 scalars_usize[8]`, `float
+scalars_f32[2]` (the scale at byte 32), `uint32 scalars_u32[4]` (heads, seq_q, seq_kv at bytes
+40, 44, 48), `uint32 static_meta[12]` (at byte 56; entries 8–11, bytes 88–100, the offsets of
+q's, k's, v's and out's strides in the dynamic metadata). Read off the kernel's CUDA C++
+(`struct info_st`) and its PTX (`ld.param … [param_5+40]` etc.); this kernel reads nothing
+else of the struct. `--selftest` checks the packing without a GPU.
+
+Needs PyTorch with CUDA (the lent machines have it) and the driver's libcuda.
+"""
+import argparse
+import ctypes
+import json
+import os
+import re
+import struct
+import sys
+
+HEADS, SEQ, HEAD_DIM = 16, 729, 72
+ROWS = 16  # query rows per plane (`flash::kernel::ROWS`)
+INFO_BYTES = 104
+
+
+def info_struct(heads, seq_q, seq_kv, scale, stride_offsets):
+    """The 104-byte grid-constant struct (see the module docs)."""
+    b = bytearray(INFO_BYTES)
+    struct.pack_into("<f", b, 32, scale)
+    struct.pack_into("<3I", b, 40, heads, seq_q, seq_kv)
+    struct.pack_into("<4I", b, 88, *stride_offsets)
+    return bytes(b)
+
+
+def entry_name(ptx):
+    m = re.search(r"\.visible\s+\.entry\s+([A-Za-z0-9_]+)\s*\(", ptx)
+    if not m:
+        raise ValueError("no .entry in the PTX")
+    return m.group(1)
+
+
+def selftest():
+    b = info_struct(16, 729, 729, 0.125, (0, 4, 8, 12))
+    assert len(b) == INFO_BYTES
+    assert struct.unpack_from("<f", b, 32)[0] == 0.125
+    assert struct.unpack_from("<3I", b, 40) == (16, 729, 729)
+    assert struct.unpack_from("<4I", b, 88) == (0, 4, 8, 12)
+    assert b[:32] == bytes(32) and b[52:88] == bytes(36)
+    assert entry_name(".visible .entry flash_attention_kernel_e_bf16_0f154b7f(\n") == \
+        "flash_attention_kernel_e_bf16_0f154b7f"
+    print("flash-outside: selftest ok")
+
+
+class Driver:
+    def __init__(self):
+        self.lib = ctypes.CDLL("libcuda.so.1")
+
+    def check(self, rc, what):
+        if rc != 0:
+            name = ctypes.c_char_p()
+            self.lib.cuGetErrorName(rc, ctypes.byref(name))
+            raise RuntimeError(f"{what}: {name.value.decode() if name.value else rc}")
+
+    def load(self, ptx, name):
+        module = ctypes.c_void_p()
+        self.check(self.lib.cuModuleLoadData(ctypes.byref(module), ctypes.c_char_p(ptx.encode() + b"\0")),
+                   "cuModuleLoadData")
+        func = ctypes.c_void_p()
+        self.check(self.lib.cuModuleGetFunction(ctypes.byref(func), module, name.encode()), "cuModuleGetFunction")
+        return func
+
+    def launch(self, func, grid, block, shared, stream, args):
+        # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8, as cubecl-cuda sets it.
+        self.check(self.lib.cuFuncSetAttribute(func, 8, ctypes.c_int(shared)), "cuFuncSetAttribute")
+        params = (ctypes.c_void_p * len(args))(*[ctypes.cast(ctypes.pointer(a), ctypes.c_void_p) for a in args])
+        self.check(self.lib.cuLaunchKernel(func, *grid, *block, ctypes.c_uint(shared), ctypes.c_void_p(stream),
+                                           params, None), "cuLaunchKernel")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("dir", nargs="?")
+    ap.add_argument("--iters", type=int, default=50)
+    ap.add_argument("--selftest", action="store_true")
+    args = ap.parse_args()
+    if args.selftest:
+        selftest()
+        return
+    import torch
+    import torch.nn.functional as F
+
+    summary = {s["name"]: s for s in json.load(open(os.path.join(args.dir, "summary.json")))}
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, HEADS, SEQ, HEAD_DIM, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    scale = HEAD_DIM ** -0.5
+    want = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), scale=scale)
+    stream = torch.cuda.current_stream().cuda_stream
+    drv = Driver()
+
+    def timed(fn):
+        for _ in range(3):
+            fn()
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(args.iters):
+            fn()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) * 1e3 / args.iters
+
+    print(f"| kernel (bf16 [1, {HEADS}, {SEQ}, {HEAD_DIM}]) | compiler | µs per call | max abs diff vs f32 |")
+    print("| --- | --- | ---: | ---: |")
+    us = timed(lambda: F.scaled_dot_product_attention(q, k, v, scale=scale))
+    got = F.scaled_dot_product_attention(q, k, v, scale=scale)
+    print(f"| PyTorch SDPA | — | {us:.1f} | {(got.float() - want).abs().max().item():.3e} |", flush=True)
+    for path in sorted(os.listdir(args.dir)):
+        m = re.match(r"(flash-.*-sm(\d+))(\.nvrtc)?\.ptx$", path)
+        if not m or int(m.group(2)) != torch.cuda.get_device_capability()[0] * 10:
+            continue
+        form = summary.get(m.group(1))
+        if form is None or form["dtype"] != "BF16":
+            continue
+        compiler = "NVRTC" if m.group(3) else "LLVM"
+        try:
+            ptx = open(os.path.join(args.dir, path)).read()
+            func = drv.load(ptx, entry_name(ptx))
+            out = torch.zeros_like(q)
+            strides = torch.tensor([list(t.stride()) for t in (q, k, v, out)], dtype=torch.int32,
+                                   device="cuda").flatten()
+            info = ctypes.create_string_buffer(info_struct(HEADS, SEQ, SEQ, scale, (0, 4, 8, 12)), INFO_BYTES)
+            ptrs = [ctypes.c_uint64(t.data_ptr()) for t in (q, k, v, out, strides)]
+            planes = form["planes"]
+            grid = (-(-SEQ // (ROWS * planes)), HEADS, 1)
+            block = (32, planes, 1)
+
+            def run():
+                drv.launch(func, grid, block, form["shared_bytes"], stream, ptrs + [info])
+
+            us = timed(run)
+            out.zero_()
+            run()
+            torch.cuda.synchronize()
+            diff = (out.float() - want).abs().max().item()
+            print(f"| {m.group(1)} ({planes} planes) | {compiler} | {us:.1f} | {diff:.3e} |", flush=True)
+        except Exception as e:  # one kernel failing must not hide the others
+            print(f"| {m.group(1)} | {compiler} | failed: {e} | — |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
