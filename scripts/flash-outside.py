@@ -24,6 +24,17 @@ q's, k's, v's and out's strides in the dynamic metadata). Read off the kernel's 
 else of the struct. `--selftest` checks the packing without a GPU.
 
 Needs PyTorch with CUDA (the lent machines have it) and the driver's libcuda.
+
+Making DIR on a machine without a GPU (what gpu-bundle/flash-ptx/ holds, 2026-11-28):
+
+    eval "$(../shared/tools/cuda-build-env.sh)"
+    CARGO_TARGET_DIR=/tmp/cuda-target cargo build --release -p dam-examples --features cuda,wgpu --bin dam-tools
+    # libdevice for cubecl's LLVM compiler: PyPI's nvidia-cuda-nvcc-cu12, unpacked
+    CUDA_PATH=/tmp/cuda-libdevice/nvidia/cuda_nvcc /tmp/cuda-target/release/dam-tools bench --flash-ptx /tmp/fp
+    # libnvrtc: nvidia-cuda-nvrtc-cu12's lib/; headers: nvidia-cuda-runtime-cu12's include/
+    # with nvidia-cuda-nvcc-cu12's include/ (crt/) copied in
+    python3 scripts/nvrtc-compile.py --lib NVRTC_LIB --include HEADERS /tmp/fp/flash-*bf16*-sm90.cu
+    mkdir -p gpu-bundle/flash-ptx && cp /tmp/fp/summary.json /tmp/fp/flash-*bf16*-sm90*.ptx gpu-bundle/flash-ptx/
 """
 import argparse
 import ctypes
