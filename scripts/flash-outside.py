@@ -145,8 +145,10 @@ def main():
     us = timed(lambda: F.scaled_dot_product_attention(q, k, v, scale=scale))
     got = F.scaled_dot_product_attention(q, k, v, scale=scale)
     print(f"| PyTorch SDPA | — | {us:.1f} | {(got.float() - want).abs().max().item():.3e} |", flush=True)
-    # The hand-written kernel last: a fault there would poison the context for every launch after.
-    for path in sorted(os.listdir(args.dir), key=lambda p: (p.startswith("flash-hand-"), p)):
+    # The LLVM build's PTX first (what the library runs), then NVRTC's, the hand-written kernel
+    # last: a fault in one would poison the context for every launch after it.
+    order = lambda p: (p.startswith("flash-hand-"), ".nvrtc." in p, p)  # noqa: E731
+    for path in sorted(os.listdir(args.dir), key=order):
         m = re.match(r"(flash-.*-sm(\d+))(\.nvrtc)?\.ptx$", path)
         if not m or int(m.group(2)) != torch.cuda.get_device_capability()[0] * 10:
             continue
