@@ -250,7 +250,10 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
 /// libdevice is found (`CUDA_PATH`: a CUDA toolkit, or PyPI's `nvidia-cuda-nvcc-cu12` wheel's
 /// `nvidia/cuda_nvcc`):
 /// `cargo test -p dam-vision --features fusion,ptx,burn/cuda flash::ptx`. Not in `.ci/run` (no
-/// LLVM bundle there); `bench --flash-ptx DIR` prints the same counts.
+/// LLVM bundle there); `bench --flash-ptx DIR` prints the same counts. `CUDA_PATH` is read only
+/// when the tests run, but cudarc's build script watches it: build with `cargo test --no-run`
+/// without it and run the printed test binary with it, or every CUDA build after rebuilds the
+/// burn stack.
 #[cfg(test)]
 mod tests {
     use super::*;
