@@ -129,12 +129,6 @@ pub fn matmul_probe(device: &Device, config: &CheckpointConfig, rows: &[usize], 
     Ok(Value::Array(out))
 }
 
-/// `bench --probe-vision`: the vision tower's operations alone, for one view, at SigLIP's 729
-/// tokens and padded to 768 (a multiple of the matmul and flash-attention tiles), and with
-/// head_dim 72 and padded to 80 — what padding the whole tower would buy. Times each op as
-/// burn's ops and, where we have one, as our kernel (`fused-softmax`, `flash`, the LayerNorm
-/// kernel).
-/// Prints a table (µs per call and TFLOP/s for the products), returns JSON.
 /// Whether `--probe-vision` times the row `name` at `tokens` tokens: every row when `only` is
 /// empty, else those whose text `"<name>, <tokens> tokens"` contains one of `only`.
 fn row_wanted(only: &[String], name: &str, tokens: usize) -> bool {
@@ -142,9 +136,15 @@ fn row_wanted(only: &[String], name: &str, tokens: usize) -> bool {
     only.is_empty() || only.iter().any(|o| text.contains(o.as_str()))
 }
 
-/// `only`: time just the rows whose text `"<op>, <tokens> tokens"` contains one of these
-/// strings (every row when empty) — e.g. a GPU stage that must reach the flash rows before its
-/// time is up, or a build whose other kernels are slow to compile (NVRTC).
+/// `bench --probe-vision`: the vision tower's operations alone, for one view, at SigLIP's 729
+/// tokens and padded to 768 (a multiple of the matmul and flash-attention tiles), and with
+/// head_dim 72 and padded to 80 — what padding the whole tower would buy. Times each op as
+/// burn's ops and, where we have one, as our kernel (`fused-softmax`, `flash`, the LayerNorm
+/// kernel).
+/// Prints a table (µs per call and TFLOP/s for the products), returns JSON. `only`: time just
+/// the rows whose text `"<op>, <tokens> tokens"` contains one of these strings (every row when
+/// empty) — e.g. a GPU stage that must reach the flash rows before its time is up, or a build
+/// whose other kernels are slow to compile (NVRTC).
 pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize, only: &[String]) -> Result<Value> {
     use burn::tensor::activation::softmax;
     use dam::vision::sdpa;
