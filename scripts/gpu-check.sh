@@ -105,6 +105,9 @@ fi
 # Most promising first (the probe stops starting kernels after 180 s).
 MATMUL_KERNELS=${MATMUL_KERNELS:-fusion,autotune,tma-mma,specialized-tma-mma,double-mma,ordered-double-mma,specialized-mma,simple-mma,tma-multirow-mma,double-specialized-mma,simple-multirow-mma,simple-cmma}
 [ "$MATMUL_KERNELS" = all ] && MATMUL_KERNELS=$(python3 -c "print(','.join(['fusion','autotune']+[l.strip().strip('\",') for l in open('dam-core/src/matmul_kernel/mod.rs').read().split('pub const ROUTINES')[1].split('];')[0].splitlines()[1:] if l.strip()]))")
+# Everything a stage wrote so far, as $OUT/results-NAME.tgz (the kernel caches left out): called
+# as soon as a stage (or a part of one that a time-out could cut off) ends.
+pack() { tar czf "$OUT/results-$1.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .; }
 for f in "$B"/*.jsonl; do sed "s#@OUT@#$W#g" "$f" > "/tmp/dam-bin/$(basename "$f")"; done
 for stage in $STAGES; do
   # Default limits from the 2026-11-26 H100 runs (each process compiles and autotunes cold,
@@ -161,7 +164,7 @@ for stage in $STAGES; do
     best=$(python3 scripts/pick-matmul.py "$W/probe-matmul.out" --best 2>/dev/null || echo fusion)
     echo "matmul winner for the vision encode: $best" | tee -a "$W/summary.txt"
     tag=$(echo "$best" | tr '=,' '-_')
-    tar czf "$OUT/results-$stage-probe.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
+    pack "$stage-probe"
     b='["bench", "--backend", "cuda", "--dtype", "bf16", "--config", "full", "--new-tokens", "256"'
     ops='"--vision-attention", "auto", "--layer-norm", "ops"'
     {
@@ -173,7 +176,7 @@ for stage in $STAGES; do
     s=$SECONDS
     timeout "$limit" "$T" batch /tmp/dam-bin/matmul-bench.jsonl > "$W/matmul-bench.out" 2> "$W/matmul-bench.err"
     echo "matmul-bench: exit $? after $((SECONDS - s)) s (limit $limit)" | tee -a "$W/summary.txt"
-    tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
+    pack "$stage"
     # If the call has time left (STAGE_BUDGET, 570 s from the stage's start): the border
     # fixture in bf16 through the same kernels (scripts/gpu-report.py compares it).
     left=$(( ${STAGE_BUDGET:-570} - (SECONDS - stage_start) ))
@@ -182,7 +185,7 @@ for stage in $STAGES; do
       DAM_MATMUL=$best timeout "$left" "$T" batch \
         /tmp/dam-bin/fixtures-matmul.jsonl > "$W/fixtures-matmul.out" 2> "$W/fixtures-matmul.err"
       echo "fixtures-matmul: exit $? after $((SECONDS - s)) s (limit $left)" | tee -a "$W/summary.txt"
-      tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
+      pack "$stage"
     fi
     continue
   fi
@@ -196,7 +199,7 @@ for stage in $STAGES; do
     timeout "$limit" python3 scripts/flash-outside.py "$B/flash-ptx" > "$W/flash-outside.out" 2> "$W/flash-outside.err"
     echo "flash-outside: exit $? after $((SECONDS - s)) s (limit $limit)" | tee -a "$W/summary.txt"
     cat "$W/flash-outside.out" >> "$W/summary.txt"
-    tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
+    pack "$stage"
     continue
   fi
   if [ "$stage" = nvrtc ]; then
@@ -243,7 +246,7 @@ for stage in $STAGES; do
       echo "nvrtc probe-matmul $kernel: exit $? after $((SECONDS - k0)) s" | tee -a "$W/summary.txt"
     done
     python3 scripts/pick-matmul.py "$W/probe-matmul.out" > "$W/pick-matmul.md" 2>&1
-    tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
+    pack "$stage"
     # 2. Our flash kernel through NVRTC, at SigLIP's shape only (no burn attention, whose
     #    autotune has its own TMA candidates): the two-pass and one-pass forms, then the
     #    one-pass ablations. 3. The linears through burn's fusion (its autotune now has TMA
@@ -260,12 +263,12 @@ for stage in $STAGES; do
       timeout "$lim" "$T" bench --backend cuda --dtype bf16 --config full --probe-vision --runs 1 \
         --probe-only "$only" > "$W/probe-vision-$name.out" 2> "$W/probe-vision-$name.err"
       echo "nvrtc probe-vision $name: exit $? after $((SECONDS - s)) s (limit $lim)" | tee -a "$W/summary.txt"
-      tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
+      pack "$stage"
     done
     kill "$sampler" 2>/dev/null
     rm -f cubecl.toml
     xz -6 -f "$W/autotune.log"
-    tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
+    pack "$stage"
     continue
   fi
   if [ "$stage" = ncu-flash ]; then
@@ -314,7 +317,7 @@ for stage in $STAGES; do
     else
       echo "ncu-flash: no ncu on this machine" | tee -a "$W/summary.txt"
     fi
-    tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
+    pack "$stage"
     continue
   fi
   if [ "$stage" = coldstart ]; then
@@ -330,14 +333,14 @@ for stage in $STAGES; do
       CUDA_CACHE_PATH=$W/kc-nv DAM_KERNEL_CACHE=$kc timeout "$limit" "$T" batch /tmp/dam-bin/coldstart.jsonl > "$W/coldstart-$run.out" 2> "$W/coldstart-$run.err"
       echo "coldstart $run: exit $? after $((SECONDS - s)) s (limit $limit)" | tee -a "$W/summary.txt"
     done
-    tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
+    pack "$stage"
     continue
   fi
   s=$SECONDS
   env "${extra[@]}" timeout "$limit" "$T" batch "/tmp/dam-bin/$stage.jsonl" > "$W/$stage.out" 2> "$W/$stage.err"
   echo "$stage: exit $? after $((SECONDS - s)) s (limit $limit)" | tee -a "$W/summary.txt"
   [ -f "$W/profile.log" ] && xz -6 -f "$W/profile.log"
-  tar czf "$OUT/results-$stage.tgz" -C "$W" --exclude='kernel-cache' --exclude='kc-*' .
+  pack "$stage"
 done
 # Hand the kernel cache back for the next session's bundle (≤ 15 MiB after xz: $OUT takes
 # files of 16 MiB), unless the call is near its end (EXPORT_BY, seconds since the start).
