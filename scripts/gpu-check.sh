@@ -27,7 +27,10 @@
 #      LIMIT_flash=150 LIMIT_ncu_flash=170 EXPORT_BY=0 STAGES="flash-outside flash ncu-flash" OUT=$OUT bash scripts/gpu-check.sh
 #      (`flash-outside`: the flash kernel's PTX — LLVM's and NVRTC's, in gpu-bundle/flash-ptx/
 #      — launched through the CUDA driver from Python, outside cubecl, beside PyTorch's SDPA:
-#      the kernel's code against cubecl's way of running it, in seconds;
+#      the kernel's code against cubecl's way of running it, in seconds; then
+#      scripts/gemm-outside.py: a hand-written cp.async + ldmatrix + mma.sync matrix product
+#      (scripts/gemm-hand.cu) at the vision and prefill linears beside cuBLAS — whether the
+#      linears' ≈ 32 ms can come down without cubek's TMA routines;
 #      `flash`: the LLVM build's attention forms per call, eager and as recorded replays, and
 #      the one-pass form with parts of its loop left out (rows "without …": which part the
 #      55–78 µs a key block belong to); `ncu-flash`: where their warps stall — per kernel in
@@ -199,6 +202,16 @@ for stage in $STAGES; do
     timeout "$limit" python3 scripts/flash-outside.py "$B/flash-ptx" > "$W/flash-outside.out" 2> "$W/flash-outside.err"
     echo "flash-outside: exit $? after $((SECONDS - s)) s (limit $limit)" | tee -a "$W/summary.txt"
     cat "$W/flash-outside.out" >> "$W/summary.txt"
+    # Then the hand-written matrix product (scripts/gemm-hand.cu: cp.async + ldmatrix +
+    # mma.sync, what the LLVM build withholds) at the vision and prefill linears beside
+    # cuBLAS (scripts/gemm-outside.py), in a process of its own: a fault there cannot cost
+    # the flash rows above. Its own limit, LIMIT_gemm_outside (default 45 s).
+    if [ -f "$B/flash-ptx/gemm-hand-bf16-sm90.nvrtc.ptx" ]; then
+      s=$SECONDS
+      timeout "${LIMIT_gemm_outside:-45}" python3 scripts/gemm-outside.py "$B/flash-ptx" > "$W/gemm-outside.out" 2> "$W/gemm-outside.err"
+      echo "gemm-outside: exit $? after $((SECONDS - s)) s (limit ${LIMIT_gemm_outside:-45})" | tee -a "$W/summary.txt"
+      cat "$W/gemm-outside.out" >> "$W/summary.txt"
+    fi
     pack "$stage"
     continue
   fi

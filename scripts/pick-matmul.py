@@ -111,4 +111,5 @@ def main():
             print(f"| {k} | {ms:.2f} | {'yes' if ok else 'no (refused, wrong or incomplete)'} |")
 
 
-main()
+if __name__ == "__main__":
+    main()

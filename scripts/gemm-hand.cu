@@ -1,0 +1,246 @@
+// A hand-written bf16 matrix product for the vision tower's linears, for the `flash-outside`
+// stage (scripts/gemm-outside.py): what a kernel with Ampere's tools — `cp.async` into a
+// three-stage shared-memory ring, fragments read with `ldmatrix` and multiplied with
+// `mma.sync.m16n8k16` (bf16, f32 accumulators) — does at SigLIP's shapes on the card,
+// beside PyTorch's cuBLAS. cubek's routines reach 30–65 TFLOP/s there on the LLVM build,
+// which withholds `cp.async` (cuBLAS: 150–260; docs/performance.md, "The matmul
+// routines"). An experiment, not part of the
+// library: if it is fast, cubecl's precompiled-kernel path (`PrecompiledSource`, NVRTC build
+// only) could launch it for the linears. Compiled offline by scripts/nvrtc-compile.py to
+// `gemm-hand-bf16-sm90.nvrtc.ptx` (gpu-bundle/flash-ptx/); checked offline, on the CPU, by
+// scripts/gemm-hand-check.cpp (this file compiled by g++ against scripts/gemm-hand-host.h:
+// one OS thread per CUDA thread, the barriers real, the copies landing only at their wait,
+// `ldmatrix` and `mma.sync` done lane by lane with the PTX ISA's fragment layouts).
+// (The `wmma` API was tried first: NVRTC lowers its fragment loads from shared memory to
+// generic `LD`s, not `LDSM` — the same thing seen in cubecl's NVRTC build of the flash kernel.)
+//
+//   y[M, N] = x[M, K] · w[K, N] (+ bias[N]) (then GELU, tanh form, if `gelu`)
+//
+// x, w, y contiguous row-major bf16 — w as the library holds a linear's weight, `[d_in,
+// d_out]`; bias bf16 or null. M any; K and N multiples of 8 and every pointer 16-byte aligned
+// (a 16-byte copy is all-in or all-out at the edges, which are zero-filled). Accumulation in
+// f32, bias added in f32, one rounding to bf16 — what cuBLAS's bias epilogue does for
+// PyTorch's `F.linear`; with `gelu` the sum is rounded to bf16 first and GELU taken of that
+// and rounded again, as HF's SigLIP MLP does (`fc1` in bf16, then `gelu_pytorch_tanh`).
+//
+// Launch: grid (⌈N / BN⌉, ⌈M / BM⌉), block 256 threads (8 warps), dynamic shared memory
+// `gemm_hand_shared_bytes(BM, BN)` below (> 48 KiB for 128 × 128: the launch raises the
+// function's limit). Two tile shapes: 128 × 128 (warps 2 × 4 of 64 × 32) and 64 × 128 (warps
+// 2 × 4 of 32 × 32; twice the blocks at M = 729, for the 132 SMs).
+
+typedef unsigned int u32;
+
+#ifndef GEMM_HOST_EMULATION
+#include <cuda_bf16.h>
+
+// A 16-byte global → shared copy that lands asynchronously; `src_bytes` 0 fills the 16
+// bytes with zeros and reads nothing.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
+    u32 s = (u32)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+// Wait until at most N of this thread's committed groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+// Four 8 × 8 b16 matrices from shared memory: lane l gives the address of row l % 8 of
+// matrix l / 8; register j gets matrix j's row l / 4, columns 2 (l % 4) and + 1 (`.trans`:
+// its column l / 4, rows 2 (l % 4) and + 1).
+__device__ __forceinline__ void ldmatrix_x4(u32* r, const void* row) {
+    u32 s = (u32)__cvta_generic_to_shared(row);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(u32* r, const void* row) {
+    u32 s = (u32)__cvta_generic_to_shared(row);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+// c (16 × 8, f32) += a (16 × 16, bf16) · b (16 × 8, bf16), the PTX ISA's fragments: lane
+// l = 4 g + t holds a (rows g, g + 8; columns 2t, 2t + 1, 2t + 8, 2t + 9), b (rows 2t, 2t + 1,
+// 2t + 8, 2t + 9; column g), c (rows g, g + 8; columns 2t, 2t + 1).
+__device__ __forceinline__ void mma16816(float* c, const u32* a, const u32* b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#define DYNAMIC_SHARED(name) extern __shared__ __align__(128) unsigned char name[]
+#endif
+
+typedef __nv_bfloat16 bf16;
+
+#define THREADS 256
+#define BK 32          // K a stage
+#define STAGES 3       // shared-memory ring: tiles kt + 1 and kt + 2 land while kt computes
+#define LDA (BK + 8)   // row stride of the x tile: 80 bytes, `ldmatrix` rows on distinct banks
+
+template <int BM, int BN>
+struct Shape {
+    static constexpr int LDB = BN + 8;  // row stride of the w tile: 272 bytes at BN 128, the same
+    static constexpr int A_ELEMS = BM * LDA;
+    static constexpr int B_ELEMS = BK * LDB;
+    static constexpr int STAGE_ELEMS = A_ELEMS + B_ELEMS;
+    // `ldmatrix` rows and 16-byte copies need 16-byte alignment: every tile and stage offset
+    // and every row stride keeps it.
+    static_assert((A_ELEMS * 2) % 16 == 0 && (STAGE_ELEMS * 2) % 16 == 0 && (LDB * 2) % 16 == 0, "alignment");
+    static_assert((BM * (BK / 8)) % THREADS == 0 && (BK * (BN / 8)) % THREADS == 0, "copy split");
+};
+
+__host__ __device__ constexpr int gemm_hand_shared_bytes(int bm, int bn) {
+    return STAGES * (bm * LDA + BK * (bn + 8)) * 2;
+}
+
+// One stage's copies: the x tile (BM rows of BK) and the w tile (BK rows of BN), 16 bytes a
+// copy, two or one a thread each; outside the matrices, zeros.
+template <int BM, int BN>
+__device__ __forceinline__ void load_stage(bf16* sa, const bf16* __restrict__ x, const bf16* __restrict__ w,
+                                           int m, int n, int k, int m0, int n0, int k0, int tid) {
+    typedef Shape<BM, BN> S;
+    bf16* sb = sa + S::A_ELEMS;
+#pragma unroll
+    for (int i = 0; i < BM * (BK / 8) / THREADS; ++i) {
+        int c = tid + i * THREADS;
+        int r = c / (BK / 8), ck = (c % (BK / 8)) * 8;
+        int gm = m0 + r, gk = k0 + ck;
+        bool in = gm < m && gk < k;
+        cp_async16(sa + r * LDA + ck, in ? x + (size_t)gm * k + gk : x, in ? 16 : 0);
+    }
+#pragma unroll
+    for (int i = 0; i < BK * (BN / 8) / THREADS; ++i) {
+        int c = tid + i * THREADS;
+        int r = c / (BN / 8), cn = (c % (BN / 8)) * 8;
+        int gk = k0 + r, gn = n0 + cn;
+        bool in = gk < k && gn < n;
+        cp_async16(sb + r * S::LDB + cn, in ? w + (size_t)gk * n + gn : w, in ? 16 : 0);
+    }
+}
+
+__device__ __forceinline__ float gelu_tanh(float v) {
+    // gelu_pytorch_tanh: 0.5 v (1 + tanh(√(2/π) (v + 0.044715 v³)))
+    return 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+}
+
+// The epilogue of one output value: + bias, rounded; with `gelu`, GELU of the rounded sum.
+__device__ __forceinline__ float finish(float s, const bf16* __restrict__ bias, int col, int gelu) {
+    if (bias) s += __bfloat162float(bias[col]);
+    if (gelu) s = gelu_tanh(__bfloat162float(__float2bfloat16(s)));
+    return s;
+}
+
+__device__ __forceinline__ u32 pack_bf16(float lo, float hi) {
+    return (u32)__bfloat16_as_ushort(__float2bfloat16(lo)) | ((u32)__bfloat16_as_ushort(__float2bfloat16(hi)) << 16);
+}
+
+template <int BM, int BN, int WM, int WN>
+__device__ __forceinline__ void gemm_body(unsigned char* smem_raw, const bf16* __restrict__ x,
+                                          const bf16* __restrict__ w, const bf16* __restrict__ bias,
+                                          bf16* __restrict__ y, int m, int n, int k, int gelu) {
+    typedef Shape<BM, BN> S;
+    // A warp's tile: FM blocks of 16 rows × FN blocks of 8 columns.
+    constexpr int FM = WM / 16, FN = WN / 8, WARPS_N = BN / WN;
+    static_assert((BM / WM) * (BN / WN) * 32 == THREADS && WN % 16 == 0, "8 warps, n in pairs of 8");
+    bf16* smem = reinterpret_cast<bf16*>(smem_raw);
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    const int wm = (warp / WARPS_N) * WM, wn = (warp % WARPS_N) * WN;
+
+    float acc[FM][FN][4];
+#pragma unroll
+    for (int i = 0; i < FM; ++i)
+#pragma unroll
+        for (int j = 0; j < FN; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+
+    // The rows this lane points `ldmatrix` at. x (non-transposed, one x4 per 16 rows):
+    // matrices (rows 0–7, k 0–7), (8–15, 0–7), (0–7, 8–15), (8–15, 8–15) = the A fragment's
+    // registers in order. w (transposed, one x4 per 16 columns): (k 0–7, n 0–7), (8–15, 0–7),
+    // (0–7, 8–15), (8–15, 8–15) = the B fragments of two 8-wide column blocks.
+    const int mat = lane / 8, row8 = lane % 8;
+    const int a_row = (mat % 2) * 8 + row8, a_col = (mat / 2) * 8;
+    const int b_k = (mat % 2) * 8 + row8, b_n = (mat / 2) * 8;
+
+    const int kt_count = (k + BK - 1) / BK;
+    // The ring's first STAGES - 1 tiles; one commit group a tile, empty past the end, so that
+    // "tile kt has landed" is always "at most STAGES - 2 groups in flight".
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+        if (s < kt_count) load_stage<BM, BN>(smem + s * S::STAGE_ELEMS, x, w, m, n, k, m0, n0, s * BK, tid);
+        cp_async_commit();
+    }
+    for (int kt = 0; kt < kt_count; ++kt) {
+        cp_async_wait<STAGES - 2>();
+        // Tile kt visible to every warp, and every warp done with tile kt - 1, whose stage the
+        // copies below overwrite.
+        __syncthreads();
+        const int next = kt + STAGES - 1;
+        if (next < kt_count)
+            load_stage<BM, BN>(smem + (next % STAGES) * S::STAGE_ELEMS, x, w, m, n, k, m0, n0, next * BK, tid);
+        cp_async_commit();
+
+        const bf16* sa = smem + (kt % STAGES) * S::STAGE_ELEMS;
+        const bf16* sb = sa + S::A_ELEMS;
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 16) {
+            u32 a[FM][4], b[FN][2];
+#pragma unroll
+            for (int i = 0; i < FM; ++i) ldmatrix_x4(a[i], sa + (wm + 16 * i + a_row) * LDA + kk + a_col);
+#pragma unroll
+            for (int j = 0; j < FN; j += 2) {
+                u32 r[4];
+                ldmatrix_x4_trans(r, sb + (kk + b_k) * S::LDB + wn + 8 * j + b_n);
+                b[j][0] = r[0];
+                b[j][1] = r[1];
+                b[j + 1][0] = r[2];
+                b[j + 1][1] = r[3];
+            }
+#pragma unroll
+            for (int i = 0; i < FM; ++i)
+#pragma unroll
+                for (int j = 0; j < FN; ++j) mma16816(acc[i][j], a[i], b[j]);
+        }
+    }
+    // No copy is left in flight (the groups past the end are empty); nothing reads the ring.
+
+    // Out from the accumulators: lane 4g + t holds rows g and g + 8, columns 2t and 2t + 1 of
+    // each 16 × 8 block — two adjacent bf16, one 4-byte store. N is a multiple of 8, so a
+    // block's columns are all inside or all outside.
+    const int g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int i = 0; i < FM; ++i) {
+#pragma unroll
+        for (int j = 0; j < FN; ++j) {
+            const int col = n0 + wn + 8 * j + 2 * t;
+            if (col >= n) continue;
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int row = m0 + wm + 16 * i + g + 8 * h;
+                if (row < m) {
+                    float lo = finish(acc[i][j][2 * h], bias, col, gelu);
+                    float hi = finish(acc[i][j][2 * h + 1], bias, col + 1, gelu);
+                    *reinterpret_cast<u32*>(y + (size_t)row * n + col) = pack_bf16(lo, hi);
+                }
+            }
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS, 2)
+    gemm_hand_128x128(const bf16* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
+                      bf16* __restrict__ y, int m, int n, int k, int gelu) {
+    DYNAMIC_SHARED(smem_raw);
+    gemm_body<128, 128, 64, 32>(smem_raw, x, w, bias, y, m, n, k, gelu);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS, 2)
+    gemm_hand_64x128(const bf16* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
+                     bf16* __restrict__ y, int m, int n, int k, int gelu) {
+    DYNAMIC_SHARED(smem_raw);
+    gemm_body<64, 128, 32, 32>(smem_raw, x, w, bias, y, m, n, k, gelu);
+}

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Times the hand-written matrix product (scripts/gemm-hand.cu, compiled offline by NVRTC)
+on a GPU at DAM-3B's vision and prefill linears, beside PyTorch's cuBLAS, and prints what
+the vision encode's linears would take with each — the question being whether a kernel with
+`cp.async` and `ldmatrix` (what cubecl's LLVM build withholds) gets near cuBLAS where
+cubek's routines reach 30–65 TFLOP/s (burn's autotune: ≈ 32.4 ms of linears an encode on
+the H100, 2026-11-27).
+
+    python3 scripts/gemm-outside.py DIR [--iters 50]   # DIR holds gemm-hand-bf16-sm90.nvrtc.ptx
+    python3 scripts/gemm-outside.py --selftest          # no GPU: the launch constants against the .cu
+
+Each product: x [M, K], w [K, N] (the library's layout of a linear's weight), bias [N], all
+bf16 from `torch.randn` (w scaled by 1/√K); y checked against the f32 product of the same
+bf16 values (+ bias; fc1 with the GELU the kernel applies) and against cuBLAS's bf16 output.
+cuBLAS timed as `torch.addmm(bias, x, w)` (same layout) and as `F.linear(x, wᵀ, bias)`
+(PyTorch's own `[N, K]` layout). The hand kernels run after every cuBLAS row: a fault in one
+would poison the context for every launch after it.
+
+Making DIR's PTX on a machine without a GPU (see scripts/flash-outside.py for the wheels):
+
+    cp scripts/gemm-hand.cu /tmp/fp/gemm-hand-bf16-sm90.cu
+    python3 scripts/nvrtc-compile.py --lib NVRTC_LIB --include HEADERS /tmp/fp/gemm-hand-bf16-sm90.cu
+    cp /tmp/fp/gemm-hand-bf16-sm90.nvrtc.ptx gpu-bundle/flash-ptx/
+"""
+import argparse
+import ctypes
+import importlib.util
+import os
+import re
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PTX_NAME = "gemm-hand-bf16-sm90.nvrtc.ptx"
+THREADS = 256
+# (name, M, K, N, bias, gelu); the names are scripts/pick-matmul.py's, whose COUNTS give the
+# products per encode.
+PRODUCTS = [
+    ("vision q|k|v", 729, 1152, 3456, True, False),
+    ("vision k|v (adapter)", 729, 1152, 2304, True, False),
+    ("vision o", 729, 1152, 1152, True, False),
+    ("vision fc1", 729, 1152, 4304, True, True),
+    ("vision fc2", 729, 4304, 1152, True, False),
+    ("prefill q|k|v", 247, 2560, 7680, False, False),
+    ("prefill o", 247, 2560, 2560, False, False),
+    ("prefill gate|up", 247, 2560, 13824, False, False),
+    ("prefill down", 247, 6912, 2560, False, False),
+]
+# The kernel's entry points and tile shapes (BM, BN).
+KERNELS = [("gemm_hand_128x128", 128, 128), ("gemm_hand_64x128", 64, 128)]
+
+
+def cu_constants(path=os.path.join(HERE, "gemm-hand.cu")):
+    src = open(path).read()
+    d = {k: int(v) for k, v in re.findall(r"#define (THREADS|BK|STAGES) (\d+)", src)}
+    lda = re.search(r"#define LDA \(BK \+ (\d+)\)", src)
+    ldb = re.search(r"LDB = BN \+ (\d+);", src)
+    d["LDA_PAD"], d["LDB_PAD"] = int(lda.group(1)), int(ldb.group(1))
+    return d
+
+
+def shared_bytes(bm, bn, c):
+    """`gemm_hand_shared_bytes` of the .cu: STAGES × (BM × (BK + 8) + BK × (BN + 8)) bf16."""
+    return c["STAGES"] * (bm * (c["BK"] + c["LDA_PAD"]) + c["BK"] * (bn + c["LDB_PAD"])) * 2
+
+
+def counts():
+    spec = importlib.util.spec_from_file_location("pick_matmul", os.path.join(HERE, "pick-matmul.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.COUNTS
+
+
+def selftest():
+    c = cu_constants()
+    assert c["THREADS"] == THREADS, c
+    assert shared_bytes(128, 128, c) == 56832 and shared_bytes(64, 128, c) == 41472, c
+    n = counts()
+    assert all(p[0] in n for p in PRODUCTS), "a product without a count in pick-matmul.py"
+    src = open(os.path.join(HERE, "gemm-hand.cu")).read()
+    for name, bm, bn in KERNELS:
+        assert re.search(rf"{name}\(.*?\n.*?gemm_body<{bm}, {bn},", src, re.S), name
+    print("gemm-outside: selftest ok")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("dir", nargs="?")
+    ap.add_argument("--iters", type=int, default=50)
+    ap.add_argument("--selftest", action="store_true")
+    args = ap.parse_args()
+    if args.selftest:
+        selftest()
+        return
+    import torch
+    import torch.nn.functional as F
+
+    sys.path.insert(0, HERE)
+    flash_outside = importlib.util.spec_from_file_location("flash_outside", os.path.join(HERE, "flash-outside.py"))
+    fo = importlib.util.module_from_spec(flash_outside)
+    flash_outside.loader.exec_module(fo)
+    drv = fo.Driver()
+    c = cu_constants()
+    n_of = counts()
+    stream = torch.cuda.current_stream().cuda_stream
+    torch.manual_seed(0)
+
+    def timed(fn):
+        for _ in range(3):
+            fn()
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(args.iters):
+            fn()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) * 1e3 / args.iters
+
+    data = []
+    for name, m, k, n, has_bias, gelu in PRODUCTS:
+        x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+        w = (torch.randn(k, n, device="cuda") / k ** 0.5).to(torch.bfloat16)
+        b = (torch.randn(n, device="cuda") * 0.5).to(torch.bfloat16)
+        want = x.float() @ w.float()
+        if has_bias:
+            want = want + b.float()
+        if gelu:
+            want = F.gelu(want.to(torch.bfloat16).float(), approximate="tanh")
+        data.append((x, w, b, want))
+
+    print(f"| product (bf16) | M × K → N | kernel | µs | TFLOP/s | max abs diff vs f32 | vs cuBLAS bf16 |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    per_encode = {}  # kernel -> ms of the vision linears an encode
+
+    def cell(name):
+        return name.replace("|", "\\|")  # a markdown cell
+
+    def row(name, m, k, n, kernel, us, diff, vs, gelu=False):
+        tflops = 2 * m * k * n / us / 1e6
+        label = kernel + (" + GELU" if gelu else "")
+        print(f"| {cell(name)} | {m} × {k} → {n} | {label} | {us:.1f} | {tflops:.0f} | {diff} | {vs} |", flush=True)
+        if name.startswith("vision"):
+            per_encode[kernel] = per_encode.get(kernel, 0.0) + n_of[name] * us / 1e3
+
+    cublas_out = []
+    for (name, m, k, n, has_bias, gelu), (x, w, b, want) in zip(PRODUCTS, data):
+        wt = w.t().contiguous()
+
+        def addmm():
+            y = torch.addmm(b, x, w) if has_bias else x @ w
+            return F.gelu(y, approximate="tanh") if gelu else y
+
+        def linear():
+            y = F.linear(x, wt, b if has_bias else None)
+            return F.gelu(y, approximate="tanh") if gelu else y
+
+        got = addmm()
+        cublas_out.append(got)
+        diff = f"{(got.float() - want).abs().max().item():.3e}"
+        row(name, m, k, n, "cuBLAS addmm", timed(addmm), diff, "—", gelu)
+        row(name, m, k, n, "cuBLAS F.linear", timed(linear), diff, "—", gelu)
+
+    ptx = open(os.path.join(args.dir, PTX_NAME)).read()
+    for kname, bm, bn in KERNELS:
+        try:
+            func = drv.load(ptx, kname)
+        except Exception as e:
+            print(f"| — | — | {kname} | failed to load: {e} | — | — | — |", flush=True)
+            continue
+        shared = shared_bytes(bm, bn, c)
+        for (name, m, k, n, has_bias, gelu), (x, w, b, want), ref in zip(PRODUCTS, data, cublas_out):
+            try:
+                y = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
+                argv = [ctypes.c_uint64(x.data_ptr()), ctypes.c_uint64(w.data_ptr()),
+                        ctypes.c_uint64(b.data_ptr() if has_bias else 0), ctypes.c_uint64(y.data_ptr()),
+                        ctypes.c_int(m), ctypes.c_int(n), ctypes.c_int(k), ctypes.c_int(int(gelu))]
+                grid = (-(-n // bn), -(-m // bm), 1)
+
+                def run():
+                    drv.launch(func, grid, (THREADS, 1, 1), shared, stream, argv)
+
+                us = timed(run)
+                y.fill_(float("nan"))
+                run()
+                torch.cuda.synchronize()
+                diff = f"{(y.float() - want).abs().max().item():.3e}"
+                vs = f"{(y.float() - ref.float()).abs().max().item():.3e}"
+                row(name, m, k, n, f"hand {bm}×{bn}", us, diff, vs, gelu)
+            except Exception as e:  # one product failing must not hide the others
+                print(f"| {cell(name)} | {m} × {k} → {n} | hand {bm}×{bn} | failed: {e} | — | — | — |", flush=True)
+
+    print()
+    print("Vision linears per encode (counts of scripts/pick-matmul.py; burn's autotune on the "
+          "H100 2026-11-27: 32.4 ms):")
+    for kernel, ms in per_encode.items():
+        print(f"- {kernel}: {ms:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
