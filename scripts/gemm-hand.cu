@@ -24,9 +24,11 @@
 // and rounded again, as HF's SigLIP MLP does (`fc1` in bf16, then `gelu_pytorch_tanh`).
 //
 // Launch: grid (⌈N / BN⌉, ⌈M / BM⌉), block 256 threads (8 warps), dynamic shared memory
-// `gemm_hand_shared_bytes(BM, BN)` below (> 48 KiB for 128 × 128: the launch raises the
-// function's limit). Two tile shapes: 128 × 128 (warps 2 × 4 of 64 × 32) and 64 × 128 (warps
-// 2 × 4 of 32 × 32; twice the blocks at M = 729, for the 132 SMs).
+// `gemm_hand_shared_bytes(BM, BN, BK, STAGES)` (over 48 KiB for most: the launch raises the
+// function's limit). Several tile shapes, ring depths and K steps (GEMM_HAND_VARIANTS below,
+// one entry point each, `gemm_hand_<BM>x<BN>x<BK>_s<STAGES>`), so that one run on the card
+// says which suits these shapes: M = 729 gives only 6 row blocks of 128, and the 132 SMs want
+// more blocks than 128 × 128 makes of the narrower products.
 
 typedef unsigned int u32;
 
@@ -76,13 +78,28 @@ __device__ __forceinline__ void mma16816(float* c, const u32* a, const u32* b) {
 typedef __nv_bfloat16 bf16;
 
 #define THREADS 256
-#define BK 32          // K a stage
-#define STAGES 3       // shared-memory ring: tiles kt + 1 and kt + 2 land while kt computes
-#define LDA (BK + 8)   // row stride of the x tile: 80 bytes, `ldmatrix` rows on distinct banks
 
-template <int BM, int BN>
+// Each variant: X(BM, BN, BK, STAGES, WM, WN, MIN_BLOCKS) — the block's tile (BM × BN), the K
+// of a stage, the ring's depth (STAGES - 1 tiles in flight while one computes), a warp's tile
+// (8 warps: (BM / WM) × (BN / WN) = 8), and the blocks an SM should hold (`__launch_bounds__`,
+// which caps the registers). scripts/gemm-hand-check.cpp and scripts/gemm-outside.py read
+// this list.
+#define GEMM_HAND_VARIANTS(X)          \
+    X(128, 128, 32, 3, 64, 32, 2)     \
+    X(128, 128, 32, 4, 64, 32, 2)     \
+    X(128, 128, 64, 3, 64, 32, 2)     \
+    X(64, 128, 32, 3, 32, 32, 2)      \
+    X(64, 128, 64, 4, 32, 32, 2)      \
+    X(128, 256, 32, 3, 64, 64, 1)     \
+    X(64, 64, 64, 4, 32, 16, 3)
+
+template <int BM, int BN, int BK, int STAGES>
 struct Shape {
-    static constexpr int LDB = BN + 8;  // row stride of the w tile: 272 bytes at BN 128, the same
+    // Row strides padded by 16 bytes: 80 / 144 bytes (BK 32 / 64) for x, 144 / 272 / 528 for
+    // w (BN 64 / 128 / 256) — ≡ 16 mod 128 or 80 mod 128, so the 8 rows of an `ldmatrix`
+    // phase land on distinct banks.
+    static constexpr int LDA = BK + 8;
+    static constexpr int LDB = BN + 8;
     static constexpr int A_ELEMS = BM * LDA;
     static constexpr int B_ELEMS = BK * LDB;
     static constexpr int STAGE_ELEMS = A_ELEMS + B_ELEMS;
@@ -90,18 +107,19 @@ struct Shape {
     // and every row stride keeps it.
     static_assert((A_ELEMS * 2) % 16 == 0 && (STAGE_ELEMS * 2) % 16 == 0 && (LDB * 2) % 16 == 0, "alignment");
     static_assert((BM * (BK / 8)) % THREADS == 0 && (BK * (BN / 8)) % THREADS == 0, "copy split");
+    static_assert(STAGES >= 2 && BK % 16 == 0, "ring, K steps of 16");
 };
 
-__host__ __device__ constexpr int gemm_hand_shared_bytes(int bm, int bn) {
-    return STAGES * (bm * LDA + BK * (bn + 8)) * 2;
+__host__ __device__ constexpr int gemm_hand_shared_bytes(int bm, int bn, int bk, int stages) {
+    return stages * (bm * (bk + 8) + bk * (bn + 8)) * 2;
 }
 
 // One stage's copies: the x tile (BM rows of BK) and the w tile (BK rows of BN), 16 bytes a
 // copy, two or one a thread each; outside the matrices, zeros.
-template <int BM, int BN>
+template <int BM, int BN, int BK, int STAGES>
 __device__ __forceinline__ void load_stage(bf16* sa, const bf16* __restrict__ x, const bf16* __restrict__ w,
                                            int m, int n, int k, int m0, int n0, int k0, int tid) {
-    typedef Shape<BM, BN> S;
+    typedef Shape<BM, BN, BK, STAGES> S;
     bf16* sb = sa + S::A_ELEMS;
 #pragma unroll
     for (int i = 0; i < BM * (BK / 8) / THREADS; ++i) {
@@ -109,7 +127,7 @@ __device__ __forceinline__ void load_stage(bf16* sa, const bf16* __restrict__ x,
         int r = c / (BK / 8), ck = (c % (BK / 8)) * 8;
         int gm = m0 + r, gk = k0 + ck;
         bool in = gm < m && gk < k;
-        cp_async16(sa + r * LDA + ck, in ? x + (size_t)gm * k + gk : x, in ? 16 : 0);
+        cp_async16(sa + r * S::LDA + ck, in ? x + (size_t)gm * k + gk : x, in ? 16 : 0);
     }
 #pragma unroll
     for (int i = 0; i < BK * (BN / 8) / THREADS; ++i) {
@@ -137,11 +155,11 @@ __device__ __forceinline__ u32 pack_bf16(float lo, float hi) {
     return (u32)__bfloat16_as_ushort(__float2bfloat16(lo)) | ((u32)__bfloat16_as_ushort(__float2bfloat16(hi)) << 16);
 }
 
-template <int BM, int BN, int WM, int WN>
+template <int BM, int BN, int BK, int STAGES, int WM, int WN>
 __device__ __forceinline__ void gemm_body(unsigned char* smem_raw, const bf16* __restrict__ x,
                                           const bf16* __restrict__ w, const bf16* __restrict__ bias,
                                           bf16* __restrict__ y, int m, int n, int k, int gelu) {
-    typedef Shape<BM, BN> S;
+    typedef Shape<BM, BN, BK, STAGES> S;
     // A warp's tile: FM blocks of 16 rows × FN blocks of 8 columns.
     constexpr int FM = WM / 16, FN = WN / 8, WARPS_N = BN / WN;
     static_assert((BM / WM) * (BN / WN) * 32 == THREADS && WN % 16 == 0, "8 warps, n in pairs of 8");
@@ -171,7 +189,7 @@ __device__ __forceinline__ void gemm_body(unsigned char* smem_raw, const bf16* _
     // "tile kt has landed" is always "at most STAGES - 2 groups in flight".
 #pragma unroll
     for (int s = 0; s < STAGES - 1; ++s) {
-        if (s < kt_count) load_stage<BM, BN>(smem + s * S::STAGE_ELEMS, x, w, m, n, k, m0, n0, s * BK, tid);
+        if (s < kt_count) load_stage<BM, BN, BK, STAGES>(smem + s * S::STAGE_ELEMS, x, w, m, n, k, m0, n0, s * BK, tid);
         cp_async_commit();
     }
     for (int kt = 0; kt < kt_count; ++kt) {
@@ -181,7 +199,7 @@ __device__ __forceinline__ void gemm_body(unsigned char* smem_raw, const bf16* _
         __syncthreads();
         const int next = kt + STAGES - 1;
         if (next < kt_count)
-            load_stage<BM, BN>(smem + (next % STAGES) * S::STAGE_ELEMS, x, w, m, n, k, m0, n0, next * BK, tid);
+            load_stage<BM, BN, BK, STAGES>(smem + (next % STAGES) * S::STAGE_ELEMS, x, w, m, n, k, m0, n0, next * BK, tid);
         cp_async_commit();
 
         const bf16* sa = smem + (kt % STAGES) * S::STAGE_ELEMS;
@@ -190,7 +208,7 @@ __device__ __forceinline__ void gemm_body(unsigned char* smem_raw, const bf16* _
         for (int kk = 0; kk < BK; kk += 16) {
             u32 a[FM][4], b[FN][2];
 #pragma unroll
-            for (int i = 0; i < FM; ++i) ldmatrix_x4(a[i], sa + (wm + 16 * i + a_row) * LDA + kk + a_col);
+            for (int i = 0; i < FM; ++i) ldmatrix_x4(a[i], sa + (wm + 16 * i + a_row) * S::LDA + kk + a_col);
 #pragma unroll
             for (int j = 0; j < FN; j += 2) {
                 u32 r[4];
@@ -231,16 +249,11 @@ __device__ __forceinline__ void gemm_body(unsigned char* smem_raw, const bf16* _
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS, 2)
-    gemm_hand_128x128(const bf16* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
-                      bf16* __restrict__ y, int m, int n, int k, int gelu) {
-    DYNAMIC_SHARED(smem_raw);
-    gemm_body<128, 128, 64, 32>(smem_raw, x, w, bias, y, m, n, k, gelu);
-}
-
-extern "C" __global__ void __launch_bounds__(THREADS, 2)
-    gemm_hand_64x128(const bf16* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
-                     bf16* __restrict__ y, int m, int n, int k, int gelu) {
-    DYNAMIC_SHARED(smem_raw);
-    gemm_body<64, 128, 32, 32>(smem_raw, x, w, bias, y, m, n, k, gelu);
-}
+#define GEMM_HAND_KERNEL(BM, BN, BK, STAGES, WM, WN, MIN_BLOCKS)                                           \
+    extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) gemm_hand_##BM##x##BN##x##BK##_s##STAGES( \
+        const bf16* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,                   \
+        bf16* __restrict__ y, int m, int n, int k, int gelu) {                                                   \
+        DYNAMIC_SHARED(smem_raw);                                                                                \
+        gemm_body<BM, BN, BK, STAGES, WM, WN>(smem_raw, x, w, bias, y, m, n, k, gelu);                           \
+    }
+GEMM_HAND_VARIANTS(GEMM_HAND_KERNEL)
