@@ -19,7 +19,9 @@
 
 typedef unsigned int u32;
 
+#ifndef CUDA_HOST_EMULATION  // scripts/flash-hand-check.cpp runs this file on the CPU
 #include <cuda_bf16.h>
+#endif
 
 struct info_st {
     u32 scalars_usize[8];
@@ -36,6 +38,7 @@ struct info_st {
 #define LDV 72  // shared row stride of Vᵀ (rows = head dims): the same for its fragments
 #define NEG_INF (-__int_as_float(0x7f800000))  // -inf (NVRTC has no INFINITY macro)
 
+#ifndef CUDA_HOST_EMULATION
 __device__ __forceinline__ void mma16816(float* c, const u32* a, u32 b0, u32 b1) {
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
@@ -43,6 +46,7 @@ __device__ __forceinline__ void mma16816(float* c, const u32* a, u32 b0, u32 b1)
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+#endif
 
 // Two floats rounded to bf16, the first in the low half (the lower-indexed element).
 __device__ __forceinline__ u32 pack_bf16(float lo, float hi) {

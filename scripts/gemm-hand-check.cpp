@@ -1,5 +1,5 @@
 // Runs scripts/gemm-hand.cu — its own source, every variant — on the CPU through
-// scripts/gemm-hand-host.h, against a double-precision product of the same bf16 inputs, at
+// scripts/cuda-emulation.h, against a double-precision product of the same bf16 inputs, at
 // sizes that exercise every edge: M not a multiple of the tile, N and K multiples of 8 but
 // not of the tile (zero-filled copies), K shorter than the ring and many times longer, bias
 // and GELU on and off. Passes when every output is within one bf16 step of the reference
@@ -9,7 +9,7 @@
 // times that.
 //
 //     g++ -std=c++20 -O2 -pthread -o /tmp/gemm-hand-check scripts/gemm-hand-check.cpp && /tmp/gemm-hand-check
-#include "gemm-hand-host.h"
+#include "cuda-emulation.h"
 #include "gemm-hand.cu"
 
 #include <random>
@@ -64,7 +64,7 @@ bool run(const Variant& v, const Case& c, std::mt19937& rng) {
     emu::global(w, size_t(c.k) * c.n * 2);
     const unsigned gx = (c.n + v.bn - 1) / v.bn, gy = (c.m + v.bm - 1) / v.bm;
     const bf16* bias = c.bias ? b : nullptr;
-    emu::launch(gx, gy, THREADS, gemm_hand_shared_bytes(v.bm, v.bn, v.bk, v.stages),
+    emu::launch(gx, gy, THREADS, 1, gemm_hand_shared_bytes(v.bm, v.bn, v.bk, v.stages),
                 [&] { v.kernel(x, w, bias, y, c.m, c.n, c.k, c.gelu); });
 
     int worst = 0;

@@ -8,7 +8,7 @@
 // library: if it is fast, cubecl's precompiled-kernel path (`PrecompiledSource`, NVRTC build
 // only) could launch it for the linears. Compiled offline by scripts/nvrtc-compile.py to
 // `gemm-hand-bf16-sm90.nvrtc.ptx` (gpu-bundle/flash-ptx/); checked offline, on the CPU, by
-// scripts/gemm-hand-check.cpp (this file compiled by g++ against scripts/gemm-hand-host.h:
+// scripts/gemm-hand-check.cpp (this file compiled by g++ against scripts/cuda-emulation.h:
 // one OS thread per CUDA thread, the barriers real, the copies landing only at their wait,
 // `ldmatrix` and `mma.sync` done lane by lane with the PTX ISA's fragment layouts).
 // (The `wmma` API was tried first: NVRTC lowers its fragment loads from shared memory to
@@ -32,7 +32,7 @@
 
 typedef unsigned int u32;
 
-#ifndef GEMM_HOST_EMULATION
+#ifndef CUDA_HOST_EMULATION
 #include <cuda_bf16.h>
 
 // A 16-byte global → shared copy that lands asynchronously; `src_bytes` 0 fills the 16

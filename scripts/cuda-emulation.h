@@ -1,15 +1,20 @@
-// The CUDA pieces scripts/gemm-hand.cu uses, emulated on the CPU, so that the kernel's own
-// source can be run and checked without a GPU (scripts/gemm-hand-check.cpp). Not a CUDA
-// emulator: exactly what that kernel touches, each as its PTX ISA defines it.
+// The CUDA pieces our hand-written kernels use (scripts/gemm-hand.cu, scripts/flash-hand.cu),
+// emulated on the CPU, so that a kernel's own source can be run and checked without a GPU
+// (scripts/gemm-hand-check.cpp, scripts/flash-hand-check.cpp). Not a CUDA emulator: exactly
+// what those kernels touch, each as the PTX ISA defines it. A kernel's device-only helpers
+// (inline PTX) sit under `#ifndef CUDA_HOST_EMULATION`; this header gives their host forms.
 //
 // * One OS thread per CUDA thread, a block at a time; `__syncthreads` is a real barrier over
-//   the block's threads, so a missing barrier shows as a race, not as luck.
+//   the block's threads, so a missing barrier shows as a race, not as luck. Warps are 32
+//   consecutive threads of the block's linear index, as on the hardware. Static `__shared__`
+//   arrays become function-local statics — one copy, right while blocks run one at a time.
 // * `cp.async` copies land only when a `cp.async.wait_group` lets them — the latest the
 //   hardware may land them — so reading a stage before waiting for it reads stale bytes.
 //   Shared memory starts as 0xff bytes (bf16 NaN): reading bytes never written poisons the
 //   result.
-// * `ldmatrix` and `mma.sync` are warp-collective: each lane posts its operands, the warp
-//   meets at a barrier, and each lane computes its own results from every lane's operands
+// * `ldmatrix`, `mma.sync` and `shfl.sync.bfly` are warp-collective: each lane posts its
+//   operands, the warp meets at a barrier, and each lane computes its own results from every
+//   lane's operands
 //   with the ISA's fragment layouts (mma.m16n8k16 .bf16: lane 4g + t; A rows g, g + 8 and
 //   columns 2t, 2t + 1, 2t + 8, 2t + 9; B rows 2t, 2t + 1, 2t + 8, 2t + 9 and column g; C / D
 //   rows g, g + 8 and columns 2t, 2t + 1). Products in f32 with the k terms summed in order.
@@ -17,7 +22,7 @@
 //   16-byte alignment, every shared address for lying inside the block's allocation, and
 //   every copy's source for lying inside a buffer the test registered (`emu::global`).
 #pragma once
-#define GEMM_HOST_EMULATION 1
+#define CUDA_HOST_EMULATION 1
 
 #include <barrier>
 #include <cassert>
@@ -37,6 +42,9 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __restrict__ __restrict
+#define __grid_constant__
+#define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 
 typedef unsigned int u32;
 
@@ -58,6 +66,15 @@ inline float __bfloat162float(__nv_bfloat16 b) {
     return f;
 }
 inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 b) { return b.bits; }
+struct __nv_bfloat162 {
+    __nv_bfloat16 x, y;
+};
+inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) { return {__float2bfloat16(lo), __float2bfloat16(hi)}; }
+inline float __int_as_float(int i) {
+    float f;
+    std::memcpy(&f, &i, 4);
+    return f;
+}
 
 struct dim3 {
     unsigned x = 0, y = 0, z = 0;
@@ -76,6 +93,7 @@ struct Warp {
     const unsigned char* rows[32];
     u32 a[32][4], b[32][2];
     float c[32][4];
+    float f[32];
 };
 
 struct Block {
@@ -99,8 +117,8 @@ inline thread_local std::vector<std::vector<Copy>> groups;  // committed, oldest
 inline thread_local std::vector<Copy> open_group;
 
 [[noreturn]] inline void fail(const char* what, const void* p) {
-    std::fprintf(stderr, "emulation: %s (%p, thread %u of block (%u, %u))\n", what, p, thread_idx.x, block_idx.x,
-                 block_idx.y);
+    std::fprintf(stderr, "emulation: %s (%p, thread (%u, %u) of block (%u, %u))\n", what, p, thread_idx.x,
+                 thread_idx.y, block_idx.x, block_idx.y);
     std::abort();
 }
 inline void check_shared(const void* p, size_t bytes) {
@@ -121,9 +139,14 @@ inline void land(const Copy& c) {
     std::memcpy(c.dst, c.src, c.bytes);
 }
 
-// Launch `kernel` over a grid of (gx, gy) blocks of `threads` threads with `shared` bytes of
+inline thread_local int linear = 0;  // the thread's index in its block
+
+// Launch `kernel` over a grid of (gx, gy) blocks of (dx, dy) threads with `shared` bytes of
 // dynamic shared memory, one block after another.
-inline void launch(unsigned gx, unsigned gy, int threads, size_t shared, const std::function<void()>& kernel) {
+inline void launch(unsigned gx, unsigned gy, unsigned dx, unsigned dy, size_t shared,
+                   const std::function<void()>& kernel) {
+    const int threads = int(dx * dy);
+    if (threads % 32) fail("a block of a partial warp", nullptr);
     for (unsigned by = 0; by < gy; ++by)
         for (unsigned bx = 0; bx < gx; ++bx) {
             // 128-byte aligned like CUDA's dynamic shared memory, poisoned with bf16 NaNs.
@@ -135,7 +158,8 @@ inline void launch(unsigned gx, unsigned gy, int threads, size_t shared, const s
             for (int t = 0; t < threads; ++t)
                 pool.emplace_back([&, t] {
                     block = &b;
-                    thread_idx = {unsigned(t), 0, 0};
+                    thread_idx = {unsigned(t) % dx, unsigned(t) / dx, 0};
+                    linear = t;
                     block_idx = {bx, by, 0};
                     groups.clear();
                     open_group.clear();
@@ -150,7 +174,8 @@ inline void launch(unsigned gx, unsigned gy, int threads, size_t shared, const s
         }
 }
 
-inline Warp& warp() { return block->warps[thread_idx.x / 32]; }
+inline Warp& warp() { return block->warps[linear / 32]; }
+inline int lane() { return linear % 32; }
 
 }  // namespace emu
 
@@ -191,7 +216,7 @@ inline void ldmatrix_x4_impl(u32* r, const void* row) {
     emu::check_shared(row, 16);
     emu::check_aligned16(row);
     auto& w = emu::warp();
-    const int lane = threadIdx.x % 32;
+    const int lane = emu::lane();
     w.rows[lane] = static_cast<const unsigned char*>(row);
     w.bar.arrive_and_wait();
     const int g = lane / 4, t = lane % 4;
@@ -215,7 +240,7 @@ inline float b16f(u32 reg, int half) { return __bfloat162float({uint16_t(half ? 
 
 inline void mma16816(float* c, const u32* a, const u32* b) {
     auto& w = emu::warp();
-    const int lane = threadIdx.x % 32;
+    const int lane = emu::lane();
     std::memcpy(w.a[lane], a, 16);
     std::memcpy(w.b[lane], b, 8);
     std::memcpy(w.c[lane], c, 16);
@@ -242,4 +267,21 @@ inline void mma16816(float* c, const u32* a, const u32* b) {
         for (int kk = 0; kk < 16; ++kk) s += A[rows[e]][kk] * B[kk][cols[e]];
         c[e] = s;
     }
+}
+// The form scripts/flash-hand.cu uses: B's two registers apart.
+inline void mma16816(float* c, const u32* a, u32 b0, u32 b1) {
+    const u32 b[2] = {b0, b1};
+    mma16816(c, a, b);
+}
+
+// `shfl.sync.bfly` over the full warp: lane l gets lane (l ^ m)'s value.
+inline float __shfl_xor_sync(unsigned mask, float v, int m) {
+    if (mask != 0xffffffffu) emu::fail("a partial-warp shuffle", nullptr);
+    auto& w = emu::warp();
+    const int lane = emu::lane();
+    w.f[lane] = v;
+    w.bar.arrive_and_wait();
+    const float got = w.f[lane ^ m];
+    w.bar.arrive_and_wait();
+    return got;
 }
