@@ -12,7 +12,8 @@
 // block is off by ≈ 0.1–1 (the 2026-11-28 Python model of its fragments: 0.51 for two
 // swapped registers).
 //
-//     g++ -std=c++20 -O2 -fno-strict-aliasing -pthread -o /tmp/flash-hand-check scripts/flash-hand-check.cpp && /tmp/flash-hand-check
+//     g++ -std=c++20 -O2 -fno-strict-aliasing -pthread -o /tmp/flash-hand-check scripts/flash-hand-check.cpp
+//     /tmp/flash-hand-check
 #include "cuda-emulation.h"
 #include "flash-hand.cu"
 

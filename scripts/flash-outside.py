@@ -13,7 +13,8 @@ compiler, `summary.json` with each form's planes and shared bytes) and, compiled
 with the CUDA driver (`cuModuleLoadData`, through ctypes), launched as
 `dam_vision::flash::cube` launches it — grid (⌈729 / (16 · planes)⌉, 16 heads), block (32,
 planes), the shared bytes dynamic — on PyTorch's bf16 tensors `[1, 16, 729, 72]`, timed over
-`--iters` launches, and compared with PyTorch's attention in f32.
+`--iters` launches (captured in a CUDA graph and replayed: device time, not Python's; see
+`time_gpu`), and compared with PyTorch's attention in f32.
 
 The launch's arguments, as cubecl-cuda 0.11.3 passes them on sm_70+ (grid constants): the
 four buffers (q, k, v, out), a buffer of "dynamic metadata" (here: each tensor's four strides,
@@ -82,9 +83,43 @@ def selftest():
     print("flash-outside: selftest ok")
 
 
+def time_gpu(torch, fn, iters):
+    """µs per call of `fn` on the GPU, and how it was timed. `fn` launches on torch's current
+    stream, read at each call. Three calls to warm up, then `iters` calls captured into a CUDA
+    graph and replayed between two events: the device's time alone, not Python's — a ctypes
+    launch or a PyTorch op costs the host 5–50 µs, as much as the kernels measured here, and
+    eager timing would measure that instead. If the capture fails, the calls are timed
+    eagerly ("eager")."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    try:
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for _ in range(iters):
+                fn()
+        graph.replay()
+        torch.cuda.synchronize()
+        start.record()
+        graph.replay()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) * 1e3 / iters, "graph"
+    except Exception:  # noqa: BLE001 — any capture failure: time eagerly instead
+        torch.cuda.synchronize()
+        start.record()
+        for _ in range(iters):
+            fn()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) * 1e3 / iters, "eager"
+
+
 class Driver:
     def __init__(self):
         self.lib = ctypes.CDLL("libcuda.so.1")
+        self.shared_set = set()  # (function, bytes) whose dynamic shared memory limit is set
 
     def check(self, rc, what):
         if rc != 0:
@@ -101,8 +136,11 @@ class Driver:
         return func
 
     def launch(self, func, grid, block, shared, stream, args):
-        # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8, as cubecl-cuda sets it.
-        self.check(self.lib.cuFuncSetAttribute(func, 8, ctypes.c_int(shared)), "cuFuncSetAttribute")
+        # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8, as cubecl-cuda sets it; once a
+        # function (not a stream operation: it must not fall inside a graph capture).
+        if (func.value, shared) not in self.shared_set:
+            self.check(self.lib.cuFuncSetAttribute(func, 8, ctypes.c_int(shared)), "cuFuncSetAttribute")
+            self.shared_set.add((func.value, shared))
         params = (ctypes.c_void_p * len(args))(*[ctypes.cast(ctypes.pointer(a), ctypes.c_void_p) for a in args])
         self.check(self.lib.cuLaunchKernel(func, *grid, *block, ctypes.c_uint(shared), ctypes.c_void_p(stream),
                                            params, None), "cuLaunchKernel")
@@ -125,26 +163,17 @@ def main():
     q, k, v = (torch.randn(1, HEADS, SEQ, HEAD_DIM, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     scale = HEAD_DIM ** -0.5
     want = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), scale=scale)
-    stream = torch.cuda.current_stream().cuda_stream
     drv = Driver()
 
     def timed(fn):
-        for _ in range(3):
-            fn()
-        torch.cuda.synchronize()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(args.iters):
-            fn()
-        end.record()
-        torch.cuda.synchronize()
-        return start.elapsed_time(end) * 1e3 / args.iters
+        us, how = time_gpu(torch, fn, args.iters)
+        return f"{us:.1f}" + ("" if how == "graph" else " (eager)")
 
     print(f"| kernel (bf16 [1, {HEADS}, {SEQ}, {HEAD_DIM}]) | compiler | µs per call | max abs diff vs f32 |")
     print("| --- | --- | ---: | ---: |")
     us = timed(lambda: F.scaled_dot_product_attention(q, k, v, scale=scale))
     got = F.scaled_dot_product_attention(q, k, v, scale=scale)
-    print(f"| PyTorch SDPA | — | {us:.1f} | {(got.float() - want).abs().max().item():.3e} |", flush=True)
+    print(f"| PyTorch SDPA | — | {us} | {(got.float() - want).abs().max().item():.3e} |", flush=True)
     # The LLVM build's PTX first (what the library runs), then NVRTC's, the hand-written kernel
     # last: a fault in one would poison the context for every launch after it.
     order = lambda p: (p.startswith("flash-hand-"), ".nvrtc." in p, p)  # noqa: E731
@@ -174,6 +203,7 @@ def main():
             block = (32, planes, 1)
 
             def run():
+                stream = torch.cuda.current_stream().cuda_stream
                 drv.launch(func, grid, block, form["shared_bytes"], stream, ptrs + [info])
 
             us = timed(run)
@@ -181,7 +211,7 @@ def main():
             run()
             torch.cuda.synchronize()
             diff = (out.float() - want).abs().max().item()
-            print(f"| {m.group(1)} ({planes} planes) | {compiler} | {us:.1f} | {diff:.3e} |", flush=True)
+            print(f"| {m.group(1)} ({planes} planes) | {compiler} | {us} | {diff:.3e} |", flush=True)
         except Exception as e:  # one kernel failing must not hide the others
             print(f"| {m.group(1)} | {compiler} | failed: {e} | — |", flush=True)
 
