@@ -146,15 +146,22 @@ class Driver:
                                            params, None), "cuLaunchKernel")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def cli(doc, selftest):
+    """The command line both `-outside` scripts take: `DIR [--iters N]` or `--selftest` (which
+    runs `selftest` and exits)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("dir", nargs="?")
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--selftest", action="store_true")
     args = ap.parse_args()
     if args.selftest:
         selftest()
-        return
+        sys.exit(0)
+    return args
+
+
+def main():
+    args = cli(__doc__, selftest)
     import torch
     import torch.nn.functional as F
 

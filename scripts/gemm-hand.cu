@@ -112,7 +112,6 @@ struct Shape {
     // `ldmatrix` rows and 16-byte copies need 16-byte alignment: every tile and stage offset
     // and every row stride keeps it.
     static_assert((A_ELEMS * 2) % 16 == 0 && (STAGE_ELEMS * 2) % 16 == 0 && (LDB * 2) % 16 == 0, "alignment");
-    static_assert((BM * (BK / 8)) % THREADS == 0 && (BK * (BN / 8)) % THREADS == 0, "copy split");
     static_assert(STAGES >= 2 && BK % 16 == 0, "ring, K steps of 16");
 };
 
@@ -120,29 +119,30 @@ __host__ __device__ constexpr int gemm_hand_shared_bytes(int bm, int bn, int bk,
     return stages * (bm * (bk + 8) + bk * (bn + 8)) * 2;
 }
 
-// One stage's copies: the x tile (BM rows of BK) and the w tile (BK rows of BN), 16 bytes a
-// copy, two or one a thread each; outside the matrices, zeros.
+// ROWS × COLS of a row-major `rows` × `cols` matrix from (r0, c0) into shared memory with row
+// stride LD: 16-byte copies, (ROWS · COLS / 8) / THREADS a thread; outside the matrix, zeros.
+template <int ROWS, int COLS, int LD>
+__device__ __forceinline__ void copy_tile(bf16* dst, const bf16* __restrict__ src, int rows, int cols, int r0,
+                                          int c0, int tid) {
+    static_assert((ROWS * (COLS / 8)) % THREADS == 0, "copy split");
+#pragma unroll
+    for (int i = 0; i < ROWS * (COLS / 8) / THREADS; ++i) {
+        const int c = tid + i * THREADS;
+        const int r = c / (COLS / 8), col = (c % (COLS / 8)) * 8;
+        const int gr = r0 + r, gc = c0 + col;
+        const bool in = gr < rows && gc < cols;
+        cp_async16(dst + r * LD + col, in ? src + (size_t)gr * cols + gc : src, in ? 16 : 0);
+    }
+}
+
+// One stage: the x tile (BM rows of BK from (m0, k0)), then the w tile (BK rows of BN from
+// (k0, n0)).
 template <int BM, int BN, int BK, int STAGES>
 __device__ __forceinline__ void load_stage(bf16* sa, const bf16* __restrict__ x, const bf16* __restrict__ w,
                                            int m, int n, int k, int m0, int n0, int k0, int tid) {
     typedef Shape<BM, BN, BK, STAGES> S;
-    bf16* sb = sa + S::A_ELEMS;
-#pragma unroll
-    for (int i = 0; i < BM * (BK / 8) / THREADS; ++i) {
-        int c = tid + i * THREADS;
-        int r = c / (BK / 8), ck = (c % (BK / 8)) * 8;
-        int gm = m0 + r, gk = k0 + ck;
-        bool in = gm < m && gk < k;
-        cp_async16(sa + r * S::LDA + ck, in ? x + (size_t)gm * k + gk : x, in ? 16 : 0);
-    }
-#pragma unroll
-    for (int i = 0; i < BK * (BN / 8) / THREADS; ++i) {
-        int c = tid + i * THREADS;
-        int r = c / (BN / 8), cn = (c % (BN / 8)) * 8;
-        int gk = k0 + r, gn = n0 + cn;
-        bool in = gk < k && gn < n;
-        cp_async16(sb + r * S::LDB + cn, in ? w + (size_t)gk * n + gn : w, in ? 16 : 0);
-    }
+    copy_tile<BM, BK, S::LDA>(sa, x, m, k, m0, k0, tid);
+    copy_tile<BK, BN, S::LDB>(sa + S::A_ELEMS, w, k, n, k0, n0, tid);
 }
 
 __device__ __forceinline__ float gelu_tanh(float v) {

@@ -24,12 +24,10 @@ Making DIR's PTX on a machine without a GPU (see scripts/flash-outside.py for th
     python3 scripts/nvrtc-compile.py --lib NVRTC_LIB --include HEADERS /tmp/fp/gemm-hand-bf16-sm90.cu
     cp /tmp/fp/gemm-hand-bf16-sm90.nvrtc.ptx gpu-bundle/flash-ptx/
 """
-import argparse
 import ctypes
 import importlib.util
 import os
 import re
-import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PTX_NAME = "gemm-hand-bf16-sm90.nvrtc.ptx"
@@ -80,10 +78,7 @@ def shared_bytes(bm, bn, bk, stages, c):
 
 
 def counts():
-    spec = importlib.util.spec_from_file_location("pick_matmul", os.path.join(HERE, "pick-matmul.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.COUNTS
+    return load_script("pick_matmul", "pick-matmul.py").COUNTS
 
 
 def selftest():
@@ -100,22 +95,20 @@ def selftest():
     print(f"gemm-outside: selftest ok ({len(v)} variants: {', '.join(x[0] for x in v)})")
 
 
+def load_script(name, file):
+    """Another script of this folder as a module (its name has a dash)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, file))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("dir", nargs="?")
-    ap.add_argument("--iters", type=int, default=50)
-    ap.add_argument("--selftest", action="store_true")
-    args = ap.parse_args()
-    if args.selftest:
-        selftest()
-        return
+    fo = load_script("flash_outside", "flash-outside.py")  # the driver, the timing, the command line
+    args = fo.cli(__doc__, selftest)
     import torch
     import torch.nn.functional as F
 
-    sys.path.insert(0, HERE)
-    flash_outside = importlib.util.spec_from_file_location("flash_outside", os.path.join(HERE, "flash-outside.py"))
-    fo = importlib.util.module_from_spec(flash_outside)
-    flash_outside.loader.exec_module(fo)
     drv = fo.Driver()
     c = cu_constants()
     n_of = counts()
