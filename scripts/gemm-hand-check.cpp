@@ -30,11 +30,12 @@ struct Case {
 using Kernel = void (*)(const bf16*, const bf16*, const bf16*, bf16*, int, int, int, int);
 struct Variant {
     const char* name;
-    int bm, bn, bk, stages;
+    int bm, bn, shared_bytes;
     Kernel kernel;
 };
-#define GEMM_HAND_ENTRY(BM, BN, BK, STAGES, WM, WN, MIN_BLOCKS) \
-    {"gemm_hand_" #BM "x" #BN "x" #BK "_s" #STAGES, BM, BN, BK, STAGES, gemm_hand_##BM##x##BN##x##BK##_s##STAGES},
+#define GEMM_HAND_ENTRY(BM, BN, BK, STAGES, WM, WN, MIN_BLOCKS)                      \
+    {"gemm_hand_" #BM "x" #BN "x" #BK "_s" #STAGES, BM, BN, Shape<BM, BN, BK, STAGES>::SHARED_BYTES, \
+     gemm_hand_##BM##x##BN##x##BK##_s##STAGES},
 const Variant VARIANTS[] = {GEMM_HAND_VARIANTS(GEMM_HAND_ENTRY)};
 
 template <class T>
@@ -68,7 +69,7 @@ bool run(const Variant& v, const Case& c, std::mt19937& rng) {
     emu::global(w, size_t(c.k) * c.n * 2);
     const unsigned gx = (c.n + v.bn - 1) / v.bn, gy = (c.m + v.bm - 1) / v.bm;
     const bf16* bias = c.bias ? b : nullptr;
-    emu::launch(gx, gy, THREADS, 1, gemm_hand_shared_bytes(v.bm, v.bn, v.bk, v.stages),
+    emu::launch(gx, gy, THREADS, 1, v.shared_bytes,
                 [&] { v.kernel(x, w, bias, y, c.m, c.n, c.k, c.gelu); });
 
     int worst = 0;

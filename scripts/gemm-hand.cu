@@ -24,7 +24,7 @@
 // and rounded again, as HF's SigLIP MLP does (`fc1` in bf16, then `gelu_pytorch_tanh`).
 //
 // Launch: grid (⌈N / BN⌉, ⌈M / BM⌉), block 256 threads (8 warps), dynamic shared memory
-// `gemm_hand_shared_bytes(BM, BN, BK, STAGES)` (over 48 KiB for most: the launch raises the
+// `Shape<BM, BN, BK, STAGES>::SHARED_BYTES` (over 48 KiB for most: the launch raises the
 // function's limit). Several tile shapes, ring depths and K steps (GEMM_HAND_VARIANTS below,
 // one entry point each, `gemm_hand_<BM>x<BN>x<BK>_s<STAGES>`), so that one run on the card
 // says which suits these shapes: M = 729 gives only 6 row blocks of 128, and the 132 SMs want
@@ -110,15 +110,13 @@ struct Shape {
     static constexpr int A_ELEMS = BM * LDA;
     static constexpr int B_ELEMS = BK * LDB;
     static constexpr int STAGE_ELEMS = A_ELEMS + B_ELEMS;
+    // The dynamic shared memory a launch gives the ring.
+    static constexpr int SHARED_BYTES = STAGES * STAGE_ELEMS * 2;
     // `ldmatrix` rows and 16-byte copies need 16-byte alignment: every tile and stage offset
     // and every row stride keeps it.
     static_assert((A_ELEMS * 2) % 16 == 0 && (STAGE_ELEMS * 2) % 16 == 0 && (LDB * 2) % 16 == 0, "alignment");
     static_assert(STAGES >= 2 && BK % 16 == 0, "ring, K steps of 16");
 };
-
-__host__ __device__ constexpr int gemm_hand_shared_bytes(int bm, int bn, int bk, int stages) {
-    return stages * (bm * (bk + 8) + bk * (bn + 8)) * 2;
-}
 
 // ROWS × COLS of a row-major `rows` × `cols` matrix from (r0, c0) into shared memory with row
 // stride LD: 16-byte copies, (ROWS · COLS / 8) / THREADS a thread; outside the matrix, zeros.

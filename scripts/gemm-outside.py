@@ -73,7 +73,7 @@ def cu_constants(path=CU):
 
 
 def shared_bytes(bm, bn, bk, stages, c):
-    """`gemm_hand_shared_bytes` of the .cu: STAGES × (BM × (BK + 8) + BK × (BN + 8)) bf16."""
+    """`Shape<…>::SHARED_BYTES` of the .cu: STAGES × (BM × (BK + 8) + BK × (BN + 8)) bf16."""
     return stages * (bm * (bk + c["LDA_PAD"]) + bk * (bn + c["LDB_PAD"])) * 2
 
 
