@@ -113,6 +113,7 @@ inline void global(const void* p, size_t bytes) {
     globals.emplace_back(b, b + bytes);
 }
 inline thread_local dim3 thread_idx, block_idx;
+inline thread_local int linear = 0;  // the thread's index in its block
 inline thread_local std::vector<std::vector<Copy>> groups;  // committed, oldest first
 inline thread_local std::vector<Copy> open_group;
 
@@ -121,6 +122,7 @@ inline thread_local std::vector<Copy> open_group;
                  thread_idx.y, block_idx.x, block_idx.y);
     std::abort();
 }
+// (Dynamic shared memory only: a kernel's static `__shared__` arrays are statics here.)
 inline void check_shared(const void* p, size_t bytes) {
     auto s = static_cast<const unsigned char*>(p);
     if (s < block->shared || s + bytes > block->shared + block->shared_bytes) fail("shared address outside the block's", p);
@@ -138,8 +140,6 @@ inline void land(const Copy& c) {
     std::memset(c.dst, 0, 16);
     std::memcpy(c.dst, c.src, c.bytes);
 }
-
-inline thread_local int linear = 0;  // the thread's index in its block
 
 // Launch `kernel` over a grid of (gx, gy) blocks of (dx, dy) threads with `shared` bytes of
 // dynamic shared memory, one block after another.
@@ -164,11 +164,9 @@ inline void launch(unsigned gx, unsigned gy, unsigned dx, unsigned dy, size_t sh
                     groups.clear();
                     open_group.clear();
                     kernel();
-                    if (!groups.empty() || !open_group.empty()) {
-                        for (auto& g : groups)
-                            if (!g.empty()) fail("copies still in flight at exit", g[0].dst);
-                        if (!open_group.empty()) fail("copies never committed", open_group[0].dst);
-                    }
+                    for (auto& g : groups)
+                        if (!g.empty()) fail("copies still in flight at exit", g[0].dst);
+                    if (!open_group.empty()) fail("copies never committed", open_group[0].dst);
                 });
             for (auto& th : pool) th.join();
         }
