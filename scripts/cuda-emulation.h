@@ -25,7 +25,6 @@
 #define CUDA_HOST_EMULATION 1
 
 #include <barrier>
-#include <cassert>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
