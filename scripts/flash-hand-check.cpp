@@ -18,6 +18,7 @@
 #include "flash-hand.cu"
 
 #include <algorithm>
+#include <array>
 #include <random>
 
 namespace {
