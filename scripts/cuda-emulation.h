@@ -121,7 +121,8 @@ inline thread_local std::vector<Copy> open_group;
                  thread_idx.y, block_idx.x, block_idx.y);
     std::abort();
 }
-// (Dynamic shared memory only: a kernel's static `__shared__` arrays are statics here.)
+// (Dynamic shared memory, and static arrays declared with STATIC_SHARED; any other
+// `__shared__` array is a plain static here.)
 inline void check_shared(const void* p, size_t bytes) {
     auto s = static_cast<const unsigned char*>(p);
     if (s < block->shared || s + bytes > block->shared + block->shared_bytes) fail("shared address outside the block's", p);
@@ -179,6 +180,10 @@ inline int lane() { return linear % 32; }
 #define threadIdx (emu::thread_idx)
 #define blockIdx (emu::block_idx)
 #define DYNAMIC_SHARED(name) unsigned char* name = emu::block->shared
+// A static `__shared__` array of `bytes`, given the block's (poisoned) shared memory: the launch
+// must pass at least that many bytes.
+#define STATIC_SHARED(name, bytes) \
+    unsigned char* name = (emu::block->shared_bytes < size_t(bytes) ? emu::fail("static shared memory larger than the launch gave", nullptr), nullptr : emu::block->shared)
 
 inline void __syncthreads() { emu::block->bar.arrive_and_wait(); }
 

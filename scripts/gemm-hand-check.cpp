@@ -1,5 +1,7 @@
-// Runs scripts/gemm-hand.cu — its own source, every variant — on the CPU through
-// scripts/cuda-emulation.h, against a double-precision product of the same bf16 inputs, at
+// Runs dam-core/src/matmul_kernel/gemm_hand.cu — its own source, every variant, through both
+// kinds of entry point (the scripts' contiguous one with dynamic shared memory, and the
+// library's with row strides, `GemmHandArgs` and static shared memory, at padded strides) —
+// on the CPU through scripts/cuda-emulation.h, against a double-precision product of the same bf16 inputs, at
 // sizes that exercise every edge: M not a multiple of the tile, N and K multiples of 8 but
 // not of the tile (zero-filled copies), K shorter than the ring and many times longer, bias
 // and GELU on and off. Passes when every output is within one bf16 step of the reference
@@ -7,13 +9,18 @@
 // neighbours, since f32 and double sums may round differently and one step of GELU's input
 // can be two of its output) — or, where the sum nearly cancels and a bf16 step is tiny,
 // within what f32 accumulation may lose: (8 + √K) f32 epsilons of Σ|x·w| + |bias| — and
-// nothing outside y was written. A wrong element or a lost tile is off by ≈ 0.1–1,
+// nothing outside y's rows (nor in the padding between them) was written. A wrong element or a lost tile is off by ≈ 0.1–1,
 // thousands of times that.
 //
 //     g++ -std=c++20 -O2 -pthread -o /tmp/gemm-hand-check scripts/gemm-hand-check.cpp
 //     /tmp/gemm-hand-check
 #include "cuda-emulation.h"
-#include "gemm-hand.cu"
+#include "../dam-core/src/matmul_kernel/gemm_hand.cu"
+
+// The library's entry point for every variant (in the library one at a time, as `gemm_hand`).
+#define GEMM_HAND_LIB_ENTRY(BM, BN, BK, STAGES, WM, WN, MIN_BLOCKS) \
+    GEMM_HAND_STRIDED_KERNEL(gemm_hand_lib_##BM##x##BN##x##BK##_s##STAGES, BM, BN, BK, STAGES, WM, WN, MIN_BLOCKS)
+GEMM_HAND_VARIANTS(GEMM_HAND_LIB_ENTRY)
 
 #include <algorithm>
 #include <random>
@@ -28,14 +35,16 @@ struct Case {
 };
 
 using Kernel = void (*)(const bf16*, const bf16*, const bf16*, bf16*, int, int, int, int);
+using LibKernel = void (*)(const bf16*, const bf16*, const bf16*, bf16*, GemmHandArgs);
 struct Variant {
     const char* name;
     int bm, bn, shared_bytes;
     Kernel kernel;
+    LibKernel lib;
 };
 #define GEMM_HAND_ENTRY(BM, BN, BK, STAGES, WM, WN, MIN_BLOCKS)                      \
     {"gemm_hand_" #BM "x" #BN "x" #BK "_s" #STAGES, BM, BN, Shape<BM, BN, BK, STAGES>::SHARED_BYTES, \
-     gemm_hand_##BM##x##BN##x##BK##_s##STAGES},
+     gemm_hand_##BM##x##BN##x##BK##_s##STAGES, gemm_hand_lib_##BM##x##BN##x##BK##_s##STAGES},
 const Variant VARIANTS[] = {GEMM_HAND_VARIANTS(GEMM_HAND_ENTRY)};
 
 template <class T>
@@ -51,26 +60,36 @@ int steps(uint16_t a, uint16_t b) {
     return std::abs(key(a) - key(b));
 }
 
-bool run(const Variant& v, const Case& c, std::mt19937& rng) {
+// `strided`: the library's entry, with rows padded (x by 8, w by 16, y by 24 elements) and no
+// bias given as the library gives it (the flag off, the buffer bound to x).
+bool run(const Variant& v, const Case& c, bool strided, std::mt19937& rng) {
     std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
     const int guard = 64;  // bf16 after y that must stay untouched
-    bf16* x = aligned<bf16>(size_t(c.m) * c.k);
-    bf16* w = aligned<bf16>(size_t(c.k) * c.n);
+    const int sx = c.k + (strided ? 8 : 0), sw = c.n + (strided ? 16 : 0), sy = c.n + (strided ? 24 : 0);
+    bf16* x = aligned<bf16>(size_t(c.m) * sx);
+    bf16* w = aligned<bf16>(size_t(c.k) * sw);
     bf16* b = aligned<bf16>(c.n);
-    bf16* y = aligned<bf16>(size_t(c.m) * c.n + guard);
+    bf16* y = aligned<bf16>(size_t(c.m) * sy + guard);
     const float ws = 1.0f / std::sqrt(float(c.k));
-    for (size_t i = 0; i < size_t(c.m) * c.k; ++i) x[i] = __float2bfloat16(uni(rng));
-    for (size_t i = 0; i < size_t(c.k) * c.n; ++i) w[i] = __float2bfloat16(uni(rng) * ws);
+    // The padding holds NaNs: a read of it would show in y.
+    for (size_t i = 0; i < size_t(c.m) * sx; ++i) x[i] = i % sx < size_t(c.k) ? __float2bfloat16(uni(rng)) : bf16{0x7fc2};
+    for (size_t i = 0; i < size_t(c.k) * sw; ++i)
+        w[i] = i % sw < size_t(c.n) ? __float2bfloat16(uni(rng) * ws) : bf16{0x7fc2};
     for (int i = 0; i < c.n; ++i) b[i] = __float2bfloat16(uni(rng) * 0.5f);
-    for (size_t i = 0; i < size_t(c.m) * c.n + guard; ++i) y[i] = {0x7fc1};  // a NaN the kernel never writes
+    for (size_t i = 0; i < size_t(c.m) * sy + guard; ++i) y[i] = {0x7fc1};  // a NaN the kernel never writes
 
     emu::globals.clear();
-    emu::global(x, size_t(c.m) * c.k * 2);
-    emu::global(w, size_t(c.k) * c.n * 2);
+    emu::global(x, size_t(c.m) * sx * 2);
+    emu::global(w, size_t(c.k) * sw * 2);
     const unsigned gx = (c.n + v.bn - 1) / v.bn, gy = (c.m + v.bm - 1) / v.bm;
-    const bf16* bias = c.bias ? b : nullptr;
-    emu::launch(gx, gy, THREADS, 1, v.shared_bytes,
-                [&] { v.kernel(x, w, bias, y, c.m, c.n, c.k, c.gelu); });
+    if (strided) {
+        const GemmHandArgs args = {unsigned(c.m), unsigned(c.n), unsigned(c.k), unsigned(sx),
+                                   unsigned(sw), unsigned(sy), c.bias, c.gelu};
+        emu::launch(gx, gy, THREADS, 1, v.shared_bytes, [&] { v.lib(x, w, c.bias ? b : x, y, args); });
+    } else {
+        const bf16* bias = c.bias ? b : nullptr;
+        emu::launch(gx, gy, THREADS, 1, v.shared_bytes, [&] { v.kernel(x, w, bias, y, c.m, c.n, c.k, c.gelu); });
+    }
 
     int worst = 0;
     long off = 0;
@@ -79,7 +98,7 @@ bool run(const Variant& v, const Case& c, std::mt19937& rng) {
             double s = 0.0, mag = 0.0;
             for (int kk = 0; kk < c.k; ++kk) {
                 const double p =
-                    double(__bfloat162float(x[size_t(i) * c.k + kk])) * double(__bfloat162float(w[size_t(kk) * c.n + j]));
+                    double(__bfloat162float(x[size_t(i) * sx + kk])) * double(__bfloat162float(w[size_t(kk) * sw + j]));
                 s += p;
                 mag += std::fabs(p);
             }
@@ -87,7 +106,7 @@ bool run(const Variant& v, const Case& c, std::mt19937& rng) {
             const double tol = (8.0 + std::sqrt(double(c.k))) * 0x1p-24 * mag;
             float r = float(s);
             if (c.bias) r += __bfloat162float(b[j]);
-            const uint16_t got = y[size_t(i) * c.n + j].bits;
+            const uint16_t got = y[size_t(i) * sy + j].bits;
             int d = 1 << 20;  // NaN / inf: never right
             if ((got & 0x7f80) != 0x7f80) {
                 if (c.gelu) {
@@ -106,10 +125,13 @@ bool run(const Variant& v, const Case& c, std::mt19937& rng) {
             off += d > 1 && !(std::fabs(double(__bfloat162float({got})) - double(r)) <= tol);
         }
     bool guard_ok = true;
-    for (int i = 0; i < guard; ++i) guard_ok &= y[size_t(c.m) * c.n + i].bits == 0x7fc1;
+    for (int i = 0; i < guard; ++i) guard_ok &= y[size_t(c.m) * sy + i].bits == 0x7fc1;
+    for (int i = 0; i < c.m; ++i)
+        for (int j = c.n; j < sy; ++j) guard_ok &= y[size_t(i) * sy + j].bits == 0x7fc1;
     const bool ok = off == 0 && guard_ok;
-    std::printf("%-4s %-22s M %4d N %4d K %5d bias %d gelu %d: worst %d bf16 step(s), %ld off, guard %s\n",
-                ok ? "ok" : "FAIL", v.name, c.m, c.n, c.k, c.bias, c.gelu, worst, off, guard_ok ? "untouched" : "WRITTEN");
+    std::printf("%-4s %-22s %-7s M %4d N %4d K %5d bias %d gelu %d: worst %d bf16 step(s), %ld off, guard %s\n",
+                ok ? "ok" : "FAIL", v.name, strided ? "strided" : "dense", c.m, c.n, c.k, c.bias, c.gelu, worst, off,
+                guard_ok ? "untouched" : "WRITTEN");
     std::free(x);
     std::free(w);
     std::free(b);
@@ -130,8 +152,14 @@ int main() {
         {72, 120, 4304, false, false},  // fc2's K (not a multiple of 32)
     };
     bool all = true;
-    for (const auto& v : VARIANTS)
-        for (const auto& c : cases) all &= run(v, c, rng);
+    for (const auto& v : VARIANTS) {
+        for (const auto& c : cases) all &= run(v, c, false, rng);
+        // The library's entry, for the variants it takes (static shared memory, ≤ 48 KiB): the
+        // edges again, strided (the K = 4304 case is the dense one's).
+        if (v.shared_bytes <= 48 * 1024)
+            for (const auto& c : cases)
+                if (c.k < 4000) all &= run(v, c, true, rng);
+    }
     std::printf(all ? "gemm-hand-check: all ok\n" : "gemm-hand-check: FAILED\n");
     return all ? 0 : 1;
 }

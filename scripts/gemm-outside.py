@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Times the hand-written matrix product (scripts/gemm-hand.cu, compiled offline by NVRTC)
+"""Times the hand-written matrix product (dam-core/src/matmul_kernel/gemm_hand.cu — the library's
+`hand` matmul kernels — compiled offline by NVRTC)
 on a GPU at DAM-3B's vision and prefill linears, beside PyTorch's cuBLAS, and prints what
 the vision encode's linears would take with each — the question being whether a kernel with
 `cp.async` and `ldmatrix` (what cubecl's LLVM build withholds) gets near cuBLAS where
@@ -20,7 +21,7 @@ would poison the context for every launch after it.
 
 Making DIR's PTX on a machine without a GPU (see scripts/flash-outside.py for the wheels):
 
-    cp scripts/gemm-hand.cu /tmp/fp/gemm-hand-bf16-sm90.cu
+    cp dam-core/src/matmul_kernel/gemm_hand.cu /tmp/fp/gemm-hand-bf16-sm90.cu
     python3 scripts/nvrtc-compile.py --lib NVRTC_LIB --include HEADERS /tmp/fp/gemm-hand-bf16-sm90.cu
     cp /tmp/fp/gemm-hand-bf16-sm90.nvrtc.ptx gpu-bundle/flash-ptx/
 """
@@ -45,10 +46,10 @@ PRODUCTS = [
     ("prefill gate|up", 247, 2560, 13824, False, False),
     ("prefill down", 247, 6912, 2560, False, False),
 ]
-CU = os.path.join(HERE, "gemm-hand.cu")
+CU = os.path.join(HERE, "..", "dam-core", "src", "matmul_kernel", "gemm_hand.cu")
 # The most shared memory a kernel can declare statically — and cubecl's precompiled path
 # (`PrecompiledSource`) launches with no dynamic shared memory, so only variants within it
-# could enter the library that way; their label says so.
+# are the library's (`bench --matmul linear=hand-…`); their label says so.
 STATIC_LIMIT = 48 * 1024
 STATIC_MARK = " (≤ 48 KiB)"
 

@@ -19,9 +19,13 @@
 # the 42 ms encode) and says whether the flash kernel is slow because of LLVM:
 #   1. carry ["gpu-bundle-nvrtc"], timeout_s 400:
 #      BUNDLE=gpu-bundle-nvrtc LIMIT_nvrtc=360 EXPORT_BY=370 STAGES="nvrtc" OUT=$OUT bash scripts/gpu-check.sh
-#      (`nvrtc`: cubek's TMA matmul routines on every vision and prefill product, our flash
+#      (`nvrtc`: our hand-written matmul (`hand`, dam-core/src/matmul_kernel/gemm_hand.cu:
+#      it can only run on this build) and cubek's TMA matmul routines on every vision and
+#      prefill product, our flash
 #      kernel compiled by NVRTC (two passes, one pass, the ablations), burn's linears with
-#      NVRTC's autotune; compile.log / autotune.log / nvrtc-progress.txt show whether a silent
+#      NVRTC's autotune, then — time left, `hand` right — the whole bench with
+#      `--matmul linear=hand` (bench-b1-nvrtc-hand.json: the vision phase);
+#      compile.log / autotune.log / nvrtc-progress.txt show whether a silent
 #      process compiles, tunes or hangs; the NVRTC kernel cache comes back if ≤ 15 MiB)
 #   2. at once, carry ["gpu-bundle"], timeout_s 360:
 #      LIMIT_flash=150 LIMIT_ncu_flash=170 EXPORT_BY=0 STAGES="flash-outside flash ncu-flash" OUT=$OUT bash scripts/gpu-check.sh
@@ -29,7 +33,7 @@
 #      — launched through the CUDA driver from Python, outside cubecl, beside PyTorch's SDPA:
 #      the kernel's code against cubecl's way of running it, in seconds; then
 #      scripts/gemm-outside.py: a hand-written cp.async + ldmatrix + mma.sync matrix product
-#      (scripts/gemm-hand.cu) at the vision and prefill linears beside cuBLAS — whether the
+#      (dam-core/src/matmul_kernel/gemm_hand.cu) at the vision and prefill linears beside cuBLAS — whether the
 #      linears' ≈ 32 ms can come down without cubek's TMA routines;
 #      `flash`: the LLVM build's attention forms per call, eager and as recorded replays, and
 #      the one-pass form with parts of its loop left out (rows "without …": which part the
@@ -202,7 +206,7 @@ for stage in $STAGES; do
     timeout "$limit" python3 scripts/flash-outside.py "$B/flash-ptx" > "$W/flash-outside.out" 2> "$W/flash-outside.err"
     echo "flash-outside: exit $? after $((SECONDS - s)) s (limit $limit)" | tee -a "$W/summary.txt"
     cat "$W/flash-outside.out" >> "$W/summary.txt"
-    # Then the hand-written matrix product (scripts/gemm-hand.cu: cp.async + ldmatrix +
+    # Then the hand-written matrix product (dam-core/src/matmul_kernel/gemm_hand.cu: cp.async + ldmatrix +
     # mma.sync, what the LLVM build withholds) at the vision and prefill linears beside
     # cuBLAS (scripts/gemm-outside.py), in a process of its own: a fault there cannot cost
     # the flash rows above. Its own limit, LIMIT_gemm_outside (default 45 s).
@@ -244,14 +248,17 @@ for stage in $STAGES; do
         echo "$((SECONDS - stage_start)) s: $(wc -l < "$W/compile.log") kernels compiled, $(grep -c '^Autotune\[' "$W/autotune.log") autotune results, GPU $(nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader 2>/dev/null | head -1), last: $(tail -1 "$W/compile.log" | cut -c1-160)"
       done >> "$W/nvrtc-progress.txt" ) &
     sampler=$!
-    # 1. cubek's routines launched directly (no autotune: one routine's kernels to compile per
+    # 1. Our hand-written product (`hand`: dam-core/src/matmul_kernel/gemm_hand.cu, launched
+    #    as kernel text — only this build can; its first use probes each variant against
+    #    burn's product and says in probe-matmul.err which failed and why), then cubek's
+    #    routines launched directly (no autotune: one routine's kernels to compile per
     #    process), TMA ones first; 40 s each, none started after LIMIT_nvrtc_matmul. Checked
     #    against `simple-unit` (CUDA cores, one kernel per product) rather than burn's op, whose
     #    autotune would compile every candidate through NVRTC first.
     s=$SECONDS
-    kernels=${NVRTC_MATMUL_KERNELS:-tma-mma,specialized-tma-mma,double-mma,tma-multirow-mma}
+    kernels=${NVRTC_MATMUL_KERNELS:-hand,tma-mma,specialized-tma-mma,double-mma,tma-multirow-mma}
     for kernel in ${kernels//,/ }; do
-      [ $((SECONDS - s)) -ge "${LIMIT_nvrtc_matmul:-150}" ] && { echo "nvrtc probe-matmul: out of time before $kernel" >> "$W/summary.txt"; break; }
+      [ $((SECONDS - s)) -ge "${LIMIT_nvrtc_matmul:-170}" ] && { echo "nvrtc probe-matmul: out of time before $kernel" >> "$W/summary.txt"; break; }
       k0=$SECONDS
       echo "== $kernel" >> "$W/compile.log"
       timeout 40 "$T" bench --backend cuda --dtype bf16 --config full --probe-matmul --probe-shapes both \
@@ -278,6 +285,20 @@ for stage in $STAGES; do
       echo "nvrtc probe-vision $name: exit $? after $((SECONDS - s)) s (limit $lim)" | tee -a "$W/summary.txt"
       pack "$stage"
     done
+    # 4. With what is left (≥ 60 s): the whole bench with the vision linears on `hand`, if
+    #    its probe rows above are neither refused nor wrong — the vision phase is issue 7's
+    #    open number (a cold NVRTC process compiles every kernel first: it may not finish).
+    left=$(( limit - (SECONDS - stage_start) ))
+    if grep -q "| hand |" "$W/probe-matmul.out" 2>/dev/null && ! grep "| hand" "$W/probe-matmul.out" | grep -q "refused\|WRONG" \
+       && [ "$left" -ge 60 ]; then
+      s=$SECONDS
+      echo "== bench linear=hand" >> "$W/compile.log"
+      timeout "$left" "$T" bench --backend cuda --dtype bf16 --config full --new-tokens 256 --runs 3 --warmup 1 \
+        --matmul linear=hand --json "$W/bench-b1-nvrtc-hand.json" > "$W/bench-hand.out" 2> "$W/bench-hand.err"
+      echo "nvrtc bench linear=hand: exit $? after $((SECONDS - s)) s (limit $left)" | tee -a "$W/summary.txt"
+    else
+      echo "nvrtc bench linear=hand: not run ($left s left, or its probe rows refused / wrong)" >> "$W/summary.txt"
+    fi
     kill "$sampler" 2>/dev/null
     rm -f cubecl.toml
     xz -6 -f "$W/autotune.log"

@@ -3,8 +3,8 @@
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::Tensor;
-use dam_core::matmul_kernel::linear;
-use dam_core::nn::{gelu_erf, gelu_tanh};
+use dam_core::matmul_kernel::{linear, linear_gelu_tanh};
+use dam_core::nn::gelu_erf;
 use dam_core::{Loader, WeightError};
 
 /// The two-layer GELU MLP of SigLIP's layers and of the adapters: `fc2(gelu(fc1(x)))`.
@@ -30,8 +30,12 @@ impl Mlp {
 
     /// `x` `[B, T, C]` → `[B, T, C]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = linear(&self.fc1, x);
-        let h = if self.tanh_gelu { gelu_tanh(h) } else { gelu_erf(h) };
+        // fc1 and the tanh GELU in one kernel where the hand-written matmul runs.
+        let h = if self.tanh_gelu {
+            linear_gelu_tanh(&self.fc1, x)
+        } else {
+            gelu_erf(linear(&self.fc1, x))
+        };
         linear(&self.fc2, h)
     }
 }

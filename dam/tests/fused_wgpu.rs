@@ -409,8 +409,9 @@ fn assert_border_matches_the_original(out: dam::Result<dam::Description>, what: 
 
 /// The matmul switch (`dam::core::matmul_kernel`): products through burn-cubecl's autotuned
 /// matmul and through fixed cubek routines — a plain and a transposed (strided) right operand,
-/// batched heads, odd sizes, and a tensor-core routine that lavapipe cannot run (refused, so
-/// the autotuned matmul runs instead) — equal burn's op; then a fixture case with the vision
+/// batched heads, odd sizes, a tensor-core routine that lavapipe cannot run (refused, so
+/// the autotuned matmul runs instead) and the hand-written CUDA kernel (refused off CUDA:
+/// burn's op runs, and no variant is available) — equal burn's op; then a fixture case with the vision
 /// tower's and the prefill's products on a fixed routine gives the original's ids and step
 /// logits.
 #[test]
@@ -424,10 +425,17 @@ fn the_matmul_kernels_and_a_fixture_through_them() {
     let lhs = Tensor::<4>::random([2, 3, 37, 21], normal, &device);
     let rhs = Tensor::<4>::random([2, 3, 21, 45], normal, &device);
     let rhs_t = Tensor::<4>::random([2, 3, 45, 21], normal, &device).swap_dims(2, 3);
-    let kernels: Vec<MatmulKernel> = ["autotune", "simple-unit", "double-unit", "simple-cmma"]
-        .iter()
-        .map(|k| k.parse().unwrap())
-        .collect();
+    let kernels: Vec<MatmulKernel> = [
+        "autotune",
+        "simple-unit",
+        "double-unit",
+        "simple-cmma",
+        "hand",
+        "hand-64x64x32-s4",
+    ]
+    .iter()
+    .map(|k| k.parse().unwrap())
+    .collect();
     for rhs in [rhs, rhs_t] {
         let reference = lhs.clone().matmul(rhs.clone());
         let size = reference.clone().abs().max().into_scalar::<f32>();
@@ -441,16 +449,36 @@ fn the_matmul_kernels_and_a_fixture_through_them() {
                 "{}: max abs diff {diff:e} of {size}",
                 k.name()
             );
-            // lavapipe has no tensor cores: only the cmma routine is refused.
+            // lavapipe has no tensor cores and is not CUDA: the cmma routine and the
+            // hand-written kernel are refused.
             let was_refused = mk::cube::refusals() > refused;
             assert_eq!(
                 was_refused,
-                k.name().ends_with("cmma"),
+                k.name().ends_with("cmma") || k.name().starts_with("hand"),
                 "{}: refused {was_refused}",
                 k.name()
             );
         }
     }
+
+    assert_eq!(mk::hand_available(&device), 0, "the hand-written kernel is CUDA's");
+    // With it selected, a linear (and one with its GELU) is burn's.
+    let layer = burn::nn::LinearConfig::new(16, 24).init(&device);
+    let x = Tensor::<3>::random([2, 5, 16], normal, &device);
+    let reference = layer.forward(x.clone());
+    mk::set_choice("linear=hand".parse().unwrap());
+    let ours = mk::linear(&layer, x.clone());
+    let ours_gelu = mk::linear_gelu_tanh(&layer, x);
+    mk::set_choice(mk::MatmulChoice::default());
+    let diff = (ours - reference.clone()).abs().max().into_scalar::<f32>();
+    let diff_gelu = (ours_gelu - dam::core::nn::gelu_tanh(reference))
+        .abs()
+        .max()
+        .into_scalar::<f32>();
+    assert!(
+        diff < 1e-6 && diff_gelu < 1e-6,
+        "hand off CUDA: {diff:e}, with GELU {diff_gelu:e}"
+    );
 
     // One fixed routine end to end (the vision tower's products and the prefill's); the
     // autotuned path is the products' check above.

@@ -22,7 +22,9 @@ use cubek::matmul::multi_level::routines::batch::simple_unit::SimpleUnitSelectio
 use cubek::matmul::routine::BlueprintStrategy;
 use cubek::std::InputBinding;
 
-use super::{MatmulOps, ROUTINES};
+use super::hand::{HAND_VARIANTS, pick};
+use super::hand_launch::gemm_hand;
+use super::{MatmulKernel, MatmulOps, ROUTINES};
 
 /// `ROUTINES[i]` as cubek's strategy, with the selection arguments burn-cubecl 0.22.1's matmul
 /// tuner gives the same routine (`kernel/matmul/tune/base.rs`).
@@ -95,11 +97,83 @@ fn autotuned(lhs: CubeTensor, rhs: CubeTensor, dtype: DType) -> CubeTensor {
 /// Products a fixed routine refused in this process (the first one is reported).
 static REFUSED: AtomicUsize = AtomicUsize::new(0);
 
+/// Counts a product kernel `k` refused (reported the first time).
+pub(super) fn count_refusal(k: MatmulKernel, lhs: &[usize], rhs: &[usize]) {
+    if REFUSED.fetch_add(1, Ordering::Relaxed) == 0 {
+        tracing::warn!(
+            "matmul kernel `{}` cannot run a {lhs:?} · {rhs:?} product here; such products use \
+             burn's",
+            k.name()
+        );
+    }
+}
+
+/// The variant `MatmulKernel::Hand(i)` means for an `[m, k] · [k, n]` product on `tensor`'s
+/// device: `HAND_VARIANTS[i - 1]`, or for `hand` (0) the one [`pick`] models fastest — in
+/// either case only among the variants that passed the device's probe (`super::hand_available`;
+/// `None` before it has run, and for a variant that failed it), so a kernel that did not
+/// compile or agree never runs a product.
+fn hand_variant(i: u8, m: usize, n: usize, tensor: &CubeTensor) -> Option<usize> {
+    let working = if super::HAND_PROBING.load(Ordering::Relaxed) {
+        (1 << HAND_VARIANTS.len()) - 1
+    } else {
+        *super::HAND_WORKING.get()?
+    };
+    if i > 0 {
+        let v = i as usize - 1;
+        return (working & (1 << v) != 0).then_some(v);
+    }
+    let sms = tensor
+        .client
+        .properties()
+        .hardware
+        .num_streaming_multiprocessors
+        .unwrap_or(132) as usize;
+    pick(m, n, sms, working)
+}
+
+/// `lhs · rhs` through the hand-written kernel `Hand(i)`, or `None` where it does not run.
+fn hand_product(
+    lhs: &CubeTensor,
+    rhs: &CubeTensor,
+    bias: Option<&CubeTensor>,
+    gelu: bool,
+    i: u8,
+) -> Option<CubeTensor> {
+    let (ls, rs) = (lhs.shape(), rhs.shape());
+    if ls.num_dims() != 2 || rs.num_dims() != 2 {
+        count_refusal(MatmulKernel::Hand(i), ls.as_slice(), rs.as_slice());
+        return None;
+    }
+    let Some(variant) = hand_variant(i, ls[0], rs[1], lhs) else {
+        count_refusal(MatmulKernel::Hand(i), ls.as_slice(), rs.as_slice());
+        return None;
+    };
+    match gemm_hand(lhs.clone(), rhs.clone(), bias.cloned(), gelu, variant) {
+        Ok(out) => Some(out),
+        Err(why) => {
+            if REFUSED.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!(
+                    "the hand-written matmul refused a {:?} · {:?} product ({why})",
+                    ls.as_slice(),
+                    rs.as_slice()
+                );
+            }
+            None
+        }
+    }
+}
+
 /// `lhs · rhs` with `ROUTINES[code - 1]` (or the autotuned matmul for code 0, and for a
-/// product the routine refuses). Public for the LLM's fused layers, which call it below
-/// burn's op graph.
+/// product the routine refuses), or the hand-written kernel a [`MatmulKernel::Hand`] code
+/// names. Public for the LLM's fused layers, which call it below burn's op graph.
 pub fn matmul_cube(lhs: CubeTensor, rhs: CubeTensor, code: u32) -> CubeTensor {
     let dtype = lhs.dtype;
+    if let MatmulKernel::Hand(i) = MatmulKernel::from_code(code)
+        && let Some(out) = hand_product(&lhs, &rhs, None, false, i)
+    {
+        return out;
+    }
     // Both operands in the activation dtype (weights may be stored in another float type).
     let rhs = if rhs.dtype != dtype {
         <CubeBackend as burn::backend::ops::FloatTensorOps<CubeBackend>>::float_cast(rhs, dtype.into())
@@ -151,5 +225,40 @@ pub fn refusals() -> usize {
 impl MatmulOps for CubeBackend {
     fn matmul_with(lhs: CubeTensor, rhs: CubeTensor, code: u32) -> CubeTensor {
         matmul_cube(lhs, rhs, code)
+    }
+
+    fn linear_with(x: CubeTensor, w: CubeTensor, bias: CubeTensor, code: u32, gelu: bool) -> CubeTensor {
+        if let MatmulKernel::Hand(i) = MatmulKernel::from_code(code)
+            && let Some(out) = hand_product(&x, &w, Some(&bias), gelu, i)
+        {
+            return out;
+        }
+        // Burn's ops: the product, + bias, then GELU of the rounded sum computed in f32.
+        use burn::backend::ops::FloatTensorOps;
+        type B = CubeBackend;
+        let dtype = x.dtype;
+        let y = matmul_cube(x, w, if code > ROUTINES.len() as u32 { 0 } else { code });
+        let n = bias.shape()[0];
+        let bias = if bias.dtype != dtype {
+            B::float_cast(bias, dtype.into())
+        } else {
+            bias
+        };
+        let y = B::float_add(y, B::float_reshape(bias, burn::tensor::Shape::new([1, n])));
+        if !gelu {
+            return y;
+        }
+        // gelu_pytorch_tanh: 0.5 v (1 + tanh(√(2/π) (v + 0.044715 v³))).
+        let v = B::float_cast(y, burn::tensor::FloatDType::F32);
+        let cube = B::float_mul(B::float_mul(v.clone(), v.clone()), v.clone());
+        let inner = B::float_mul_scalar(
+            B::float_add(v.clone(), B::float_mul_scalar(cube, 0.044715.into())),
+            0.797_884_6.into(),
+        );
+        let g = B::float_mul(
+            B::float_mul_scalar(v, 0.5.into()),
+            B::float_add_scalar(B::float_tanh(inner), 1.0.into()),
+        );
+        B::float_cast(g, dtype.into())
     }
 }

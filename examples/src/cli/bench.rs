@@ -207,8 +207,10 @@ struct Args {
     flash_passes: Option<String>,
     /// The kernel of the vision tower's products (and, for a cubek routine, the LLM
     /// prefill's) on the cubecl backends: `fusion` (burn's op, default), `autotune`
-    /// (burn-cubecl's tuner below burn's fusion) or one of cubek's routines by name; or one
-    /// per kind, `linear=NAME,scores=NAME` (experimental; see `dam::core::matmul_kernel`).
+    /// (burn-cubecl's tuner below burn's fusion), one of cubek's routines by name, or our
+    /// hand-written CUDA kernel for the linears (`hand`, or one variant: `hand-64x128x32-s3`,
+    /// … — the `cuda-nvrtc` build only, bf16; elsewhere burn's op); or one per kind,
+    /// `linear=NAME,scores=NAME` (experimental; see `dam::core::matmul_kernel`).
     #[arg(long, default_value = "fusion")]
     matmul: dam::core::matmul_kernel::MatmulChoice,
     /// After the timed runs: one more generation whose 9th decode step is profiled per stage

@@ -1,34 +1,42 @@
-// A hand-written bf16 matrix product for the vision tower's linears, for the `flash-outside`
-// stage (scripts/gemm-outside.py): what a kernel with Ampere's tools — `cp.async` into a
-// three-stage shared-memory ring, fragments read with `ldmatrix` and multiplied with
-// `mma.sync.m16n8k16` (bf16, f32 accumulators) — does at SigLIP's shapes on the card,
-// beside PyTorch's cuBLAS. cubek's routines reach 30–65 TFLOP/s there on the LLVM build,
-// which withholds `cp.async` (cuBLAS: 150–260; docs/performance.md, "The matmul
-// routines"). An experiment, not part of the
-// library: if it is fast, cubecl's precompiled-kernel path (`PrecompiledSource`, NVRTC build
-// only) could launch it for the linears. Compiled offline by scripts/nvrtc-compile.py to
-// `gemm-hand-bf16-sm90.nvrtc.ptx` (gpu-bundle/flash-ptx/); checked offline, on the CPU, by
-// scripts/gemm-hand-check.cpp (this file compiled by g++ against scripts/cuda-emulation.h:
-// one OS thread per CUDA thread, the barriers real, the copies landing only at their wait,
-// `ldmatrix` and `mma.sync` done lane by lane with the PTX ISA's fragment layouts).
+// A hand-written bf16 matrix product for the vision tower's linears: what a kernel with
+// Ampere's tools — `cp.async` into a shared-memory ring of 2–4 stages, fragments read with
+// `ldmatrix` and multiplied with `mma.sync.m16n8k16` (bf16, f32 accumulators) — does at
+// SigLIP's shapes. cubek's routines reach 30–65 TFLOP/s there on the LLVM build, which
+// withholds `cp.async` (cuBLAS: 150–260; docs/performance.md, "The matmul routines").
+//
+// Two users of this one text:
+// - the library (`dam_core::matmul_kernel::hand`, the `hand` matmul kernels): cubecl's
+//   precompiled-kernel path hands it to NVRTC at run time on the CUDA build whose compiler is
+//   CUDA C++ (the facade's `cuda-nvrtc`), with `GEMM_HAND_LIBRARY` and one variant's
+//   `GEMM_HAND_*` numbers defined in front — one entry point, `gemm_hand`, static shared
+//   memory (that path launches with no dynamic shared memory), sizes and flags in a struct
+//   passed by value (see `GemmHandArgs`);
+// - the scripts: scripts/gemm-outside.py times every variant (entry points
+//   `gemm_hand_<BM>x<BN>x<BK>_s<STAGES>`, dynamic shared memory) beside cuBLAS from PTX
+//   compiled offline by scripts/nvrtc-compile.py; scripts/gemm-hand-check.cpp runs both kinds
+//   of entry on the CPU against scripts/cuda-emulation.h (one OS thread per CUDA thread, the
+//   barriers real, the copies landing only at their wait, `ldmatrix` and `mma.sync` done lane
+//   by lane with the PTX ISA's fragment layouts) — `.ci/run` does that on every change.
 // (The `wmma` API was tried first: NVRTC lowers its fragment loads from shared memory to
 // generic `LD`s, not `LDSM` — the same thing seen in cubecl's NVRTC build of the flash kernel.)
 //
 //   y[M, N] = x[M, K] · w[K, N] (+ bias[N]) (then GELU, tanh form, if `gelu`)
 //
-// x, w, y contiguous row-major bf16 — w as the library holds a linear's weight, `[d_in,
-// d_out]`; bias bf16 or null. M any; K and N multiples of 8 and every pointer 16-byte aligned
-// (a 16-byte copy is all-in or all-out at the edges, which are zero-filled). Accumulation in
-// f32, bias added in f32, one rounding to bf16 — what cuBLAS's bias epilogue does for
-// PyTorch's `F.linear`; with `gelu` the sum is rounded to bf16 first and GELU taken of that
-// and rounded again, as HF's SigLIP MLP does (`fc1` in bf16, then `gelu_pytorch_tanh`).
+// x, w, y row-major bf16 with unit column stride and row strides sx, sw, sy (elements) — w as
+// the library holds a linear's weight, `[d_in, d_out]`; bias bf16 or null. M any; K, N and
+// the row strides multiples of 8 and every pointer 16-byte aligned (a 16-byte copy is all-in
+// or all-out at the edges, which are zero-filled). Accumulation in f32, bias added in f32,
+// one rounding to bf16 — what cuBLAS's bias epilogue does for PyTorch's `F.linear`; with
+// `gelu` the sum is rounded to bf16 first and GELU taken of that and rounded again, as HF's
+// SigLIP MLP does (`fc1` in bf16, then `gelu_pytorch_tanh`).
 //
-// Launch: grid (⌈N / BN⌉, ⌈M / BM⌉), block 256 threads (8 warps), dynamic shared memory
-// `Shape<BM, BN, BK, STAGES>::SHARED_BYTES` (over 48 KiB for most: the launch raises the
-// function's limit). Several tile shapes, ring depths and K steps (GEMM_HAND_VARIANTS below,
-// one entry point each, `gemm_hand_<BM>x<BN>x<BK>_s<STAGES>`), so that one run on the card
-// says which suits these shapes: M = 729 gives only 6 row blocks of 128, and the 132 SMs want
-// more blocks than 128 × 128 makes of the narrower products.
+// Launch: grid (⌈N / BN⌉, ⌈M / BM⌉), block 256 threads (8 warps), shared memory
+// `Shape<BM, BN, BK, STAGES>::SHARED_BYTES` (dynamic for the scripts' entries — over 48 KiB for
+// most, the launch raises the function's limit — static for the library's, which therefore
+// takes only the variants within 48 KiB). Several tile shapes, ring depths and K steps
+// (GEMM_HAND_VARIANTS below), so that one run on the card says which suits these shapes:
+// M = 729 gives only 6 row blocks of 128, and the 132 SMs want more blocks than 128 × 128
+// makes of the narrower products.
 
 typedef unsigned int u32;
 
@@ -73,6 +81,7 @@ __device__ __forceinline__ void mma16816(float* c, const u32* a, const u32* b) {
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 #define DYNAMIC_SHARED(name) extern __shared__ __align__(128) unsigned char name[]
+#define STATIC_SHARED(name, bytes) __shared__ __align__(128) unsigned char name[bytes]
 #endif
 
 typedef __nv_bfloat16 bf16;
@@ -85,9 +94,10 @@ typedef __nv_bfloat16 bf16;
 // which caps the registers). scripts/gemm-hand-check.cpp and scripts/gemm-outside.py read
 // this list. The first four fit in 48 KiB of shared memory: the most a kernel can declare
 // statically, and a kernel launched through cubecl's precompiled path gets no dynamic shared
-// memory (cubecl-runtime 0.11 `PrecompiledSource`) — so only those could go into the library
-// that way as they are; they run first on the card (a fault in one kernel poisons the
-// context for every launch after it).
+// memory (cubecl-runtime 0.11 `PrecompiledSource`) — so only those go into the library
+// (`HAND_VARIANTS` in hand.rs repeats their numbers; a unit test there reads this list and
+// compares); they run first on the card (a fault in one kernel poisons the context for every
+// launch after it).
 #define GEMM_HAND_VARIANTS(X)          \
     X(64, 128, 32, 3, 32, 32, 2)      \
     X(128, 128, 32, 2, 64, 32, 2)     \
@@ -118,11 +128,12 @@ struct Shape {
     static_assert(STAGES >= 2 && BK % 16 == 0, "ring, K steps of 16");
 };
 
-// ROWS × COLS of a row-major `rows` × `cols` matrix from (r0, c0) into shared memory with row
-// stride LD: 16-byte copies, (ROWS · COLS / 8) / THREADS a thread; outside the matrix, zeros.
+// ROWS × COLS of a row-major `rows` × `cols` matrix (rows `ld` elements apart) from (r0, c0)
+// into shared memory with row stride LD: 16-byte copies, (ROWS · COLS / 8) / THREADS a thread;
+// outside the matrix, zeros.
 template <int ROWS, int COLS, int LD>
-__device__ __forceinline__ void copy_tile(bf16* dst, const bf16* __restrict__ src, int rows, int cols, int r0,
-                                          int c0, int tid) {
+__device__ __forceinline__ void copy_tile(bf16* dst, const bf16* __restrict__ src, int rows, int cols, int ld,
+                                          int r0, int c0, int tid) {
     static_assert((ROWS * (COLS / 8)) % THREADS == 0, "copy split");
 #pragma unroll
     for (int i = 0; i < ROWS * (COLS / 8) / THREADS; ++i) {
@@ -130,7 +141,7 @@ __device__ __forceinline__ void copy_tile(bf16* dst, const bf16* __restrict__ sr
         const int r = c / (COLS / 8), col = (c % (COLS / 8)) * 8;
         const int gr = r0 + r, gc = c0 + col;
         const bool in = gr < rows && gc < cols;
-        cp_async16(dst + r * LD + col, in ? src + (size_t)gr * cols + gc : src, in ? 16 : 0);
+        cp_async16(dst + r * LD + col, in ? src + (size_t)gr * ld + gc : src, in ? 16 : 0);
     }
 }
 
@@ -138,10 +149,10 @@ __device__ __forceinline__ void copy_tile(bf16* dst, const bf16* __restrict__ sr
 // (k0, n0)).
 template <int BM, int BN, int BK, int STAGES>
 __device__ __forceinline__ void load_stage(bf16* sa, const bf16* __restrict__ x, const bf16* __restrict__ w,
-                                           int m, int n, int k, int m0, int n0, int k0, int tid) {
+                                           int m, int n, int k, int sx, int sw, int m0, int n0, int k0, int tid) {
     typedef Shape<BM, BN, BK, STAGES> S;
-    copy_tile<BM, BK, S::LDA>(sa, x, m, k, m0, k0, tid);
-    copy_tile<BK, BN, S::LDB>(sa + S::A_ELEMS, w, k, n, k0, n0, tid);
+    copy_tile<BM, BK, S::LDA>(sa, x, m, k, sx, m0, k0, tid);
+    copy_tile<BK, BN, S::LDB>(sa + S::A_ELEMS, w, k, n, sw, k0, n0, tid);
 }
 
 __device__ __forceinline__ float gelu_tanh(float v) {
@@ -163,7 +174,8 @@ __device__ __forceinline__ u32 pack_bf16(float lo, float hi) {
 template <int BM, int BN, int BK, int STAGES, int WM, int WN>
 __device__ __forceinline__ void gemm_body(unsigned char* smem_raw, const bf16* __restrict__ x,
                                           const bf16* __restrict__ w, const bf16* __restrict__ bias,
-                                          bf16* __restrict__ y, int m, int n, int k, int gelu) {
+                                          bf16* __restrict__ y, int m, int n, int k, int sx, int sw, int sy,
+                                          int gelu) {
     typedef Shape<BM, BN, BK, STAGES> S;
     // A warp's tile: FM blocks of 16 rows × FN blocks of 8 columns.
     constexpr int FM = WM / 16, FN = WN / 8, WARPS_N = BN / WN;
@@ -194,7 +206,7 @@ __device__ __forceinline__ void gemm_body(unsigned char* smem_raw, const bf16* _
     // "tile kt has landed" is always "at most STAGES - 2 groups in flight".
 #pragma unroll
     for (int s = 0; s < STAGES - 1; ++s) {
-        if (s < kt_count) load_stage<BM, BN, BK, STAGES>(smem + s * S::STAGE_ELEMS, x, w, m, n, k, m0, n0, s * BK, tid);
+        if (s < kt_count) load_stage<BM, BN, BK, STAGES>(smem + s * S::STAGE_ELEMS, x, w, m, n, k, sx, sw, m0, n0, s * BK, tid);
         cp_async_commit();
     }
     for (int kt = 0; kt < kt_count; ++kt) {
@@ -204,7 +216,8 @@ __device__ __forceinline__ void gemm_body(unsigned char* smem_raw, const bf16* _
         __syncthreads();
         const int next = kt + STAGES - 1;
         if (next < kt_count)
-            load_stage<BM, BN, BK, STAGES>(smem + (next % STAGES) * S::STAGE_ELEMS, x, w, m, n, k, m0, n0, next * BK, tid);
+            load_stage<BM, BN, BK, STAGES>(smem + (next % STAGES) * S::STAGE_ELEMS, x, w, m, n, k, sx, sw, m0, n0,
+                                           next * BK, tid);
         cp_async_commit();
 
         const bf16* sa = smem + (kt % STAGES) * S::STAGE_ELEMS;
@@ -247,18 +260,50 @@ __device__ __forceinline__ void gemm_body(unsigned char* smem_raw, const bf16* _
                 if (row < m) {
                     float lo = finish(acc[i][j][2 * h], bias, col, gelu);
                     float hi = finish(acc[i][j][2 * h + 1], bias, col + 1, gelu);
-                    *reinterpret_cast<u32*>(y + (size_t)row * n + col) = pack_bf16(lo, hi);
+                    *reinterpret_cast<u32*>(y + (size_t)row * sy + col) = pack_bf16(lo, hi);
                 }
             }
         }
     }
 }
 
+// The scripts' entry points, one per variant: contiguous rows, dynamic shared memory.
 #define GEMM_HAND_KERNEL(BM, BN, BK, STAGES, WM, WN, MIN_BLOCKS)                                           \
     extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) gemm_hand_##BM##x##BN##x##BK##_s##STAGES( \
         const bf16* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,                   \
         bf16* __restrict__ y, int m, int n, int k, int gelu) {                                                   \
         DYNAMIC_SHARED(smem_raw);                                                                                \
-        gemm_body<BM, BN, BK, STAGES, WM, WN>(smem_raw, x, w, bias, y, m, n, k, gelu);                           \
+        gemm_body<BM, BN, BK, STAGES, WM, WN>(smem_raw, x, w, bias, y, m, n, k, k, n, n, gelu);                  \
     }
+
+// The library's arguments after the four buffers: cubecl hands a precompiled kernel's info
+// (`MetadataBindingInfo`, u64 words) to the launch as one parameter passed by value when the
+// device takes grid constants (every CUDA device from sm_70; this kernel needs sm_80), so the
+// layout is eight u64 in this order — `dam_core::matmul_kernel::hand` writes them. `bias` and
+// `gelu` are 0 or 1; without bias the bias buffer is bound to x and never read.
+struct GemmHandArgs {
+    unsigned long long m, n, k, sx, sw, sy, bias, gelu;
+};
+
+// The library's kind of entry point, named NAME: strided rows, sizes and flags in
+// `GemmHandArgs`, static shared memory.
+#define GEMM_HAND_STRIDED_KERNEL(NAME, BM, BN, BK, STAGES, WM, WN, MIN_BLOCKS)                                 \
+    extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)                                          \
+        NAME(const bf16* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,            \
+             bf16* __restrict__ y, const GemmHandArgs args) {                                                  \
+        STATIC_SHARED(smem_raw, (Shape<BM, BN, BK, STAGES>::SHARED_BYTES));                                    \
+        gemm_body<BM, BN, BK, STAGES, WM, WN>(smem_raw, x, w, args.bias ? bias : nullptr, y, (int)args.m,      \
+                                              (int)args.n, (int)args.k, (int)args.sx, (int)args.sw,            \
+                                              (int)args.sy, (int)args.gelu);                                   \
+    }
+
+#ifdef GEMM_HAND_LIBRARY
+// The library's one entry point, `gemm_hand`: the variant whose numbers are defined in front of
+// this text. A static `__shared__` array may take at most 48 KiB.
+static_assert(Shape<GEMM_HAND_BM, GEMM_HAND_BN, GEMM_HAND_BK, GEMM_HAND_STAGES>::SHARED_BYTES <= 48 * 1024,
+              "a precompiled kernel gets no dynamic shared memory");
+GEMM_HAND_STRIDED_KERNEL(gemm_hand, GEMM_HAND_BM, GEMM_HAND_BN, GEMM_HAND_BK, GEMM_HAND_STAGES, GEMM_HAND_WM,
+                         GEMM_HAND_WN, GEMM_HAND_MIN_BLOCKS)
+#else
 GEMM_HAND_VARIANTS(GEMM_HAND_KERNEL)
+#endif
