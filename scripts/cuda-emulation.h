@@ -1,4 +1,5 @@
-// The CUDA pieces our hand-written kernels use (scripts/gemm-hand.cu, scripts/flash-hand.cu),
+// The CUDA pieces our hand-written kernels use (dam-core/src/matmul_kernel/gemm_hand.cu,
+// dam-vision/src/flash/flash_hand.cu),
 // emulated on the CPU, so that a kernel's own source can be run and checked without a GPU
 // (scripts/gemm-hand-check.cpp, scripts/flash-hand-check.cpp). Not a CUDA emulator: exactly
 // what those kernels touch, each as the PTX ISA defines it. A kernel's device-only helpers
@@ -72,6 +73,11 @@ inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) { return {__floa
 inline float __int_as_float(int i) {
     float f;
     std::memcpy(&f, &i, 4);
+    return f;
+}
+inline float __uint_as_float(unsigned u) {
+    float f;
+    std::memcpy(&f, &u, 4);
     return f;
 }
 
@@ -270,7 +276,7 @@ inline void mma16816(float* c, const u32* a, const u32* b) {
         c[e] = s;
     }
 }
-// The form scripts/flash-hand.cu uses: B's two registers apart.
+// The form flash_hand.cu uses: B's two registers apart.
 inline void mma16816(float* c, const u32* a, u32 b0, u32 b1) {
     const u32 b[2] = {b0, b1};
     mma16816(c, a, b);

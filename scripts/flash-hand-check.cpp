@@ -1,8 +1,9 @@
-// Runs scripts/flash-hand.cu — its own source — on the CPU through scripts/cuda-emulation.h,
-// launched as scripts/flash-outside.py launches it on the GPU (the four buffers, the strides
-// in the "dynamic metadata" buffer, the 104-byte grid-constant struct; grid (⌈seq_q / 64⌉,
-// B·H), block (32, 4)), against a double-precision softmax attention of the same bf16
-// values. Sizes and layouts that exercise its edges: query and key counts not multiples of
+// Runs dam-vision/src/flash/flash_hand.cu — its own source, both entry points — on the CPU
+// through scripts/cuda-emulation.h: `flash_hand_bf16` launched as scripts/flash-outside.py
+// launches it on the GPU (the four buffers, the strides in the "dynamic metadata" buffer, the
+// 104-byte grid-constant struct), and `flash_hand` as the library does (`FlashHandArgs`); grid
+// (⌈seq_q / 64⌉, B·H), block (32, 4); against a double-precision softmax attention of the
+// same bf16 values. Sizes and layouts that exercise its edges: query and key counts not multiples of
 // 64 and unequal, a single key, contiguous `[B, H, S, D]`, `[B, S, H, D]` (heads interleaved,
 // as a fused q|k|v projection leaves them) and head_dim strided (`[B, H, D, S]` storage), and
 // keys whose scores grow along the sequence so that every key block raises the running row
@@ -15,7 +16,7 @@
 //     g++ -std=c++20 -O2 -fno-strict-aliasing -pthread -o /tmp/flash-hand-check scripts/flash-hand-check.cpp
 //     /tmp/flash-hand-check
 #include "cuda-emulation.h"
-#include "flash-hand.cu"
+#include "../dam-vision/src/flash/flash_hand.cu"
 
 #include <algorithm>
 #include <array>
@@ -51,7 +52,8 @@ size_t at(const std::array<u32, 4>& st, int b, int h, int s, int d) {
     return size_t(b) * st[0] + size_t(h) * st[1] + size_t(s) * st[2] + size_t(d) * st[3];
 }
 
-bool run(const Case& c, std::mt19937& rng) {
+// `library`: through `flash_hand` and `FlashHandArgs`, else `flash_hand_bf16`.
+bool run(const Case& c, bool library, std::mt19937& rng) {
     std::normal_distribution<float> normal(0.0f, 1.0f);
     const int d = HD;
     const auto qst = strides(c.layout, c.heads, c.seq_q, d), kst = strides(c.layout, c.heads, c.seq_kv, d);
@@ -81,9 +83,24 @@ bool run(const Case& c, std::mt19937& rng) {
     info.scalars_u32[1] = u32(c.seq_q);
     info.scalars_u32[2] = u32(c.seq_kv);
     for (int i = 0; i < 4; ++i) info.static_meta[8 + i] = u32(4 * i);
+    FlashHandArgs args{};
+    args.heads = c.heads;
+    args.seq_q = c.seq_q;
+    args.seq_kv = c.seq_kv;
+    std::memcpy(&args.scale_bits, &scale, 4);
+    for (int i = 0; i < 4; ++i) {
+        args.qs[i] = qst[i];
+        args.ks[i] = kst[i];
+        args.vs[i] = kst[i];
+        args.os[i] = ost[i];
+    }
     emu::globals.clear();
-    emu::launch((c.seq_q + BM - 1) / BM, c.batch * c.heads, 32, 4, 0,
-                [&] { flash_hand_bf16(q.data(), k.data(), v.data(), out.data(), meta.data(), info); });
+    emu::launch((c.seq_q + BM - 1) / BM, c.batch * c.heads, 32, 4, 0, [&] {
+        if (library)
+            flash_hand(q.data(), k.data(), v.data(), out.data(), args);
+        else
+            flash_hand_bf16(q.data(), k.data(), v.data(), out.data(), meta.data(), info);
+    });
 
     double worst = 0.0, total = 0.0;
     long count = 0;
@@ -112,8 +129,8 @@ bool run(const Case& c, std::mt19937& rng) {
             }
     const double mean = total / double(count);
     const bool ok = worst <= 2e-2 && mean <= 2e-3;
-    std::printf("%-4s %-44s B %d H %d seq_q %4d seq_kv %4d: max diff %.3e, mean %.3e\n", ok ? "ok" : "FAIL", c.what,
-                c.batch, c.heads, c.seq_q, c.seq_kv, worst, mean);
+    std::printf("%-4s %-15s %-44s B %d H %d seq_q %4d seq_kv %4d: max diff %.3e, mean %.3e\n", ok ? "ok" : "FAIL",
+                library ? "flash_hand" : "flash_hand_bf16", c.what, c.batch, c.heads, c.seq_q, c.seq_kv, worst, mean);
     return ok;
 }
 
@@ -129,7 +146,8 @@ int main() {
         {"growing keys: every block raises the maximum", 1, 1, 40, 200, Layout::Bhsd, true},
     };
     bool all = true;
-    for (const auto& c : cases) all &= run(c, rng);
+    for (bool library : {false, true})
+        for (const auto& c : cases) all &= run(c, library, rng);
     std::printf(all ? "flash-hand-check: all ok\n" : "flash-hand-check: FAILED\n");
     return all ? 0 : 1;
 }

@@ -2,7 +2,7 @@
 """Launches the flash kernel's PTX **outside cubecl** on a GPU and times it with CUDA events:
 whether the kernel's code is slow (1.3–2.9 ms a SigLIP attention through cubecl on the H100,
 2026-11-27) or how cubecl runs it, whether the LLVM build's PTX and NVRTC's PTX of the
-same kernel differ on the card, and what a hand-written kernel (scripts/flash-hand.cu, same
+same kernel differ on the card, and what a hand-written kernel (dam-vision/src/flash/flash_hand.cu, same
 arguments) does beside them.
 
     python3 scripts/flash-outside.py DIR [--iters 50]
@@ -37,8 +37,8 @@ Making DIR on a machine without a GPU (what gpu-bundle/flash-ptx/ holds, 2026-11
     # with nvidia-cuda-nvcc-cu12's include/ (crt/) copied in
     python3 scripts/nvrtc-compile.py --lib NVRTC_LIB --include HEADERS /tmp/fp/flash-*bf16*-sm90.cu
     mkdir -p gpu-bundle/flash-ptx && cp /tmp/fp/summary.json /tmp/fp/flash-*bf16*-sm90*.ptx gpu-bundle/flash-ptx/
-    # and scripts/flash-hand.cu, a hand-written kernel with the same arguments, beside them:
-    cp scripts/flash-hand.cu /tmp/fp/flash-hand-bf16-sm90.cu
+    # and dam-vision/src/flash/flash_hand.cu, a hand-written kernel with the same arguments, beside them:
+    cp dam-vision/src/flash/flash_hand.cu /tmp/fp/flash-hand-bf16-sm90.cu
     python3 scripts/nvrtc-compile.py --lib NVRTC_LIB --include HEADERS /tmp/fp/flash-hand-bf16-sm90.cu
     cp /tmp/fp/flash-hand-bf16-sm90.nvrtc.ptx gpu-bundle/flash-ptx/
 """
@@ -190,7 +190,7 @@ def main():
             continue
         form = summary.get(m.group(1))
         if form is None and m.group(1).startswith("flash-hand-"):
-            # scripts/flash-hand.cu: 4 warps of 16 query rows, its shared memory static.
+            # dam-vision/src/flash/flash_hand.cu: 4 warps of 16 query rows, its shared memory static.
             form = {"dtype": "BF16", "planes": 4, "shared_bytes": 0}
         if form is None or form["dtype"] != "BF16":
             continue

@@ -21,10 +21,10 @@
 #      BUNDLE=gpu-bundle-nvrtc LIMIT_nvrtc=360 EXPORT_BY=370 STAGES="nvrtc" OUT=$OUT bash scripts/gpu-check.sh
 #      (`nvrtc`: our hand-written matmul (`hand`, dam-core/src/matmul_kernel/gemm_hand.cu:
 #      it can only run on this build) and cubek's TMA matmul routines on every vision and
-#      prefill product, our flash
-#      kernel compiled by NVRTC (two passes, one pass, the ablations), burn's linears with
-#      NVRTC's autotune, then — time left, `hand` right — the whole bench with
-#      `--matmul linear=hand` (bench-b1-nvrtc-hand.json: the vision phase);
+#      prefill product, our hand-written flash attention (`hand`, flash_hand.cu) and our
+#      cubecl flash kernel compiled by NVRTC (two passes, one pass, the ablations), burn's linears with
+#      NVRTC's autotune, then — time left, the hand-written kernels right — the whole bench
+#      with `--matmul linear=hand` / `--vision-attention hand` (bench-b1-nvrtc-hand.json);
 #      compile.log / autotune.log / nvrtc-progress.txt show whether a silent
 #      process compiles, tunes or hangs; the NVRTC kernel cache comes back if ≤ 15 MiB)
 #   2. at once, carry ["gpu-bundle"], timeout_s 360:
@@ -248,57 +248,67 @@ for stage in $STAGES; do
         echo "$((SECONDS - stage_start)) s: $(wc -l < "$W/compile.log") kernels compiled, $(grep -c '^Autotune\[' "$W/autotune.log") autotune results, GPU $(nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader 2>/dev/null | head -1), last: $(tail -1 "$W/compile.log" | cut -c1-160)"
       done >> "$W/nvrtc-progress.txt" ) &
     sampler=$!
-    # 1. Our hand-written product (`hand`: dam-core/src/matmul_kernel/gemm_hand.cu, launched
-    #    as kernel text — only this build can; its first use probes each variant against
-    #    burn's product and says in probe-matmul.err which failed and why), then cubek's
-    #    routines launched directly (no autotune: one routine's kernels to compile per
-    #    process), TMA ones first; 40 s each, none started after LIMIT_nvrtc_matmul. Checked
-    #    against `simple-unit` (CUDA cores, one kernel per product) rather than burn's op, whose
-    #    autotune would compile every candidate through NVRTC first.
-    s=$SECONDS
-    kernels=${NVRTC_MATMUL_KERNELS:-hand,tma-mma,specialized-tma-mma,double-mma,tma-multirow-mma}
-    for kernel in ${kernels//,/ }; do
-      [ $((SECONDS - s)) -ge "${LIMIT_nvrtc_matmul:-170}" ] && { echo "nvrtc probe-matmul: out of time before $kernel" >> "$W/summary.txt"; break; }
-      k0=$SECONDS
-      echo "== $kernel" >> "$W/compile.log"
+    # In order of what decides issue 7's open number (the vision phase) — the hand-written
+    # kernels first, only this build can launch them (kernel text through NVRTC):
+    # 1. `hand` matmul (dam-core/src/matmul_kernel/gemm_hand.cu) on every vision and prefill
+    #    product: its first use probes each variant against burn's product and says in
+    #    probe-matmul.err which failed and why. Checked against `simple-unit` (CUDA cores, one
+    #    kernel per product) rather than burn's op, whose autotune would compile every
+    #    candidate through NVRTC first.
+    # 2. `hand` attention (dam-vision/src/flash/flash_hand.cu): its probe-vision row, marked
+    #    "not available" if its probe failed (then `fused-softmax` ran).
+    # 3. The whole bench with those of the two that ran right (`--matmul linear=hand`: rows
+    #    neither refused nor wrong; `--vision-attention hand`), LIMIT_nvrtc_bench (150 s) at
+    #    most, ≥ 60 s or not at all (a cold NVRTC process compiles every kernel first).
+    # 4. With what is left: cubek's TMA routines launched directly (no autotune: one routine's
+    #    kernels to compile per process), 40 s each; then our cubecl flash kernel through
+    #    NVRTC (two passes, one pass, the ablations) and the linears through burn's fusion (its
+    #    autotune now has TMA candidates) with the CUDA default attention.
+    left() { echo $(( limit - (SECONDS - stage_start) )); }
+    probe_matmul() {  # KERNEL
+      local k0=$SECONDS
+      echo "== $1" >> "$W/compile.log"
       timeout 40 "$T" bench --backend cuda --dtype bf16 --config full --probe-matmul --probe-shapes both \
-        --probe-kernels "$kernel" --probe-reference simple-unit --runs 1 >> "$W/probe-matmul.out" 2>> "$W/probe-matmul.err"
-      echo "nvrtc probe-matmul $kernel: exit $? after $((SECONDS - k0)) s" | tee -a "$W/summary.txt"
+        --probe-kernels "$1" --probe-reference simple-unit --runs 1 >> "$W/probe-matmul.out" 2>> "$W/probe-matmul.err"
+      echo "nvrtc probe-matmul $1: exit $? after $((SECONDS - k0)) s" | tee -a "$W/summary.txt"
+    }
+    probe_vision() {  # NAME ONLY MAX_SECONDS
+      local lim k0=$SECONDS
+      lim=$(left); [ "$lim" -gt "$3" ] && lim=$3
+      [ "$lim" -ge 30 ] || { echo "nvrtc probe-vision $1: out of time" >> "$W/summary.txt"; return; }
+      echo "== probe-vision $1" >> "$W/compile.log"
+      timeout "$lim" "$T" bench --backend cuda --dtype bf16 --config full --probe-vision --runs 1 \
+        --probe-only "$2" > "$W/probe-vision-$1.out" 2> "$W/probe-vision-$1.err"
+      echo "nvrtc probe-vision $1: exit $? after $((SECONDS - k0)) s (limit $lim)" | tee -a "$W/summary.txt"
+      pack "$stage"
+    }
+    at='head_dim 72, 729 tokens'
+    probe_matmul hand
+    pack "$stage"
+    probe_vision hand "\`hand\`, $at" 45
+    hand=()
+    grep -q "| hand |" "$W/probe-matmul.out" 2>/dev/null && ! grep "| hand" "$W/probe-matmul.out" | grep -q "refused\|WRONG" \
+      && hand+=(--matmul linear=hand)
+    grep "\`hand\`" "$W/probe-vision-hand.out" 2>/dev/null | grep -qv "not available" && hand+=(--vision-attention hand)
+    lim=$(left); [ "$lim" -gt "${LIMIT_nvrtc_bench:-150}" ] && lim=${LIMIT_nvrtc_bench:-150}
+    if [ "${#hand[@]}" -gt 0 ] && [ "$lim" -ge 60 ]; then
+      s=$SECONDS
+      echo "== bench ${hand[*]}" >> "$W/compile.log"
+      timeout "$lim" "$T" bench --backend cuda --dtype bf16 --config full --new-tokens 256 --runs 3 --warmup 1 \
+        "${hand[@]}" --json "$W/bench-b1-nvrtc-hand.json" > "$W/bench-hand.out" 2> "$W/bench-hand.err"
+      echo "nvrtc bench ${hand[*]}: exit $? after $((SECONDS - s)) s (limit $lim)" | tee -a "$W/summary.txt"
+      pack "$stage"
+    else
+      echo "nvrtc bench with the hand-written kernels: not run ($lim s left; flags from the probes: ${hand[*]:-none})" >> "$W/summary.txt"
+    fi
+    for kernel in $(echo "${NVRTC_MATMUL_KERNELS:-tma-mma,specialized-tma-mma,double-mma,tma-multirow-mma}" | tr , ' '); do
+      [ "$(left)" -ge 45 ] || { echo "nvrtc probe-matmul: out of time before $kernel" >> "$W/summary.txt"; break; }
+      probe_matmul "$kernel"
     done
     python3 scripts/pick-matmul.py "$W/probe-matmul.out" > "$W/pick-matmul.md" 2>&1
     pack "$stage"
-    # 2. Our flash kernel through NVRTC, at SigLIP's shape only (no burn attention, whose
-    #    autotune has its own TMA candidates): the two-pass and one-pass forms, then the
-    #    one-pass ablations. 3. The linears through burn's fusion (its autotune now has TMA
-    #    candidates) and the CUDA default attention.
-    at='head_dim 72, 729 tokens'
-    for part in "flash:\`flash\`, $at;one pass, 4 planes a cube, $at;one pass, 2 planes a cube, $at;without" \
-                "linears:1152→3456, 729 tokens;1152→1152, 729 tokens;1152→4304, 729 tokens;4304→1152, 729 tokens;\`fused-softmax\`, $at"; do
-      name=${part%%:*}; only=${part#*:}
-      left=$(( limit - (SECONDS - stage_start) ))
-      [ "$left" -ge 30 ] || { echo "nvrtc probe-vision $name: out of time" >> "$W/summary.txt"; break; }
-      lim=$left; [ "$name" = flash ] && [ "$lim" -gt 120 ] && lim=120
-      s=$SECONDS
-      echo "== probe-vision $name" >> "$W/compile.log"
-      timeout "$lim" "$T" bench --backend cuda --dtype bf16 --config full --probe-vision --runs 1 \
-        --probe-only "$only" > "$W/probe-vision-$name.out" 2> "$W/probe-vision-$name.err"
-      echo "nvrtc probe-vision $name: exit $? after $((SECONDS - s)) s (limit $lim)" | tee -a "$W/summary.txt"
-      pack "$stage"
-    done
-    # 4. With what is left (≥ 60 s): the whole bench with the vision linears on `hand`, if
-    #    its probe rows above are neither refused nor wrong — the vision phase is issue 7's
-    #    open number (a cold NVRTC process compiles every kernel first: it may not finish).
-    left=$(( limit - (SECONDS - stage_start) ))
-    if grep -q "| hand |" "$W/probe-matmul.out" 2>/dev/null && ! grep "| hand" "$W/probe-matmul.out" | grep -q "refused\|WRONG" \
-       && [ "$left" -ge 60 ]; then
-      s=$SECONDS
-      echo "== bench linear=hand" >> "$W/compile.log"
-      timeout "$left" "$T" bench --backend cuda --dtype bf16 --config full --new-tokens 256 --runs 3 --warmup 1 \
-        --matmul linear=hand --json "$W/bench-b1-nvrtc-hand.json" > "$W/bench-hand.out" 2> "$W/bench-hand.err"
-      echo "nvrtc bench linear=hand: exit $? after $((SECONDS - s)) s (limit $left)" | tee -a "$W/summary.txt"
-    else
-      echo "nvrtc bench linear=hand: not run ($left s left, or its probe rows refused / wrong)" >> "$W/summary.txt"
-    fi
+    probe_vision flash "\`flash\`, $at;one pass, 4 planes a cube, $at;one pass, 2 planes a cube, $at;without" 120
+    probe_vision linears "1152→3456, 729 tokens;1152→1152, 729 tokens;1152→4304, 729 tokens;4304→1152, 729 tokens;\`fused-softmax\`, $at" 1000
     kill "$sampler" 2>/dev/null
     rm -f cubecl.toml
     xz -6 -f "$W/autotune.log"

@@ -21,6 +21,7 @@ pub mod encoder_layer;
 pub mod error;
 #[cfg(feature = "cube")]
 pub mod flash;
+pub mod hand_attention;
 pub mod mlp;
 pub mod model;
 pub mod projector;

@@ -1,5 +1,5 @@
 //! The scaled dot-product attention of the vision tower and the adapters,
-//! `softmax(q·kᵀ/√Dh)·v` over `[B, H, S, Dh]` heads, in one of five equivalent forms.
+//! `softmax(q·kᵀ/√Dh)·v` over `[B, H, S, Dh]` heads, in one of six equivalent forms.
 //!
 //! Why more than burn's `attention`: SigLIP's shapes — 729 positions, head_dim 72 — satisfy
 //! neither launch constraint of burn-cubecl's tensor-core flash kernel (its stage of 16 × 2–8
@@ -14,7 +14,7 @@
 //! not established — on lavapipe the two agree within 1e-6), the fixtures' ids unchanged.
 //! So **the default is `fused-softmax` on CUDA and `auto` everywhere else** (other runtimes
 //! are not measured; on the CPU `auto` is burn's fused attention); `bench
-//! --vision-attention …`, `DAM_VISION_ATTENTION=…` or [`set_kernel`] choose any form. All five
+//! --vision-attention …`, `DAM_VISION_ATTENTION=…` or [`set_kernel`] choose any form. All six
 //! agree on the CPU (tests below; fixtures 24/24).
 
 use burn::tensor::activation::softmax;
@@ -39,15 +39,20 @@ pub enum AttentionKernel {
     /// [`flash`]: the whole attention as one kernel of ours (`dam_vision::flash`; tensor
     /// cores on CUDA in bf16/f16). Off by default until measured on a GPU.
     Flash,
+    /// [`hand`]: the whole attention as our hand-written CUDA C++ kernel
+    /// ([`crate::hand_attention`]: bf16, head_dim 72, the `cuda-nvrtc` build; elsewhere
+    /// `fused-softmax`). Off by default until measured on a GPU.
+    Hand,
 }
 
 impl AttentionKernel {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::Auto,
         Self::Materialized,
         Self::Padded,
         Self::FusedSoftmax,
         Self::Flash,
+        Self::Hand,
     ];
 
     /// The name `bench --vision-attention` and `DAM_VISION_ATTENTION` use.
@@ -58,6 +63,7 @@ impl AttentionKernel {
             Self::Padded => "padded",
             Self::FusedSoftmax => "fused-softmax",
             Self::Flash => "flash",
+            Self::Hand => "hand",
         }
     }
 }
@@ -66,10 +72,9 @@ impl std::str::FromStr for AttentionKernel {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown vision attention `{s}` (auto, materialized, padded, fused-softmax, flash)"))
+        Self::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            format!("unknown vision attention `{s}` (auto, materialized, padded, fused-softmax, flash, hand)")
+        })
     }
 }
 
@@ -79,7 +84,7 @@ static KERNEL: dam_core::switch::Switch<Option<AttentionKernel>> =
     dam_core::switch::Switch::new("DAM_VISION_ATTENTION", |v| v.parse().ok().map(Some));
 
 /// Selects the form of every vision attention in this process, on every device (see the
-/// module docs). `DAM_VISION_ATTENTION=auto|materialized|padded|fused-softmax|flash` does the same
+/// module docs). `DAM_VISION_ATTENTION=auto|materialized|padded|fused-softmax|flash|hand` does the same
 /// when this is not called.
 pub fn set_kernel(kernel: AttentionKernel) {
     KERNEL.set(Some(kernel));
@@ -112,6 +117,7 @@ pub fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, B
         AttentionKernel::Padded => padded(q, k, v, mask),
         AttentionKernel::FusedSoftmax => fused_softmax(q, k, v, mask),
         AttentionKernel::Flash => flash(q, k, v, mask),
+        AttentionKernel::Hand => hand(q, k, v, mask),
     }
 }
 
@@ -139,6 +145,18 @@ pub fn flash(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bo
     #[cfg(feature = "cube")]
     if mask.is_none() && crate::flash::supports(&q) {
         return crate::flash::flash_attention(q, k, v);
+    }
+    fused_softmax(q, k, v, mask)
+}
+
+/// The whole attention as the hand-written kernel ([`crate::hand_attention`], feature `cube`)
+/// where it runs — bf16, head_dim 72, no mask, the `cuda-nvrtc` build, after its probe on the
+/// device passed; PyTorch's flash SDPA's rounding points (bf16 probabilities) — else
+/// [`fused_softmax`].
+pub fn hand(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
+    #[cfg(feature = "cube")]
+    if mask.is_none() {
+        return crate::flash::flash_attention_hand(q, k, v);
     }
     fused_softmax(q, k, v, mask)
 }
@@ -256,6 +274,8 @@ mod tests {
                 ),
                 // Off cubecl devices the `fused-softmax` form (the kernel: dam/tests/fused_wgpu.rs).
                 ("flash", flash(q.clone(), k.clone(), v.clone(), mask.clone())),
+                // Off CUDA (and in f32) the `fused-softmax` form too.
+                ("hand", hand(q.clone(), k.clone(), v.clone(), mask.clone())),
             ] {
                 assert_eq!(ours.dims(), reference.dims(), "{name}");
                 let diff = (ours - reference.clone()).abs().max().into_scalar::<f32>();
@@ -274,6 +294,7 @@ mod tests {
         assert_eq!("auto".parse(), Ok(AttentionKernel::Auto));
         assert_eq!("fused-softmax".parse(), Ok(AttentionKernel::FusedSoftmax));
         assert_eq!("flash".parse(), Ok(AttentionKernel::Flash));
+        assert_eq!("hand".parse(), Ok(AttentionKernel::Hand));
         assert!("flash-attention".parse::<AttentionKernel>().is_err());
     }
 }

@@ -362,6 +362,11 @@ fn the_flash_attention_kernel_and_a_fixture_through_it() {
             }
         }
         flash::reset_online();
+        // The hand-written kernel is CUDA's (and bf16's): here its form is `fused-softmax`.
+        assert!(!flash::hand_available(&device));
+        let hand = sdpa::hand(q.clone(), k.clone(), v.clone(), None);
+        let fused = sdpa::fused_softmax(q.clone(), k.clone(), v.clone(), None);
+        assert_eq!((hand - fused).abs().max().into_scalar::<f32>(), 0.0, "hand off CUDA");
     }
 
     sdpa::set_kernel(AttentionKernel::Flash);

@@ -78,6 +78,20 @@ impl VisionFlashOps for CubeBackend {
         };
         out
     }
+
+    fn flash_attention_hand(q: CubeTensor, k: CubeTensor, v: CubeTensor, scale: f32) -> CubeTensor {
+        match super::hand::flash_hand(q.clone(), k.clone(), v.clone(), scale) {
+            Ok(out) => out,
+            Err(why) => {
+                tracing::warn!("the hand-written flash attention refused an attention ({why}); burn's ran");
+                let options = AttentionModuleOptions {
+                    scale: Some(scale as f64),
+                    ..Default::default()
+                };
+                attention_fallback::<CubeBackend>(q, k, v, None, None, options)
+            }
+        }
+    }
 }
 
 /// Whether the device has 16 × 16 × 16 tensor-core fragments of `dtype` (bf16 or f16) with

@@ -29,6 +29,7 @@
 //! default** (`bench --vision-attention flash [--flash-passes 1]`, `DAM_VISION_ATTENTION=flash`).
 
 mod cube;
+pub mod hand;
 mod kernel;
 mod online;
 #[cfg(feature = "ptx")]
@@ -64,6 +65,17 @@ pub trait VisionFlashOps: Backend {
         planes: usize,
         online: bool,
         ablate: u32,
+    ) -> FloatTensor<Self>;
+
+    /// The same attention through the hand-written kernel ([`crate::hand_attention`]: bf16,
+    /// head_dim 72, the `cuda-nvrtc` build), or burn's materialised attention where it does
+    /// not launch.
+    #[fusion(dtype = q, shape = q)]
+    fn flash_attention_hand(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: f32,
     ) -> FloatTensor<Self>;
 }
 
@@ -199,4 +211,98 @@ pub fn flash_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
         ONLINE.get(),
         ABLATE.get(),
     ))
+}
+
+/// Whether the hand-written kernel ([`crate::hand_attention`]) takes this attention: bf16,
+/// head_dim 72, and the kernel passed its probe on this CUDA device ([`hand_available`]).
+pub fn hand_takes(q: &Tensor<4>, k: &Tensor<4>) -> bool {
+    crate::hand_attention::unsupported(q.dims(), k.dims(), q.dtype() == burn::tensor::DType::BF16).is_none()
+        && hand_available(&q.device())
+}
+
+/// `softmax(q·kᵀ/√Dh)·v` through the hand-written kernel where [`hand_takes`] says so, else
+/// the `fused-softmax` form ([`crate::sdpa::fused_softmax`]).
+pub fn flash_attention_hand(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    if !hand_takes(&q, &k) {
+        return crate::sdpa::fused_softmax(q, k, v, None);
+    }
+    let scale = 1.0 / (q.dims()[3] as f32).sqrt();
+    Tensor::from_dispatch(<Dispatch as VisionFlashOps>::flash_attention_hand(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        scale,
+    ))
+}
+
+/// Whether the hand-written kernel runs correctly on `device`: never off CUDA; on CUDA,
+/// decided once per process at the first call by one bf16 attention through it (two heads,
+/// 100 queries and 150 keys: partial blocks of both) compared with the materialised
+/// attention in f32. If it fails to compile or load (the LLVM build refuses kernel text) or
+/// disagrees by more than 2e-2, a warning says why and `hand` is `fused-softmax` from then on.
+pub fn hand_available(device: &burn::tensor::Device) -> bool {
+    static WORKING: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    dam_core::switch::cuda_device(device) && *WORKING.get_or_init(|| probe_hand(device))
+}
+
+fn probe_hand(device: &burn::tensor::Device) -> bool {
+    use burn::tensor::{FloatDType, TensorData};
+    let (heads, sq, skv, d) = (2, 100, 150, crate::hand_attention::HEAD_DIM);
+    let values = |count: usize, seed: usize| -> Vec<f32> {
+        (0..count)
+            .map(|i| ((i * 7919 + seed) % 257) as f32 / 128.0 - 1.0)
+            .collect()
+    };
+    let tensor = |seq: usize, seed: usize| {
+        Tensor::<4>::from_data(
+            TensorData::new(values(heads * seq * d, seed), [1, heads, seq, d]),
+            device,
+        )
+        .cast(FloatDType::BF16)
+    };
+    let (q, k, v) = (tensor(sq, 1), tensor(skv, 2), tensor(skv, 3));
+    let f32s = |t: &Tensor<4>| t.clone().cast(FloatDType::F32);
+    let want = crate::sdpa::materialized(f32s(&q), f32s(&k), f32s(&v), None);
+    let scale = 1.0 / (d as f32).sqrt();
+    let got = Tensor::<4>::from_dispatch(<Dispatch as VisionFlashOps>::flash_attention_hand(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        scale,
+    ));
+    let failure = match got.cast(FloatDType::F32).try_into_data() {
+        Err(err) => {
+            // A compilation error carries the whole source: its first lines say why.
+            let why: Vec<String> = err.to_string().lines().take(4).map(str::to_string).collect();
+            Some(why.join(" / "))
+        }
+        Ok(data) => {
+            let got = data.try_to_vec::<f32>().unwrap_or_default();
+            let want = want.into_data().try_to_vec::<f32>().unwrap_or_default();
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(g, w)| (g - w).abs())
+                .map(|d| if d.is_nan() { f32::INFINITY } else { d })
+                .fold(
+                    if got.len() == want.len() && !got.is_empty() {
+                        0.0f32
+                    } else {
+                        f32::INFINITY
+                    },
+                    f32::max,
+                );
+            (worst > 2e-2).then(|| format!("off by {worst:e} from the materialised attention"))
+        }
+    };
+    match failure {
+        None => {
+            tracing::info!("the hand-written flash attention runs on this device");
+            true
+        }
+        Some(why) => {
+            tracing::warn!("the hand-written flash attention does not run here ({why}); `hand` is `fused-softmax`");
+            false
+        }
+    }
 }

@@ -186,7 +186,8 @@ struct Args {
     /// `materialized` computes the scores with two matmuls and an f32 softmax; `padded` runs
     /// burn's `attention` on shapes its tensor-core flash kernel accepts; `fused-softmax` runs
     /// two matmuls around our one-kernel softmax; `flash` runs the whole attention as one
-    /// kernel of ours (experimental). Default: the library's, `fused-softmax` on
+    /// kernel of ours (experimental); `hand` as our hand-written CUDA kernel (experimental:
+    /// the `cuda-nvrtc` build, bf16; elsewhere `fused-softmax`). Default: the library's, `fused-softmax` on
     /// cuda and `auto` elsewhere (see `dam::vision::sdpa`).
     #[arg(long)]
     vision_attention: Option<dam::vision::sdpa::AttentionKernel>,
@@ -820,6 +821,13 @@ fn vision_attention_check(device: &Device) -> serde_json::Value {
         // One pass over the keys: its own rounding points (see `dam::vision::flash`), so
         // against the materialised form a little further than the two-pass kernel.
         let (online_cores, online_plain) = (flash(true, true), flash(false, true));
+        // The hand-written kernel (PyTorch flash SDPA's rounding points), where it runs.
+        let hand_name = if dam::vision::flash::hand_available(device) {
+            "hand bf16 vs materialized bf16"
+        } else {
+            "hand bf16 (not available here: fused-softmax ran) vs materialized bf16"
+        };
+        let hand = sdpa::hand(q.clone(), k.clone(), v.clone(), None).cast(FloatDType::F32);
         let materialized = sdpa::materialized(q, k, v, None).cast(FloatDType::F32);
         let size = materialized.clone().abs().max().into_scalar::<f32>();
         for (name, a, b) in [
@@ -847,8 +855,9 @@ fn vision_attention_check(device: &Device) -> serde_json::Value {
             (
                 "flash bf16 one pass, plain loops vs materialized bf16",
                 online_plain,
-                materialized,
+                materialized.clone(),
             ),
+            (hand_name, hand, materialized),
         ] {
             let diff = (a - b).abs().max().into_scalar::<f32>();
             println!("vision attention {shape:?}, {name}: max abs diff {diff:.3e} (max abs {size:.3e})");

@@ -235,10 +235,20 @@ pub fn vision_probe(device: &Device, config: &CheckpointConfig, iters: usize, on
                 sdpa::AttentionKernel::Auto,
                 sdpa::AttentionKernel::FusedSoftmax,
                 sdpa::AttentionKernel::Flash,
+                sdpa::AttentionKernel::Hand,
             ] {
-                let name = format!("attention `{}`, head_dim {dh}", form.name());
+                #[allow(unused_mut)]
+                let mut name = format!("attention `{}`, head_dim {dh}", form.name());
                 if !wanted(&name, s) {
                     continue;
+                }
+                // Where the hand-written kernel does not run (or not at this head_dim), its
+                // form is `fused-softmax`: the row says so.
+                #[cfg(any(feature = "cuda", feature = "wgpu"))]
+                if form == sdpa::AttentionKernel::Hand
+                    && !(dh == dam::vision::hand_attention::HEAD_DIM && dam::vision::flash::hand_available(device))
+                {
+                    name.push_str(" (not available: fused-softmax ran)");
                 }
                 sdpa::set_kernel(form);
                 let t = time_both(device, reps, iters, || {

@@ -1,13 +1,18 @@
-// A hand-written flash attention for SigLIP's shape (bf16, head_dim 72, no mask), for the
-// `flash-outside` stage (scripts/flash-outside.py): what a kernel written straight in CUDA C++
-// with `mma.sync` does on the card, beside our cubecl kernel's PTX from both of cubecl's
-// compilers and PyTorch's SDPA — an experiment, not part of the library. Compiled offline by
-// scripts/nvrtc-compile.py to `flash-hand-bf16-sm90.nvrtc.ptx` (gpu-bundle/flash-ptx/).
+// A hand-written flash attention for SigLIP's shape (bf16, head_dim 72, no mask): the
+// library's `hand` vision-attention form (`dam_vision::flash::hand`, launched as kernel text
+// through cubecl on the `cuda-nvrtc` build: entry point `flash_hand`, arguments below) and the
+// `flash-outside` stage's experiment (scripts/flash-outside.py launches `flash_hand_bf16` from
+// PTX compiled offline by scripts/nvrtc-compile.py, beside our cubecl kernel and PyTorch's
+// SDPA). scripts/flash-hand-check.cpp runs both entries on the CPU (scripts/cuda-emulation.h)
+// against a double-precision attention; `.ci/run` does that on every change.
 //
-// Same arguments as the cubecl kernel (flash-outside.py's docs): q, k, v, out
-// `[B, H, S, 72]` bf16 with any strides, the strides in the "dynamic metadata" buffer, the
-// 104-byte grid-constant struct (heads, seq_q, seq_kv, scale). Launch: grid (⌈seq_q / 64⌉,
-// B·H), block (32, 4): each warp owns 16 query rows.
+// Two entry points, one body (`flash_body`); q, k, v, out `[B, H, S, 72]` bf16 with any
+// strides. Launch: grid (⌈seq_q / 64⌉, B·H), block (32, 4): each warp owns 16 query rows.
+// - `flash_hand_bf16`: the cubecl flash kernel's arguments (flash-outside.py's docs): the
+//   strides in the "dynamic metadata" buffer, the 104-byte grid-constant struct (heads,
+//   seq_q, seq_kv, scale).
+// - `flash_hand`: the library's, `FlashHandArgs` by value after the four buffers (cubecl
+//   passes a precompiled kernel's info words that way).
 //
 // Per key block of 64: K and V staged in shared memory (head_dim zero-padded to 80; V
 // transposed so that its fragments are pairs of adjacent keys), S = Q·Kᵀ on tensor cores
@@ -58,26 +63,22 @@ __device__ __forceinline__ u32 lds32(const __nv_bfloat16* p) {
     return *reinterpret_cast<const u32*>(p);
 }
 
-extern "C" __global__ void __launch_bounds__(128) flash_hand_bf16(
-    const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
-    const __nv_bfloat16* __restrict__ v, __nv_bfloat16* __restrict__ out,
-    const u32* __restrict__ meta, const __grid_constant__ info_st info) {
+// The attention of block (blockIdx.x: 64 queries, blockIdx.y: b · heads + h); `qs` … `os`
+// each tensor's four strides (elements) in [B, H, S, D] order.
+template <typename Stride>
+__device__ __forceinline__ void flash_body(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
+                                           const __nv_bfloat16* __restrict__ v, __nv_bfloat16* __restrict__ out,
+                                           u32 heads, u32 seq_q, u32 seq_kv, float scale, const Stride* qs,
+                                           const Stride* ks, const Stride* vs, const Stride* os) {
     __shared__ __align__(16) __nv_bfloat16 sQ[BM * LDQ];
     __shared__ __align__(16) __nv_bfloat16 sK[BN * LDQ];
     __shared__ __align__(16) __nv_bfloat16 sVt[DP * LDV];
 
-    const u32 heads = info.scalars_u32[0];
-    const u32 seq_q = info.scalars_u32[1];
-    const u32 seq_kv = info.scalars_u32[2];
-    const float scale_log2 = info.scalars_f32[0] * 1.4426950408889634f;
+    const float scale_log2 = scale * 1.4426950408889634f;
     const u32 lane = threadIdx.x, warp = threadIdx.y, tid = warp * 32 + lane;
     const u32 g = lane >> 2, t = lane & 3;  // group (row) and thread in group (column pair)
     const u32 b = blockIdx.y / heads, h = blockIdx.y % heads;
     const u32 q0 = blockIdx.x * BM;
-    const u32* qs = meta + info.static_meta[8];
-    const u32* ks = meta + info.static_meta[9];
-    const u32* vs = meta + info.static_meta[10];
-    const u32* os = meta + info.static_meta[11];
     const __nv_bfloat16* qh = q + (size_t)b * qs[0] + (size_t)h * qs[1];
     const __nv_bfloat16* kh = k + (size_t)b * ks[0] + (size_t)h * ks[1];
     const __nv_bfloat16* vh = v + (size_t)b * vs[0] + (size_t)h * vs[1];
@@ -231,4 +232,30 @@ extern "C" __global__ void __launch_bounds__(128) flash_hand_bf16(
             }
         }
     }
+}
+
+// The flash-outside stage's entry: cubecl's flash-kernel arguments.
+extern "C" __global__ void __launch_bounds__(128) flash_hand_bf16(
+    const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
+    const __nv_bfloat16* __restrict__ v, __nv_bfloat16* __restrict__ out,
+    const u32* __restrict__ meta, const __grid_constant__ info_st info) {
+    flash_body(q, k, v, out, info.scalars_u32[0], info.scalars_u32[1], info.scalars_u32[2], info.scalars_f32[0],
+               meta + info.static_meta[8], meta + info.static_meta[9], meta + info.static_meta[10],
+               meta + info.static_meta[11]);
+}
+
+// The library's arguments after the four buffers: u64 words (cubecl's info words of a
+// precompiled kernel, passed by value), in this order — `dam_vision::flash::hand` writes
+// them; `scale_bits` holds the f32 scale's bits.
+struct FlashHandArgs {
+    unsigned long long heads, seq_q, seq_kv, scale_bits;
+    unsigned long long qs[4], ks[4], vs[4], os[4];
+};
+
+// The library's entry.
+extern "C" __global__ void __launch_bounds__(128) flash_hand(
+    const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
+    const __nv_bfloat16* __restrict__ v, __nv_bfloat16* __restrict__ out, const __grid_constant__ FlashHandArgs args) {
+    flash_body(q, k, v, out, (u32)args.heads, (u32)args.seq_q, (u32)args.seq_kv,
+               __uint_as_float((u32)args.scale_bits), args.qs, args.ks, args.vs, args.os);
 }
