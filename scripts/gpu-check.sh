@@ -13,34 +13,34 @@
 # (LIMIT_<stage>, seconds; defaults below), so CUDA kernel compilation and autotuning (~2 min
 # cold at full size, measured 2026-11-26) is paid once per process.
 #
-# Next (plan after 2026-11-28's two sessions without a GPU; docs/performance.md, "Prepared
-# 2026-11-28, second session"): one warm machine, two calls sent back to back (≈ 13 min of the
-# 15 with the start), the NVRTC one first — it decides the larger lever (the linears, ≈ 32 of
-# the 42 ms encode) and says whether the flash kernel is slow because of LLVM:
-#   1. carry ["gpu-bundle-nvrtc"], timeout_s 400:
-#      BUNDLE=gpu-bundle-nvrtc LIMIT_nvrtc=360 EXPORT_BY=370 STAGES="nvrtc" OUT=$OUT bash scripts/gpu-check.sh
-#      (`nvrtc`: our hand-written matmul (`hand`, dam-core/src/matmul_kernel/gemm_hand.cu:
-#      it can only run on this build) and cubek's TMA matmul routines on every vision and
-#      prefill product, our hand-written flash attention (`hand`, flash_hand.cu) and our
-#      cubecl flash kernel compiled by NVRTC (two passes, one pass, the ablations), burn's linears with
-#      NVRTC's autotune, then — time left, the hand-written kernels right — the whole bench
-#      with `--matmul linear=hand` / `--vision-attention hand` (bench-b1-nvrtc-hand.json);
-#      compile.log / autotune.log / nvrtc-progress.txt show whether a silent
-#      process compiles, tunes or hangs; the NVRTC kernel cache comes back if ≤ 15 MiB)
-#   2. at once, carry ["gpu-bundle"], timeout_s 360:
+# Next (plan after 2026-11-28's fifth session without a GPU; docs/performance.md, "Prepared
+# 2026-11-28, fifth session"): the hand-written kernels are in the library now (`--matmul
+# linear=hand`, `--vision-attention hand`; kernel text, so the NVRTC build only), and what is
+# left of issue 7 is the vision phase. One call, read, then a second (≈ 14 of the 15 min with
+# two starts; the machine goes back after 30 s idle, so the second may start fresh):
+#   1. carry ["gpu-bundle-nvrtc"], timeout_s 330:
+#      BUNDLE=gpu-bundle-nvrtc LIMIT_nvrtc=300 EXPORT_BY=310 STAGES="nvrtc" OUT=$OUT bash scripts/gpu-check.sh
+#      (`nvrtc`: the `hand` matmul on every vision and prefill product — its first use probes
+#      each variant against burn's product, probe-matmul.err says which failed and why — and
+#      the `hand` attention's probe-vision row; the whole bench with those that ran right
+#      (bench-b1-nvrtc-hand.json: the vision phase); then, with what is left, cubek's TMA
+#      routines, our cubecl flash kernel through NVRTC and burn's linears; compile.log /
+#      autotune.log / nvrtc-progress.txt show whether a silent process compiles, tunes or
+#      hangs; the NVRTC kernel cache comes back if ≤ 15 MiB.)
+#   2a. If a hand-written kernel ran right: carry ["gpu-bundle-nvrtc"], timeout_s 450:
+#      BUNDLE=gpu-bundle-nvrtc LIMIT_hand=420 EXPORT_BY=0 STAGES="hand" OUT=$OUT bash scripts/gpu-check.sh
+#      (issue 7's table on the NVRTC build: both kernels, the build's default beside it,
+#      batch 16, the border fixture through both against the original's ids, each kernel alone.)
+#   2b. Else (the NVRTC build does not run them), the 2026-11-28 plan's second call on the LLVM
+#      bundle, carry ["gpu-bundle"], timeout_s 360:
 #      LIMIT_flash=150 LIMIT_ncu_flash=170 EXPORT_BY=0 STAGES="flash-outside flash ncu-flash" OUT=$OUT bash scripts/gpu-check.sh
-#      (`flash-outside`: the flash kernel's PTX — LLVM's and NVRTC's, in gpu-bundle/flash-ptx/
-#      — launched through the CUDA driver from Python, outside cubecl, beside PyTorch's SDPA:
-#      the kernel's code against cubecl's way of running it, in seconds; then
-#      scripts/gemm-outside.py: a hand-written cp.async + ldmatrix + mma.sync matrix product
-#      (dam-core/src/matmul_kernel/gemm_hand.cu) at the vision and prefill linears beside cuBLAS — whether the
-#      linears' ≈ 32 ms can come down without cubek's TMA routines;
-#      `flash`: the LLVM build's attention forms per call, eager and as recorded replays, and
-#      the one-pass form with parts of its loop left out (rows "without …": which part the
-#      55–78 µs a key block belong to); `ncu-flash`: where their warps stall — per kernel in
-#      ncu-flash.txt, per SASS instruction in ncu-flash-sass.md.)
-#   Then `give_back`. A later session: STAGES="decode" (the issue-7 table, every switch reset
-#   between lines) and, with NVRTC worth it, the same on gpu-bundle-nvrtc.
+#      (`flash-outside`: the flash kernels' PTX — LLVM's, NVRTC's and the hand-written one's,
+#      in gpu-bundle/flash-ptx/ — launched through the CUDA driver from Python, outside cubecl,
+#      beside PyTorch's SDPA; then scripts/gemm-outside.py: the hand-written matrix product's
+#      ten variants (dam-core/src/matmul_kernel/gemm_hand.cu) at the vision and prefill
+#      linears beside cuBLAS; `flash`: the LLVM build's attention forms per call, and the
+#      one-pass form with parts of its loop left out; `ncu-flash`: where their warps stall.)
+#   Then `give_back`. Record in docs/performance.md with the command, card and date.
 # (`flash`: both flash forms' tensor-core variants against their plain loops and the
 # materialised form in bf16 (`bench --check-vision`), then every attention form timed per call
 # (`--probe-vision`: two passes and one, 4, 2 and 1 planes a cube); `fixtures-flash-online` /
@@ -48,7 +48,7 @@
 # original; `decode`: the issue-7 table with the defaults, with `--vision-attention flash`
 # (two passes, one pass, two with `--row-kernels cached`, batch 16), with burn's ops, and the
 # vision probe; `matmul` probes every routine — the TMA ones included — and benches the winner;
-# `ncu-flash`: Nsight Compute on the flash kernels and our softmax; `nvrtc`: above.)
+# `ncu-flash`: Nsight Compute on the flash kernels and our softmax; `nvrtc`, `hand`: above.)
 # The NVRTC build's "launch errors" of 2026-11-27 ("Element strides must be non-zero and <= 8",
 # "Tile shape must be non-zero and <= 256") are cubecl-cuda's own checks refusing TMA
 # candidates of autotune (the patch embedding's convolution: im2col element strides = its
@@ -124,6 +124,7 @@ for stage in $STAGES; do
     flash) default=150 ;;
     ncu-flash) default=180 ;;
     nvrtc) default=400 ;;
+    hand) default=420 ;;
     flash-outside) default=90 ;;
     fixtures-wgpu) default=150 ;;
     check|bf16|gemv) default=300 ;;
@@ -136,6 +137,8 @@ for stage in $STAGES; do
   limit=${!limit_var:-$default}
   extra=()
   [ "$stage" = profile ] && extra=(CUBECL_DEBUG_LOG="$W/profile.log" CUBECL_DEBUG_OPTION=profile)
+  # The hand-written kernels for the stage's `describe` too (its `bench` lines take flags).
+  [ "$stage" = hand ] && extra=(DAM_MATMUL=linear=hand DAM_VISION_ATTENTION=hand)
   # On 2026-11-26 wgpu found no Vulkan adapter even with the loader: let it say why.
   [ "$stage" = fixtures-wgpu ] && extra=(VK_LOADER_DEBUG=error,warn,driver)
   # Every fixture case with the vision attention as our one kernel (tensor cores in bf16).

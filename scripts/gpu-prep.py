@@ -114,6 +114,24 @@ batches = {
         bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--cache-multiple", "1",
               "--json", "@OUT@/bench-b1-cache-exact.json"),
     ],
+    # The hand-written CUDA kernels (`--matmul linear=hand`, `--vision-attention hand`: kernel
+    # text, so the NVRTC bundle only — elsewhere each falls back to burn's op / `fused-softmax`
+    # and the line measures that): issue 7's table with both, the same build's default beside
+    # it, batch 16 with both, the border case through both against the original's ids
+    # (gpu-check.sh sets DAM_MATMUL / DAM_VISION_ATTENTION for this stage; `bench` takes its
+    # flags), then each kernel alone. Warm-up 1, so every median is a replay.
+    "hand.jsonl": [
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--matmul", "linear=hand",
+              "--vision-attention", "hand", "--json", "@OUT@/bench-b1-hand.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--json", "@OUT@/bench-b1-default.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--batch", "16", "--matmul", "linear=hand",
+              "--vision-attention", "hand", "--json", "@OUT@/bench-b16-hand.json"),
+        *[r for r in describe_runs("bf16", tag="hand") if "/border/" in " ".join(r)],
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--matmul", "linear=hand",
+              "--json", "@OUT@/bench-b1-hand-linears.json"),
+        bench("--new-tokens", "256", "--runs", "3", "--warmup", "1", "--vision-attention", "hand",
+              "--json", "@OUT@/bench-b1-hand-attention.json"),
+    ],
     # The plain burn-op path (no fused ops, no recording) for comparison on the same machine.
     "bf16-plain.jsonl": [
         bench("--new-tokens", "256", "--runs", "1", "--warmup", "1", "--fused-ops", "off", "--cuda-graph", "off", "--json", "@OUT@/bench-b1-plain.json"),
