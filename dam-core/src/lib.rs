@@ -34,6 +34,8 @@ pub mod layer_norm_kernel;
 pub mod mask;
 pub mod matmul_kernel;
 pub mod nn;
+#[cfg(feature = "cube")]
+pub mod precompiled;
 pub mod preprocess;
 pub mod prompt;
 pub mod region;

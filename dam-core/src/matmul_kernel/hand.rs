@@ -43,42 +43,10 @@ pub const THREADS: u32 = 256;
 /// ring fits in the 48 KiB a kernel may declare statically — cubecl launches a precompiled
 /// kernel with no dynamic shared memory. Same order and numbers as the `.cu` (a test reads it).
 pub const HAND_VARIANTS: [HandVariant; 4] = [
-    HandVariant {
-        bm: 64,
-        bn: 128,
-        bk: 32,
-        stages: 3,
-        wm: 32,
-        wn: 32,
-        min_blocks: 2,
-    },
-    HandVariant {
-        bm: 128,
-        bn: 128,
-        bk: 32,
-        stages: 2,
-        wm: 64,
-        wn: 32,
-        min_blocks: 2,
-    },
-    HandVariant {
-        bm: 128,
-        bn: 64,
-        bk: 32,
-        stages: 3,
-        wm: 32,
-        wn: 32,
-        min_blocks: 2,
-    },
-    HandVariant {
-        bm: 64,
-        bn: 64,
-        bk: 32,
-        stages: 4,
-        wm: 32,
-        wn: 16,
-        min_blocks: 3,
-    },
+    HandVariant::new([64, 128, 32, 3, 32, 32, 2]),
+    HandVariant::new([128, 128, 32, 2, 64, 32, 2]),
+    HandVariant::new([128, 64, 32, 3, 32, 32, 2]),
+    HandVariant::new([64, 64, 32, 4, 32, 16, 3]),
 ];
 
 /// The kernel's text, as the crate ships it.
@@ -88,6 +56,20 @@ pub const SOURCE: &str = include_str!("gemm_hand.cu");
 pub const MAX_STATIC_SHARED: u32 = 48 * 1024;
 
 impl HandVariant {
+    /// From the numbers of a `GEMM_HAND_VARIANTS` entry, in its order: `X(BM, BN, BK, STAGES,
+    /// WM, WN, MIN_BLOCKS)`.
+    pub const fn new(x: [u32; 7]) -> Self {
+        Self {
+            bm: x[0],
+            bn: x[1],
+            bk: x[2],
+            stages: x[3],
+            wm: x[4],
+            wn: x[5],
+            min_blocks: x[6],
+        }
+    }
+
     /// The name `bench --matmul` takes after `hand-`: `64x128x32-s3`.
     pub fn name(&self) -> String {
         format!("{}x{}x{}-s{}", self.bm, self.bn, self.bk, self.stages)
@@ -203,18 +185,7 @@ mod tests {
             // 8 warps of wm × wn tiles cover the block's tile.
             assert_eq!((v.bm / v.wm) * (v.bn / v.wn) * 32, THREADS, "{}", v.name());
         }
-        let shared = |e: &[u32; 7]| {
-            HandVariant {
-                bm: e[0],
-                bn: e[1],
-                bk: e[2],
-                stages: e[3],
-                wm: e[4],
-                wn: e[5],
-                min_blocks: e[6],
-            }
-            .shared_bytes()
-        };
+        let shared = |e: &[u32; 7]| HandVariant::new(*e).shared_bytes();
         let fitting = all.iter().take_while(|e| shared(e) <= MAX_STATIC_SHARED).count();
         assert_eq!(fitting, HAND_VARIANTS.len());
         assert!(

@@ -433,37 +433,20 @@ fn probe_hand(device: &Device) -> u8 {
             ));
             // The reference rounds the sum to bf16 before GELU, as the kernel does.
             let want = if gelu {
-                crate::nn::gelu_tanh(sum.clone().cast(FloatDType::BF16)).cast(FloatDType::F32)
+                crate::nn::gelu_tanh(sum.clone().cast(FloatDType::BF16))
             } else {
                 sum.clone()
             };
-            let got = match got.cast(FloatDType::F32).try_into_data() {
-                Ok(data) => data.try_to_vec::<f32>().unwrap_or_default(),
-                Err(err) => {
-                    // A compilation error carries the whole source: its first lines say why.
-                    let why: Vec<String> = err.to_string().lines().take(4).map(str::to_string).collect();
-                    failure = Some(why.join(" / "));
+            match crate::precompiled::difference(got, want, true) {
+                Ok(worst) if worst <= 1e-2 => {}
+                Ok(worst) => {
+                    failure = Some(format!("off by {worst:e} (relative) from burn's product (gelu {gelu})"));
                     break;
                 }
-            };
-            let want = want.into_data().try_to_vec::<f32>().unwrap_or_default();
-            // A NaN anywhere (or a missing value) is as bad as it gets.
-            let worst = got
-                .iter()
-                .zip(&want)
-                .map(|(g, w)| (g - w).abs() / (1.0 + w.abs()))
-                .map(|d| if d.is_nan() { f32::INFINITY } else { d })
-                .fold(
-                    if got.len() == want.len() && !got.is_empty() {
-                        0.0f32
-                    } else {
-                        f32::INFINITY
-                    },
-                    f32::max,
-                );
-            if worst > 1e-2 {
-                failure = Some(format!("off by {worst:e} (relative) from burn's product (gelu {gelu})"));
-                break;
+                Err(why) => {
+                    failure = Some(why);
+                    break;
+                }
             }
         }
         match failure {

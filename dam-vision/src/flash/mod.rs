@@ -270,30 +270,10 @@ fn probe_hand(device: &burn::tensor::Device) -> bool {
         v.into_dispatch(),
         scale,
     ));
-    let failure = match got.cast(FloatDType::F32).try_into_data() {
-        Err(err) => {
-            // A compilation error carries the whole source: its first lines say why.
-            let why: Vec<String> = err.to_string().lines().take(4).map(str::to_string).collect();
-            Some(why.join(" / "))
-        }
-        Ok(data) => {
-            let got = data.try_to_vec::<f32>().unwrap_or_default();
-            let want = want.into_data().try_to_vec::<f32>().unwrap_or_default();
-            let worst = got
-                .iter()
-                .zip(&want)
-                .map(|(g, w)| (g - w).abs())
-                .map(|d| if d.is_nan() { f32::INFINITY } else { d })
-                .fold(
-                    if got.len() == want.len() && !got.is_empty() {
-                        0.0f32
-                    } else {
-                        f32::INFINITY
-                    },
-                    f32::max,
-                );
-            (worst > 2e-2).then(|| format!("off by {worst:e} from the materialised attention"))
-        }
+    let failure = match dam_core::precompiled::difference(got, want, false) {
+        Ok(worst) if worst <= 2e-2 => None,
+        Ok(worst) => Some(format!("off by {worst:e} from the materialised attention")),
+        Err(why) => Some(why),
     };
     match failure {
         None => {
