@@ -16,7 +16,9 @@ use crate::precompiled::{PrecompiledKernel, text_hash};
 const SOURCE_HASH: u64 = text_hash(SOURCE);
 
 /// `t` with rows the kernel can read: unit column stride, a row stride that keeps 16-byte
-/// rows, a 16-byte aligned start, not storage-tiled — as it is, or copied into rows.
+/// rows, a 16-byte aligned start, not storage-tiled — as it is, or copied into rows (a copy
+/// `into_contiguous` skips for a tensor already contiguous: `gemm_hand` checks the start
+/// again).
 fn readable_rows(t: CubeTensor) -> CubeTensor {
     let ok = |t: &CubeTensor| {
         let strides = t.meta.strides();
@@ -76,9 +78,17 @@ pub fn gemm_hand(
         return Err(format!("bias {:?} for {n} columns", b.shape().as_slice()));
     }
     let (sx, sw) = (x.meta.strides()[0], w.meta.strides()[0]);
-    for (name, stride, cols) in [("x", sx, k), ("w", sw, n)] {
+    for (name, t, stride, cols) in [("x", &x, sx, k), ("w", &w, sw, n)] {
         if stride < cols || !stride.is_multiple_of(8) {
             return Err(format!("{name}'s rows are {stride} elements apart for {cols} columns"));
+        }
+        // A contiguous view at an odd offset comes out of `readable_rows` as it went in; the
+        // kernel's 16-byte copies need the start aligned.
+        let offset = t.handle.offset_start.unwrap_or(0);
+        if !offset.is_multiple_of(16) {
+            return Err(format!(
+                "{name} starts {offset} bytes into its buffer (not 16-byte aligned)"
+            ));
         }
     }
 
