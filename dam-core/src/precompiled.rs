@@ -37,8 +37,9 @@ pub const fn text_hash(text: &str) -> u64 {
 
 /// One kernel's CUDA C++ as a cubecl kernel.
 pub struct PrecompiledKernel {
-    /// The whole text NVRTC compiles.
-    pub source: String,
+    /// The whole text NVRTC compiles, made from `key.1` (the variant) — only when cubecl
+    /// compiles it, once per process, not at every launch.
+    pub source: fn(usize) -> String,
     /// Its entry point.
     pub entry_point: &'static str,
     /// Threads of a block.
@@ -77,7 +78,7 @@ impl CubeKernel for PrecompiledKernel {
 
     fn source(&self) -> Option<PrecompiledSource> {
         Some(PrecompiledSource {
-            source: self.source.clone(),
+            source: (self.source)(self.key.1),
             entrypoint_name: self.entry_point.to_string(),
             lang: "cuda",
         })

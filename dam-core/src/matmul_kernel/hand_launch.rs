@@ -99,7 +99,7 @@ pub fn gemm_hand(
     // Without bias the flag is off and x stands in for the buffer, never read.
     let bias_handle = bias.as_ref().map_or(&x.handle, |b| &b.handle);
     PrecompiledKernel {
-        source: HAND_VARIANTS[variant].source(),
+        source: |variant| HAND_VARIANTS[variant].source(),
         entry_point: ENTRY_POINT,
         cube_dim: CubeDim::new_1d(THREADS),
         key: (SOURCE_HASH, variant),

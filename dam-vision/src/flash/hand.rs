@@ -45,7 +45,7 @@ pub fn flash_hand(q: CubeTensor, k: CubeTensor, v: CubeTensor, scale: f32) -> Re
         [stride(&q), stride(&k), stride(&v), stride(&out)],
     );
     PrecompiledKernel {
-        source: SOURCE.to_string(),
+        source: |_| SOURCE.to_string(),
         entry_point: ENTRY_POINT,
         cube_dim: CubeDim::new_2d(BLOCK.0, BLOCK.1),
         key: (SOURCE_HASH, 0),
