@@ -97,12 +97,12 @@ fn autotuned(lhs: CubeTensor, rhs: CubeTensor, dtype: DType) -> CubeTensor {
 /// Products a fixed routine refused in this process (the first one is reported).
 static REFUSED: AtomicUsize = AtomicUsize::new(0);
 
-/// Counts a product kernel `k` refused (reported the first time).
-pub(super) fn count_refusal(k: MatmulKernel, lhs: &[usize], rhs: &[usize]) {
+/// Counts a product kernel `k` refused, for `why` (reported the first time).
+pub(super) fn count_refusal(k: MatmulKernel, lhs: &[usize], rhs: &[usize], why: &str) {
     if REFUSED.fetch_add(1, Ordering::Relaxed) == 0 {
         tracing::warn!(
-            "matmul kernel `{}` cannot run a {lhs:?} · {rhs:?} product here; such products use \
-             burn's",
+            "matmul kernel `{}` cannot run a {lhs:?} · {rhs:?} product here ({why}); such \
+             products use burn's",
             k.name()
         );
     }
@@ -141,27 +141,18 @@ fn hand_product(
     i: u8,
 ) -> Option<CubeTensor> {
     let (ls, rs) = (lhs.shape(), rhs.shape());
+    let refused = |why: &str| count_refusal(MatmulKernel::Hand(i), ls.as_slice(), rs.as_slice(), why);
     if ls.num_dims() != 2 || rs.num_dims() != 2 {
-        count_refusal(MatmulKernel::Hand(i), ls.as_slice(), rs.as_slice());
+        refused("not two matrices");
         return None;
     }
     let Some(variant) = hand_variant(i, ls[0], rs[1], lhs) else {
-        count_refusal(MatmulKernel::Hand(i), ls.as_slice(), rs.as_slice());
+        refused("no variant that passed the device's check");
         return None;
     };
-    match gemm_hand(lhs.clone(), rhs.clone(), bias.cloned(), gelu, variant) {
-        Ok(out) => Some(out),
-        Err(why) => {
-            if REFUSED.fetch_add(1, Ordering::Relaxed) == 0 {
-                tracing::warn!(
-                    "the hand-written matmul refused a {:?} · {:?} product ({why})",
-                    ls.as_slice(),
-                    rs.as_slice()
-                );
-            }
-            None
-        }
-    }
+    gemm_hand(lhs.clone(), rhs.clone(), bias.cloned(), gelu, variant)
+        .map_err(|why| refused(&why))
+        .ok()
 }
 
 /// `lhs · rhs` with `ROUTINES[code - 1]` (or the autotuned matmul for code 0, and for a

@@ -284,8 +284,13 @@ pub fn matmul_with<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>, k: MatmulKern
         let (ld, rd) = (lhs.dims(), rhs.dims());
         let single = D >= 2 && ld[..D - 2].iter().chain(&rd[..D - 2]).all(|&d| d == 1);
         let (m, kk, n) = (ld[D.max(2) - 2], ld[D - 1], rd[D - 1]);
-        if !single || !hand_takes(&lhs, m, n, kk) {
-            cube::count_refusal(k, &ld, &rd);
+        if !single || !hand_takes(&lhs, m, n, kk, k) {
+            cube::count_refusal(
+                k,
+                &ld,
+                &rd,
+                "not one bf16 matrix product it takes, or not available here",
+            );
             return lhs.matmul(rhs);
         }
         let y = Tensor::<2>::from_dispatch(<Dispatch as MatmulOps>::matmul_with(
@@ -333,7 +338,7 @@ fn linear_then<const D: usize>(layer: &Linear, x: Tensor<D>, gelu: bool) -> Tens
     if let MatmulKernel::Hand(_) = k {
         #[cfg(feature = "cube")]
         if let Some(bias) = &layer.bias
-            && hand_takes(&x, dims[..D - 1].iter().product(), d_out, d_in)
+            && hand_takes(&x, dims[..D - 1].iter().product(), d_out, d_in, k)
         {
             let rows = x.reshape([-1, d_in as i32]);
             let y = Tensor::<2>::from_dispatch(<Dispatch as MatmulOps>::linear_with(
@@ -368,14 +373,18 @@ fn linear_then<const D: usize>(layer: &Linear, x: Tensor<D>, gelu: bool) -> Tens
     if gelu { crate::nn::gelu_tanh(y) } else { y }
 }
 
-/// Whether the hand-written product takes `x` (`rows` × `k`, bf16) times a `[k, n]` weight on
-/// `x`'s device: sizes it takes ([`hand::unsupported`]) and a variant that passed
-/// [`hand_available`] there.
+/// Whether the hand-written product `kernel` takes `x` (`rows` × `k`, bf16) times a `[k, n]`
+/// weight on `x`'s device: sizes it takes ([`hand::unsupported`]), and — by
+/// [`hand_available`] there — the variant it fixes passed, or for `hand` any did.
 #[cfg(feature = "cube")]
-fn hand_takes<const D: usize>(x: &Tensor<D>, rows: usize, n: usize, k: usize) -> bool {
+fn hand_takes<const D: usize>(x: &Tensor<D>, rows: usize, n: usize, k: usize, kernel: MatmulKernel) -> bool {
+    let MatmulKernel::Hand(i) = kernel else {
+        return false;
+    };
+    let wanted = if i == 0 { u8::MAX } else { 1 << (i - 1) };
     x.dtype() == burn::tensor::DType::BF16
         && hand::unsupported(rows, n, k).is_none()
-        && hand_available(&x.device()) != 0
+        && hand_available(&x.device()) & wanted != 0
 }
 
 /// Which of `hand::HAND_VARIANTS` run correctly on `device` (bit i = variant i): 0 off CUDA;
